@@ -1,0 +1,310 @@
+"""The one typed training configuration.
+
+``config/model_config.yaml`` is parsed once (``yaml.safe_load``) into a frozen
+:class:`Config`. Every section and key is declared here with its type; an unknown or
+misspelled key, a wrong type or an out-of-range value raises :class:`ConfigError`
+naming the file and the key (``model.embeding_dim``), so a typo never silently falls
+back to a default.
+
+Layout::
+
+    Config
+    ├── experiment_name   run directories are <experiment_name>_<timestamp>
+    ├── seed
+    ├── features: FeatureSpec   label / categorical / numeric column names
+    ├── data: DataConfig        features_dir, min_frequency, numeric_nan
+    ├── model: ModelConfig      name and hyperparameters
+    ├── training: TrainingConfig optimiser, batch size, epochs, patience, device
+    └── output: OutputConfig    runs_dir
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from ml import paths
+
+MODEL_NAMES = ("logreg", "dcnv2", "deepfm")
+NUMERIC_NAN_POLICIES = ("error", "impute")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """The configuration file or a value in it is invalid."""
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which parquet columns are the label, categorical and numeric features.
+
+    Any parquet data with these columns trains; either feature list may be empty,
+    but not both.
+    """
+
+    label: str = "click"
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+
+    @property
+    def feature_columns(self) -> tuple[str, ...]:
+        return self.categorical + self.numeric
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        return (self.label, *self.categorical, *self.numeric)
+
+    def _check(self, where: str) -> None:
+        if not self.categorical and not self.numeric:
+            raise ConfigError(f"{where}: features lists no categorical and no numeric column")
+        seen: set[str] = set()
+        for col in self.all_columns:
+            if not col:
+                raise ConfigError(f"{where}: features has an empty column name")
+            if col in seen:
+                raise ConfigError(
+                    f"{where}: column {col!r} is listed twice in features "
+                    "(label, categorical and numeric must be disjoint)"
+                )
+            seen.add(col)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "categorical": list(self.categorical),
+            "numeric": list(self.numeric),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: str = "features") -> FeatureSpec:
+        spec = _build(cls, raw, where)
+        spec._check(where)
+        return spec
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    # Directory holding {train,val,test}/data.parquet (relative to the base directory).
+    features_dir: str = paths.FEATURES_DIR
+    # Categories seen fewer times than this in train map to the out-of-vocabulary bucket.
+    min_frequency: int = 2
+    # NaN/inf in a numeric column: "error" rejects the data, "impute" replaces them with
+    # the train mean (after clipping inf) and adds nothing else.
+    numeric_nan: str = "impute"
+
+    def _check(self, where: str) -> None:
+        if self.min_frequency < 1:
+            raise ConfigError(f"{where}.min_frequency must be >= 1, got {self.min_frequency}")
+        if self.numeric_nan not in NUMERIC_NAN_POLICIES:
+            raise ConfigError(
+                f"{where}.numeric_nan must be one of {NUMERIC_NAN_POLICIES}, "
+                f"got {self.numeric_nan!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # logreg (baseline), dcnv2 (cross network v2 + MLP) or deepfm (FM + MLP).
+    name: str = "dcnv2"
+    embedding_dim: int = 16
+    hidden_units: tuple[int, ...] = (256, 128)
+    cross_layers: int = 3  # dcnv2 only
+    dropout: float = 0.1
+
+    def _check(self, where: str) -> None:
+        if self.name not in MODEL_NAMES:
+            raise ConfigError(f"{where}.name must be one of {MODEL_NAMES}, got {self.name!r}")
+        if self.embedding_dim < 1:
+            raise ConfigError(f"{where}.embedding_dim must be >= 1, got {self.embedding_dim}")
+        if any(h < 1 for h in self.hidden_units):
+            raise ConfigError(f"{where}.hidden_units must be positive, got {self.hidden_units}")
+        if self.cross_layers < 0:
+            raise ConfigError(f"{where}.cross_layers must be >= 0, got {self.cross_layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{where}.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 4096
+    epochs: int = 30
+    # Stop after this many epochs without a better validation AUC.
+    patience: int = 3
+    # auto: CUDA when available, else CPU.
+    device: str = "auto"
+    # CPU threads for torch; null keeps torch's default.
+    num_threads: int | None = None
+
+    def _check(self, where: str) -> None:
+        if self.learning_rate <= 0:
+            raise ConfigError(f"{where}.learning_rate must be > 0, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"{where}.weight_decay must be >= 0, got {self.weight_decay}")
+        if self.batch_size < 1:
+            raise ConfigError(f"{where}.batch_size must be >= 1, got {self.batch_size}")
+        if self.epochs < 1:
+            raise ConfigError(f"{where}.epochs must be >= 1, got {self.epochs}")
+        if self.patience < 1:
+            raise ConfigError(f"{where}.patience must be >= 1, got {self.patience}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"{where}.device must be one of {DEVICES}, got {self.device!r}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ConfigError(f"{where}.num_threads must be >= 1 or null, got {self.num_threads}")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    # Run directories are created here (relative to the base directory).
+    runs_dir: str = paths.RUNS_DIR
+
+
+@dataclass(frozen=True)
+class Config:
+    experiment_name: str = "ctr_model"
+    seed: int = 42
+    features: FeatureSpec = field(default_factory=FeatureSpec)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON form: equal configs hash equal whatever the YAML layout."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with overrides: ``cfg.replace(training={"epochs": 2})``."""
+        raw = self.to_dict()
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(raw.get(key), dict):
+                raw[key] = {**raw[key], **value}
+            else:
+                raw[key] = value
+        return config_from_dict(raw)
+
+
+def config_from_dict(raw: Any, where: str = "config") -> Config:
+    """Build and validate a :class:`Config` from plain data (as parsed from YAML)."""
+    if raw is None:
+        raw = {}
+    cfg = _build(Config, raw, where)
+    cfg.features._check(f"{where}: features")
+    cfg.data._check("data")
+    cfg.model._check("model")
+    cfg.training._check("training")
+    if not cfg.experiment_name or "/" in cfg.experiment_name:
+        raise ConfigError(
+            f"{where}: experiment_name must be a non-empty name without '/', "
+            f"got {cfg.experiment_name!r}"
+        )
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str] = paths.DEFAULT_CONFIG) -> Config:
+    """Load the YAML file at ``path`` (relative paths resolve against the base directory)."""
+    resolved = paths.resolve(path)
+    if not resolved.is_file():
+        raise ConfigError(
+            f"config file {resolved} does not exist; pass --config with the path of a YAML "
+            f"file such as {paths.DEFAULT_CONFIG}"
+        )
+    try:
+        raw = yaml.safe_load(resolved.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{resolved} is not valid YAML: {exc}") from exc
+    try:
+        return config_from_dict(raw, where=str(resolved))
+    except ConfigError as exc:
+        msg = str(exc)
+        if not msg.startswith(str(resolved)):
+            msg = f"{resolved}: {msg}"
+        raise ConfigError(msg) from None
+
+
+# --- strict dataclass building ------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], raw: Any, where: str) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}"
+            + (f" (and {unknown[1:]})" if len(unknown) > 1 else "")
+            + f"; allowed keys: {sorted(fields)}"
+        )
+    values = {
+        name: _coerce(hints[name], value, f"{where}.{name}" if where != "config" else name)
+        for name, value in raw.items()
+    }
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)  # type: ignore[arg-type]
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where)
+    if origin is tuple:
+        (inner, _) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {where}")  # internal invariant
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def write_config(cfg: Config, path: Path) -> None:
+    """Write ``cfg`` as YAML (the form ``load_config`` reads back)."""
+    path.write_text(cfg.to_yaml())

@@ -1,0 +1,60 @@
+"""One base directory for every path the project reads or writes.
+
+A shell, an Airflow worker and a test run in different working directories, so no
+path here is ever resolved against the current directory. The base directory is:
+
+1. ``$CTR_PIPELINE_HOME`` when set;
+2. otherwise the project checkout that holds this package (the directory with
+   ``pyproject.toml`` above ``ml/``).
+
+Relative paths (in the config, on the command line, in DAG params) resolve against
+it; absolute paths are used as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "CTR_PIPELINE_HOME"
+
+#: Default locations under the base directory (the spec's layout).
+FEATURES_DIR = "data/features/v1"
+RUNS_DIR = "experiments/runs"
+MODELS_DIR = "models"
+DEFAULT_CONFIG = "config/model_config.yaml"
+
+
+class BaseDirError(RuntimeError):
+    """The base directory cannot be determined or does not exist."""
+
+
+def base_dir() -> Path:
+    """Return the project's base directory (absolute), read from the environment each call."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        path = Path(env).expanduser()
+        if not path.is_absolute():
+            raise BaseDirError(
+                f"{ENV_VAR}={env!r} is relative; set it to an absolute path "
+                f"(e.g. {ENV_VAR}=$PWD)"
+            )
+        if not path.is_dir():
+            raise BaseDirError(
+                f"{ENV_VAR}={env!r} is not a directory; create it or point {ENV_VAR} at "
+                "the project checkout"
+            )
+        return path
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout
+    raise BaseDirError(
+        f"cannot find the project base directory: set {ENV_VAR} to the directory that "
+        "holds data/, experiments/ and models/"
+    )
+
+
+def resolve(path: str | os.PathLike[str]) -> Path:
+    """Resolve ``path`` against the base directory unless it is absolute."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else base_dir() / p
