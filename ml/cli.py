@@ -37,22 +37,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from ml.config import ConfigError
-    from ml.paths import BaseDirError
+#: Exceptions whose message tells the user what to fix: printed as one line, exit 2.
+#: Matched by qualified class name so that reporting an error never imports torch.
+_USER_ERRORS = frozenset(
+    {
+        "ml.cli.UserError",
+        "ml.config.ConfigError",
+        "ml.paths.BaseDirError",
+        "ml.data.validate.FeatureValidationError",
+        "ml.registry.errors.RegistryError",
+        "ml.training.trainer.TrainingError",
+    }
+)
 
-    types: list[type[BaseException]] = [UserError, ConfigError, BaseDirError]
-    for mod, name in (
-        ("ml.data.validate", "FeatureValidationError"),
-        ("ml.registry.errors", "RegistryError"),
-        ("ml.training.trainer", "TrainingError"),
-    ):
-        try:
-            module = __import__(mod, fromlist=[name])
-            types.append(getattr(module, name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(types)
+
+def _is_user_error(exc: BaseException) -> bool:
+    return any(f"{cls.__module__}.{cls.__qualname__}" in _USER_ERRORS for cls in type(exc).__mro__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if isinstance(exc, _user_error_types()):
+        if _is_user_error(exc):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise

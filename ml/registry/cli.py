@@ -1,0 +1,277 @@
+"""``ctr-pipeline registry ...``: inspect, promote, roll back, verify and clean the registry.
+
+Human-readable tables by default; ``--json`` prints one JSON document for scripts.
+Errors the user can fix raise :class:`RegistryError` (``error: ...``, exit code 2);
+``verify`` exits 1 when a file differs from its manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ml import paths
+from ml.registry.model_registry import (
+    DEFAULT_GC_MIN_AGE,
+    PRODUCTION,
+    STAGES,
+    STAGING,
+    ModelRegistry,
+)
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add the ``registry`` command and its subcommands to ``ctr-pipeline``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--base-dir",
+        default=paths.MODELS_DIR,
+        help="registry root (relative paths resolve against $CTR_PIPELINE_HOME); "
+        "default: %(default)s",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    reg = subparsers.add_parser(
+        "registry", help="list, promote, roll back and verify registered models"
+    )
+    sub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND", required=True)
+
+    p = sub.add_parser("list", parents=[common], help="models and their versions")
+    p.add_argument("--stage", choices=[*STAGES, "all"], default="all")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("show", parents=[common], help="metadata and files of one version")
+    p.add_argument("name")
+    p.add_argument("ref", nargs="?", default="latest", help="vN, latest or current")
+    p.add_argument("--stage", choices=STAGES, default=None)
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser("latest", parents=[common], help="the highest version in a stage")
+    p.add_argument("name")
+    p.add_argument("--stage", choices=STAGES, default=STAGING)
+    p.set_defaults(func=_latest)
+
+    p = sub.add_parser("register", parents=[common], help="register a complete training run")
+    p.add_argument("run_dir")
+    p.add_argument("--name", default="ctr_model")
+    p.add_argument("--force", action="store_true", help="new version even if already registered")
+    p.add_argument("--dag-id", default=None)
+    p.add_argument("--run-id", default=None)
+    p.set_defaults(func=_register)
+
+    p = sub.add_parser("promote", parents=[common], help="copy a staging version to production")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--reason", default=None)
+    p.set_defaults(func=_promote)
+
+    p = sub.add_parser("rollback", parents=[common], help="point current at the previous version")
+    p.add_argument("name")
+    p.add_argument("--reason", default=None)
+    p.set_defaults(func=_rollback)
+
+    p = sub.add_parser("history", parents=[common], help="registrations, promotions, rollbacks")
+    p.add_argument("name")
+    p.set_defaults(func=_history)
+
+    p = sub.add_parser("verify", parents=[common], help="recompute digests against manifests")
+    p.add_argument("name")
+    p.add_argument("versions", nargs="*", help="versions to check (default: all in the stage)")
+    p.add_argument("--stage", choices=STAGES, default=STAGING)
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("delete", parents=[common], help="soft-delete (archive) a version")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--stage", choices=STAGES, default=STAGING)
+    p.add_argument("--force", action="store_true", help="even if it is production's current")
+    p.add_argument("--reason", default=None)
+    p.set_defaults(func=_delete)
+
+    p = sub.add_parser("gc", parents=[common], help="remove what crashed writers left behind")
+    p.add_argument(
+        "--min-age",
+        type=float,
+        default=DEFAULT_GC_MIN_AGE,
+        help="only leftovers older than this many seconds (default: %(default)g)",
+    )
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(func=_gc)
+
+
+def _registry(args: argparse.Namespace) -> ModelRegistry:
+    return ModelRegistry(args.base_dir)
+
+
+def _emit(args: argparse.Namespace, data: Any, lines: Sequence[str]) -> None:
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    cells = [[str(h) for h in header]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*cells[0]), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*row).rstrip() for row in cells[1:]]
+    return out
+
+
+def _list(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    data = {stage: reg.list_models(stage) for stage in stages}
+    rows = []
+    for stage in stages:
+        for name, versions in data[stage].items():
+            current = reg.current_version(name) if stage == PRODUCTION else None
+            shown = versions if len(versions) <= 8 else [*versions[:3], "...", *versions[-4:]]
+            rows.append((stage, name, len(versions), versions[-1], current, " ".join(shown)))
+    lines = (
+        _table(("stage", "model", "count", "latest", "current", "versions"), rows)
+        if rows
+        else [f"no models under {reg.base_dir}"]
+    )
+    _emit(args, data if args.stage == "all" else data[args.stage], lines)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    info = _registry(args).show(args.name, args.ref, args.stage)
+    meta = info["metadata"]
+    metrics = meta.get("metrics", {})
+    lines = [
+        f"{info['name']} {info['version']} ({info['stage']})"
+        + ("  <- current" if info["current"] else ""),
+        f"  path:        {info['path']}",
+        f"  created:     {meta.get('created_at')} by {meta.get('created_by')}",
+        f"  source run:  {meta.get('source', {}).get('run_dir')}",
+        f"  dag/run id:  {meta.get('source', {}).get('dag_id')} / "
+        f"{meta.get('source', {}).get('run_id')}",
+        f"  data:        {(meta.get('data_fingerprint') or {}).get('digest')}",
+        f"  config:      {meta.get('config_digest')}",
+        f"  git commit:  {meta.get('code_version', {}).get('git_commit')}",
+        "  metrics:     "
+        + ", ".join(
+            f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in metrics.items()
+            if k.startswith(("test_", "val_"))
+        ),
+        "  files:",
+        *(
+            f"    {fname:<14} {entry.get('size', 0):>12,} B  sha256 {entry.get('sha256', '')[:16]}"
+            for fname, entry in info["files"].items()
+        ),
+    ]
+    _emit(args, info, lines)
+    return 0
+
+
+def _latest(args: argparse.Namespace) -> int:
+    version = _registry(args).get_latest_version(args.name, args.stage)
+    _emit(args, {"name": args.name, "stage": args.stage, "version": version}, [version])
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    result = _registry(args).register(
+        args.run_dir, args.name, dag_id=args.dag_id, run_id=args.run_id, force=args.force
+    )
+    verb = "registered" if result.created else "already registered as"
+    _emit(
+        args,
+        result.to_dict(),
+        [f"✅ Model {verb}: {result.name} {result.version} (staging)", f"   Path: {result.path}"],
+    )
+    return 0
+
+
+def _promote(args: argparse.Namespace) -> int:
+    p = _registry(args).promote_to_production(args.name, args.version, args.reason)
+    line = (
+        f"✅ {p.name} {p.version} promoted to production (current: {p.previous} -> {p.version})"
+        if p.changed
+        else f"{p.name} {p.version} is already production's current version"
+    )
+    _emit(args, p.to_dict(), [line, f"   Path: {p.path}"])
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    p = _registry(args).rollback(args.name, args.reason)
+    _emit(args, p.to_dict(), [f"↩️  {p.name} rolled back: current {p.previous} -> {p.version}"])
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    events = _registry(args).history(args.name)
+    rows = []
+    for ev in events:
+        if ev.get("event") in ("promote", "rollback"):
+            what = f"{ev.get('from') or '-'} -> {ev.get('to')}"
+        else:
+            what = f"{ev.get('stage', '')} {ev.get('version', '')}".strip()
+        rows.append((ev.get("at"), ev.get("event"), what, ev.get("by"), ev.get("reason") or ""))
+    lines = _table(("when", "event", "what", "by", "reason"), rows) if rows else ["no history"]
+    _emit(args, events, lines)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    versions = args.versions or reg.list_versions(args.name, args.stage)
+    if not versions:
+        reg.get_latest_version(args.name, args.stage)  # raises the not-found error
+    reports = [reg.verify(args.name, v, args.stage) for v in versions]
+    lines = []
+    for r in reports:
+        lines.append(
+            f"{'✅' if r.ok else '❌'} {r.name} {r.version} ({r.stage}): "
+            + ("ok" if r.ok else f"{len(r.problems)} problem(s)")
+        )
+        lines += [f"   {problem}" for problem in r.problems]
+    _emit(args, [r.to_dict() for r in reports], lines)
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def _delete(args: argparse.Namespace) -> int:
+    dest = _registry(args).delete(
+        args.name, args.version, args.stage, force=args.force, reason=args.reason
+    )
+    data = {
+        "name": args.name,
+        "version": args.version,
+        "stage": args.stage,
+        "archived_to": str(dest),
+    }
+    _emit(args, data, [f"🗑️  {args.name} {args.version} ({args.stage}) archived to {dest}"])
+    return 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    report = _registry(args).gc(args.min_age, dry_run=args.dry_run)
+    verb = "would remove" if report.dry_run else "removed"
+    lines = (
+        [f"{verb}: {p}" for p in report.removed]
+        + [f"{'would archive' if report.dry_run else 'archived'}: {p}" for p in report.archived]
+        + [f"kept: {p}" for p in report.kept]
+    )
+    _emit(args, report.to_dict(), lines or ["nothing to clean"])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``registry`` subcommands on their own (``python -m ml.registry.cli list``)."""
+    from ml.cli import main as cli_main
+
+    return cli_main(["registry", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
