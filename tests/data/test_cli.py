@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from ml.cli import main
+from ml.data.schema import split_path
+
+
+def test_cli_generate_then_validate(project_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "generate", "--rows", "1200", "--seed", "5"]) == 0
+    out = capsys.readouterr().out
+    features = project_home / "data/features/v1"
+    assert "✅ train: data/features/v1/train/data.parquet (840 rows, CTR" in out
+    assert "oracle AUC val" in out
+    schema = json.loads((features / "schema.json").read_text())
+    assert schema["seed"] == 5
+    assert schema["rows"] == {"train": 840, "val": 180, "test": 180}
+
+    assert main(["data", "validate"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("✅ train data: data/features/v1/train/data.parquet (")
+    assert out[1].startswith("✅ val data: data/features/v1/val/data.parquet (")
+    assert out[2].startswith("✅ test data: data/features/v1/test/data.parquet (")
+    assert out[3].startswith("features valid")
+
+
+def test_cli_generate_split_and_out(project_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["data", "generate", "--out", "elsewhere", "--rows", "1000", "--split", "0.6,0.2,0.2"])
+        == 0
+    )
+    assert pq.ParquetFile(split_path(project_home / "elsewhere", "val")).metadata.num_rows == 200
+
+
+def test_cli_generate_existing_needs_overwrite(
+    project_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["data", "generate", "--rows", "300"]) == 0
+    capsys.readouterr()
+    assert main(["data", "generate", "--rows", "300"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert "data/features/v1 already exists and is not empty; pass --overwrite" in err
+    assert main(["data", "generate", "--rows", "400", "--overwrite"]) == 0
+
+
+def test_cli_generate_bad_split(project_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "generate", "--split", "0.5,0.1,0.1"]) == 2
+    assert "split fractions must sum to 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["data", "generate", "--split", "a,b"])
+    assert "three comma-separated fractions" in capsys.readouterr().err
+
+
+def test_cli_validate_reports_every_problem(
+    project_home: Path, tiny_features_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    features = project_home / "feats"
+    shutil.copytree(tiny_features_dir, features)
+    split_path(features, "val").write_bytes(b"")
+    table = pq.read_table(split_path(features, "test")).drop_columns(["ad_position"])
+    pq.write_table(table, split_path(features, "test"))
+    assert main(["data", "validate", "--features-dir", "feats"]) == 2
+    err = capsys.readouterr().err
+    assert "error: 2 problem(s) with the features in feats:" in err
+    assert "feats/val/data.parquet is empty (0 bytes)" in err
+    assert "feats/test/data.parquet: categorical column 'ad_position' is missing" in err
+
+
+def test_cli_validate_missing_dir(project_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["data", "validate"]) == 2
+    assert "features directory data/features/v1 does not exist" in capsys.readouterr().err
+
+
+def test_cli_validate_numeric_nan_flag(
+    project_home: Path, tiny_features_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    features = project_home / "feats"
+    shutil.copytree(tiny_features_dir, features)
+    table = pq.read_table(split_path(features, "train"))
+    x = table["ad_quality"].to_numpy().copy()
+    x[0] = np.nan
+    idx = table.schema.get_field_index("ad_quality")
+    pq.write_table(table.set_column(idx, "ad_quality", pa.array(x)), split_path(features, "train"))
+
+    assert main(["data", "validate", "--features-dir", "feats"]) == 0
+    assert "⚠️  feats/train/data.parquet: numeric column 'ad_quality' has 1 NaN" in (
+        capsys.readouterr().out
+    )
+    assert main(["data", "validate", "--features-dir", "feats", "--numeric-nan", "error"]) == 2
+    assert "data.numeric_nan is 'error'" in capsys.readouterr().err
