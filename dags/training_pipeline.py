@@ -1,0 +1,204 @@
+"""
+### training_pipeline
+
+Train the PyTorch CTR model, gate it on quality, register it, notify.
+
+`validate_features >> train_model >> evaluate_model >> register_model >> notify_completion`
+
+| XCom key | from | to |
+|---|---|---|
+| `features_path` | validate_features | train_model |
+| `run_dir` | train_model | evaluate_model, register_model |
+| `metrics` | evaluate_model | register_model, notify_completion |
+| `model_version`, `registered_path` | register_model | notify_completion |
+
+- **Quality gates** (`evaluate_model`): `test_auc >= min_auc`, `test_accuracy >=
+  min_accuracy`, and no more than `max_auc_drop` of test AUC lost against the production
+  model scored on the same test split. A failed gate fails the run without retrying;
+  nothing is registered.
+- **Idempotent**: the training run directory is keyed by the DAG run, a retried
+  `train_model` resumes from its last epoch checkpoint, and the registry registers one
+  training run once.
+- **Schedule**: `$CTR_TRAINING_SCHEDULE` = `@weekly` (default) | `@daily` | cron | `none` |
+  `asset` (after `feature_engineering_pipeline` refreshes the features), no catch-up.
+- **Notifications**: a `slackwebhook` connection `slack_webhook` receives the success
+  summary and failures; without it they are log-only.
+
+The task bodies live in `training_pipeline_tasks.py`; see docs/airflow.md.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+import training_pipeline_tasks as tasks
+from airflow.sdk import Param, dag, get_current_context, task
+
+from ml import paths
+
+PARAMS = {
+    "config_path": Param(
+        paths.DEFAULT_CONFIG,
+        type="string",
+        minLength=1,
+        description="Training config YAML (relative to the project base directory).",
+    ),
+    "features_path": Param(
+        paths.FEATURES_DIR,
+        type="string",
+        minLength=1,
+        description="Directory with {train,val,test}/data.parquet and schema.json.",
+    ),
+    "model_name": Param(
+        "ctr_model",
+        type="string",
+        pattern=tasks.MODEL_NAME_PATTERN,
+        description="Registry name: a letter or digit, then letters, digits, '_', '.', '-'.",
+    ),
+    "min_auc": Param(0.65, type="number", minimum=0, maximum=1, description="Gate: test AUC."),
+    "min_accuracy": Param(
+        0.60, type="number", minimum=0, maximum=1, description="Gate: test accuracy."
+    ),
+    "max_auc_drop": Param(
+        0.005,
+        type="number",
+        minimum=0,
+        maximum=1,
+        description="Gate: largest test-AUC drop allowed versus the production model.",
+    ),
+    "auto_promote": Param(
+        False, type="boolean", description="Promote the new version when every gate passes."
+    ),
+    "epochs": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        maximum=10_000,
+        description="Override training.epochs from the config (null: keep it).",
+    ),
+}
+
+
+def _ctx() -> tuple[dict[str, Any], str, str, Any]:
+    """(params, dag_id, run_id, dag_run) of the running task."""
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    return dict(context["params"]), dag_run.dag_id, context["run_id"], dag_run
+
+
+def _push(values: dict[str, Any]) -> None:
+    # Pushed under their own keys (not as return_value) so Admin -> XComs shows exactly
+    # the spec's keys: features_path, run_dir, metrics, model_version, registered_path.
+    ti = get_current_context()["ti"]
+    for key, value in values.items():
+        ti.xcom_push(key=key, value=value)
+
+
+@dag(
+    dag_id=tasks.DAG_ID,
+    schedule=tasks.training_schedule(),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ml", "ctr", "training"],
+    doc_md=__doc__,
+    params=PARAMS,
+    default_args={
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": tasks.notify_failure,
+    },
+)
+def training_pipeline() -> None:
+    xcom = {"multiple_outputs": True, "do_xcom_push": False}
+
+    @task(**xcom)
+    def validate_features() -> None:
+        """Check the train/val/test splits; push `features_path`."""
+        params, *_ = _ctx()
+        tasks.check_conf_keys(get_current_context()["dag_run"].conf, PARAMS)
+        _push(tasks.validate_features(params["features_path"], params["config_path"]))
+
+    @task(
+        retries=2,
+        retry_delay=timedelta(minutes=1),
+        execution_timeout=timedelta(hours=2),
+        **xcom,
+    )
+    def train_model(features_path: str | None) -> None:
+        """Train (resuming a previous try's checkpoint); push `run_dir`."""
+        params, dag_id, run_id, dag_run = _ctx()
+        _push(
+            tasks.train_model(
+                features_path,
+                config_path=params["config_path"],
+                default_features_path=params["features_path"],
+                epochs=params["epochs"],
+                dag_id=dag_id,
+                run_id=run_id,
+                started_at=dag_run.run_after or dag_run.start_date,
+            )
+        )
+
+    @task(**xcom)
+    def evaluate_model(run_dir: str | None) -> None:
+        """Quality gates and champion/challenger; push `metrics` or fail without retry."""
+        params, *_ = _ctx()
+        _push(
+            tasks.evaluate_model(
+                run_dir,
+                config_path=params["config_path"],
+                model_name=params["model_name"],
+                min_auc=params["min_auc"],
+                min_accuracy=params["min_accuracy"],
+                max_auc_drop=params["max_auc_drop"],
+            )
+        )
+
+    @task(**xcom)
+    def register_model(run_dir: str | None, metrics: dict[str, Any] | None) -> None:
+        """Register in staging (once per training run); push `model_version`, `registered_path`."""
+        params, dag_id, run_id, _ = _ctx()
+        _push(
+            tasks.register_model(
+                run_dir,
+                metrics,
+                config_path=params["config_path"],
+                model_name=params["model_name"],
+                min_auc=params["min_auc"],
+                min_accuracy=params["min_accuracy"],
+                max_auc_drop=params["max_auc_drop"],
+                auto_promote=params["auto_promote"],
+                dag_id=dag_id,
+                run_id=run_id,
+            )
+        )
+
+    @task
+    def notify_completion(
+        metrics: dict[str, Any] | None, model_version: str | None, registered_path: str | None
+    ) -> None:
+        """Log the summary; post it to Slack when a webhook connection exists."""
+        params, dag_id, run_id, _ = _ctx()
+        tasks.notify_completion(
+            metrics,
+            model_version,
+            registered_path,
+            model_name=params["model_name"],
+            dag_id=dag_id,
+            run_id=run_id,
+        )
+
+    features = validate_features()
+    trained = train_model(features["features_path"])
+    evaluated = evaluate_model(trained["run_dir"])
+    registered = register_model(trained["run_dir"], evaluated["metrics"])
+    notify_completion(
+        evaluated["metrics"], registered["model_version"], registered["registered_path"]
+    )
+
+
+training_pipeline()

@@ -1,0 +1,233 @@
+"""Quality gates a trained model must pass before it is registered.
+
+Pure functions over metric dicts: no I/O, no Airflow, no torch. The training DAG's
+``evaluate_model`` task computes the numbers (the run's test metrics and, when a
+production model exists, that model's score on the same test split) and hands them
+here; a failed gate stops the run before anything is registered.
+
+Gates:
+
+- ``min_auc`` / ``min_accuracy``: absolute floors on ``test_auc`` / ``test_accuracy``
+  (the spec's thresholds).
+- ``champion``: the new model (challenger) may not lose more than ``max_auc_drop`` of
+  test AUC against the production model (champion). With no production model the gate
+  passes and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Metric name -> the gate parameter that sets its floor.
+THRESHOLD_METRICS = {"test_auc": "min_auc", "test_accuracy": "min_accuracy"}
+
+DEFAULT_MAX_AUC_DROP = 0.005
+
+
+class GateConfigError(ValueError):
+    """A gate threshold is out of range (names the parameter and the value)."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The outcome of one gate.
+
+    Attributes:
+        name: Gate name (``min_auc``, ``min_accuracy``, ``champion``).
+        passed: Whether the model passed.
+        message: One human sentence naming the metric, its value and the threshold.
+        value: The measured value (``None`` when missing).
+        threshold: The threshold it was compared with (``None`` when not applicable).
+    """
+
+    name: str
+    passed: bool
+    message: str
+    value: float | None = None
+    threshold: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The production model's score on the challenger's test split."""
+
+    version: str
+    test_auc: float
+    test_accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """All gate results for one model; ``passed`` only when every gate passed."""
+
+    results: tuple[GateResult, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> tuple[GateResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+    def summary(self) -> str:
+        """One line per failed gate, or a pass line; used as the task's failure message."""
+        if self.passed:
+            return "all quality gates passed: " + "; ".join(r.message for r in self.results)
+        return "quality gate failed: " + "; ".join(r.message for r in self.failures)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "results": [r.to_dict() for r in self.results]}
+
+
+def _check_fraction(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GateConfigError(f"{name} must be a number between 0 and 1, got {value!r}")
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise GateConfigError(f"{name} must be between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def _metric(metrics: Mapping[str, Any], key: str) -> float | None:
+    value = metrics.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def check_threshold(metrics: Mapping[str, Any], metric: str, threshold: float) -> GateResult:
+    """Check that ``metrics[metric] >= threshold``.
+
+    Args:
+        metrics: The run's metrics (``metrics.json``).
+        metric: ``test_auc`` or ``test_accuracy``.
+        threshold: The floor, between 0 and 1.
+
+    Returns:
+        The gate result; a missing or NaN metric fails the gate.
+
+    Raises:
+        GateConfigError: ``threshold`` is not a number in [0, 1].
+    """
+    gate = THRESHOLD_METRICS.get(metric, f"min_{metric}")
+    threshold = _check_fraction(gate, threshold)
+    value = _metric(metrics, metric)
+    if value is None:
+        return GateResult(
+            gate,
+            False,
+            f"{metric} is missing from the run's metrics (got {metrics.get(metric)!r}); "
+            f"cannot compare it with {gate}={threshold:.4f}",
+            None,
+            threshold,
+        )
+    if value < threshold:
+        return GateResult(
+            gate,
+            False,
+            f"{metric} {value:.4f} is below the threshold {gate}={threshold:.4f}",
+            value,
+            threshold,
+        )
+    return GateResult(
+        gate, True, f"{metric} {value:.4f} >= {gate}={threshold:.4f}", value, threshold
+    )
+
+
+def check_champion(
+    challenger_auc: float | None, champion: Champion | None, max_auc_drop: float
+) -> GateResult:
+    """Champion/challenger: fail when the new model's test AUC drops too far below production.
+
+    Args:
+        challenger_auc: The new model's test AUC, scored on the same split as the champion.
+        champion: The production model's score, or ``None`` when there is none.
+        max_auc_drop: The largest AUC drop allowed versus production, between 0 and 1.
+
+    Returns:
+        The gate result (passes, saying so, when there is no production model).
+
+    Raises:
+        GateConfigError: ``max_auc_drop`` is not a number in [0, 1].
+    """
+    max_auc_drop = _check_fraction("max_auc_drop", max_auc_drop)
+    if champion is None:
+        return GateResult(
+            "champion",
+            True,
+            "no production model yet: champion/challenger gate passes",
+            challenger_auc,
+            None,
+        )
+    if challenger_auc is None or math.isnan(challenger_auc):
+        return GateResult(
+            "champion",
+            False,
+            f"the new model has no test AUC to compare with production {champion.version} "
+            f"({champion.test_auc:.4f})",
+            None,
+            champion.test_auc - max_auc_drop,
+        )
+    floor = champion.test_auc - max_auc_drop
+    drop = champion.test_auc - challenger_auc
+    if challenger_auc < floor:
+        return GateResult(
+            "champion",
+            False,
+            f"test_auc {challenger_auc:.4f} is {drop:.4f} below production {champion.version} "
+            f"({champion.test_auc:.4f}); the largest drop allowed is max_auc_drop="
+            f"{max_auc_drop:.4f}",
+            challenger_auc,
+            floor,
+        )
+    verb = "above" if drop <= 0 else "below"
+    return GateResult(
+        "champion",
+        True,
+        f"test_auc {challenger_auc:.4f} is {abs(drop):.4f} {verb} production "
+        f"{champion.version} ({champion.test_auc:.4f}), within max_auc_drop={max_auc_drop:.4f}",
+        challenger_auc,
+        floor,
+    )
+
+
+def evaluate_gates(
+    metrics: Mapping[str, Any],
+    *,
+    min_auc: float,
+    min_accuracy: float,
+    max_auc_drop: float = DEFAULT_MAX_AUC_DROP,
+    champion: Champion | None = None,
+    challenger_auc: float | None = None,
+) -> GateReport:
+    """Run every gate on one model.
+
+    Args:
+        metrics: The run's metrics; ``test_auc`` and ``test_accuracy`` are checked.
+        min_auc: Floor on ``test_auc``.
+        min_accuracy: Floor on ``test_accuracy``.
+        max_auc_drop: Largest AUC drop allowed versus the production model.
+        champion: The production model's score on the same test split, if one exists.
+        challenger_auc: The new model's AUC on that same split (defaults to
+            ``metrics["test_auc"]``).
+
+    Returns:
+        A :class:`GateReport`; ``report.passed`` is the verdict.
+
+    Raises:
+        GateConfigError: A threshold is out of range.
+    """
+    if challenger_auc is None:
+        challenger_auc = _metric(metrics, "test_auc")
+    results = (
+        check_threshold(metrics, "test_auc", min_auc),
+        check_threshold(metrics, "test_accuracy", min_accuracy),
+        check_champion(challenger_auc, champion, max_auc_drop),
+    )
+    return GateReport(results)

@@ -1,0 +1,81 @@
+"""ml.notifications: the spec's log lines and the notification texts."""
+
+from __future__ import annotations
+
+from ml.notifications import (
+    failure_message,
+    metrics_lines,
+    registered_lines,
+    slack_payload,
+    success_message,
+)
+
+
+def test_metrics_lines_match_the_spec_layout() -> None:
+    lines = metrics_lines({"test_auc": 0.78912, "test_accuracy": 0.7453, "val_auc": 0.8, "n": 3})
+    assert lines == ["📊 Model Metrics:", "   test_accuracy: 0.7453", "   test_auc: 0.7891"]
+
+
+def test_registered_lines_match_the_spec_layout() -> None:
+    assert registered_lines(
+        "ctr_model", "v1", "staging", "models/staging/ctr_model/v1", created=True
+    ) == [
+        "✅ Model registered: ctr_model v1 (staging)",
+        "   Path: models/staging/ctr_model/v1",
+    ]
+
+
+def test_registered_lines_rerun_says_no_new_version() -> None:
+    head, _ = registered_lines("ctr_model", "v4", "staging", "p", created=False)
+    assert "already registered: ctr_model v4" in head
+    assert "no new version" in head
+
+
+def test_success_message_summarises_run() -> None:
+    text = success_message(
+        model_name="ctr_model",
+        version="v2",
+        path="models/staging/ctr_model/v2",
+        metrics={"test_auc": 0.79, "test_accuracy": 0.75},
+        dag_id="training_pipeline",
+        run_id="manual__1",
+        gates=[{"name": "min_auc", "passed": True, "message": "ok"}],
+    )
+    lines = text.splitlines()
+    assert lines[0] == "🎉 Training Pipeline Complete!"
+    assert "   Model: ctr_model v2 (staging)" in lines
+    assert "   test_auc: 0.7900" in lines
+    assert "   ✅ gate min_auc: ok" in lines
+    assert any("ctr-pipeline registry promote ctr_model v2" in line for line in lines)
+
+
+def test_success_message_promoted_and_unknown_version() -> None:
+    promoted = success_message(
+        model_name="m",
+        version="v1",
+        path=None,
+        metrics=None,
+        dag_id="d",
+        run_id="r",
+        promoted=True,
+    )
+    assert "🚀 Promoted to production: m v1" in promoted
+    unknown = success_message(
+        model_name="m", version=None, path=None, metrics=None, dag_id="d", run_id="r"
+    )
+    assert "version unknown" in unknown
+
+
+def test_failure_message_names_task_error_and_log_url() -> None:
+    text = failure_message(
+        dag_id="training_pipeline",
+        run_id="manual__1",
+        task_id="evaluate_model",
+        error=RuntimeError("test_auc 0.61 is below the threshold min_auc=0.99"),
+        log_url="http://localhost:8080/dags/training_pipeline/runs/x/tasks/evaluate_model",
+        try_number=1,
+    )
+    assert text.splitlines()[0] == "❌ Training Pipeline FAILED at evaluate_model (attempt 1)"
+    assert "Error: RuntimeError: test_auc 0.61 is below the threshold min_auc=0.99" in text
+    assert "Log: http://localhost:8080/dags/training_pipeline/runs/x/tasks/evaluate_model" in text
+    assert slack_payload(text) == {"text": text}
