@@ -1,1 +1,1 @@
-"""ml.serving"""
+"""Load a trained or registered model and score raw feature rows."""

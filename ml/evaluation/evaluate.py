@@ -1,0 +1,92 @@
+"""Recompute a model's metrics from its checkpoint and the feature data.
+
+Training writes its own ``metrics.json``; these functions recompute the numbers
+independently from ``model_best.pt`` (or a registered ``model.pt``), so a gate or a
+person can check a run without trusting its files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ml import paths
+from ml.data.loading import load_split
+from ml.serving.predictor import Predictor
+from ml.training.metrics import binary_metrics
+
+
+def evaluate_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    features_dir: str | os.PathLike[str],
+    split: str = "test",
+) -> dict[str, Any]:
+    """Score one split with a checkpoint.
+
+    Args:
+        checkpoint: a checkpoint file, run directory or registry version directory.
+        features_dir: directory holding ``<split>/data.parquet``.
+        split: which split to score.
+
+    Returns:
+        ``{"auc", "logloss", "accuracy", "rows"}``.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded.
+        DataLoadError: the split file or one of the model's columns is missing.
+    """
+    predictor = Predictor.load(checkpoint)
+    df = load_split(features_dir, split, predictor.features)
+    probs = predictor.predict_proba(df)
+    return binary_metrics(df[predictor.features.label].to_numpy(), probs)
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike[str],
+    *,
+    split: str = "test",
+    features_dir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Recompute a training run's metrics on ``split`` (default: the test split).
+
+    Args:
+        run_dir: a run directory from :func:`ml.training.trainer.train`.
+        split: which split to score.
+        features_dir: override the data the run recorded in ``run.json``.
+
+    Returns:
+        ``{"<split>_auc", "<split>_logloss", "<split>_accuracy", "<split>_rows"}``.
+
+    Raises:
+        CheckpointError: no loadable ``model_best.pt``.
+        DataLoadError: the features are gone or lack the model's columns.
+    """
+    root = paths.resolve(run_dir)
+    if features_dir is None:
+        features_dir = _recorded_features_dir(root)
+    m = evaluate_checkpoint(root, features_dir, split)
+    return {f"{split}_{k}": v for k, v in m.items()}
+
+
+def _recorded_features_dir(run_dir: Any) -> str:
+    run_json = run_dir / "run.json"
+    if run_json.is_file():
+        try:
+            recorded = json.loads(run_json.read_text()).get("features_dir")
+        except ValueError:
+            recorded = None
+        if recorded:
+            return str(recorded)
+    # An unfinished run has no run.json yet; its checkpoint knows the config it used.
+    from ml.serving.predictor import load_checkpoint
+
+    cfg = load_checkpoint(run_dir).get("config", {})
+    recorded = cfg.get("data", {}).get("features_dir")
+    if not recorded:
+        from ml.data.loading import DataLoadError
+
+        raise DataLoadError(
+            f"{run_dir} records no features directory; pass features_dir (--features-dir)"
+        )
+    return str(recorded)

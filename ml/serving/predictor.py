@@ -1,0 +1,165 @@
+"""Score raw feature rows with a trained checkpoint.
+
+``Predictor.load(path)`` needs nothing but the checkpoint: it rebuilds the model from
+``model_name`` + ``model_args``, loads the weights and the fitted preprocessing, all
+with ``torch.load(..., weights_only=True)`` (no pickled code runs). ``predict_proba(df)``
+takes a DataFrame of raw feature columns as they appear in the parquet data:
+
+- a category never seen in training (or seen too rarely) maps to the OOV bucket;
+- a missing numeric value (NaN, None, inf) becomes the train mean;
+- a missing feature column is an error naming it; extra columns are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import torch
+from torch import nn
+
+from ml import paths
+from ml.config import FeatureSpec
+from ml.data.preprocessing import Preprocessor
+from ml.models import build_model
+
+#: File names a checkpoint may have inside a directory: a run's, then a registry version's.
+CHECKPOINT_NAMES = ("model_best.pt", "model.pt")
+SUPPORTED_FORMAT_VERSIONS = (1,)
+_REQUIRED_KEYS = ("format_version", "model_name", "model_args", "state_dict", "preprocessor")
+PREDICT_BATCH_SIZE = 65_536
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or not one this code can load."""
+
+
+def checkpoint_path(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint file for ``path``: the file itself, or the checkpoint inside a
+    run directory (``model_best.pt``) or registry version directory (``model.pt``)."""
+    p = paths.resolve(path)
+    if p.is_dir():
+        for name in CHECKPOINT_NAMES:
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(
+            f"{p} holds no checkpoint (looked for {', '.join(CHECKPOINT_NAMES)}); pass a run "
+            "directory from `ctr-pipeline train` or a registered model version"
+        )
+    if not p.is_file():
+        raise CheckpointError(f"checkpoint {p} does not exist")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load and check a checkpoint dict (``weights_only=True``, tensors on the CPU).
+
+    Raises:
+        CheckpointError: missing file, unreadable data, or missing keys / unknown version.
+    """
+    file = checkpoint_path(path)
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, foreign pickle: several exception types
+        raise CheckpointError(f"{file} is not a readable checkpoint: {exc}") from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{file} does not hold a checkpoint dictionary")
+    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{file} is missing checkpoint key(s) {missing}")
+    if ckpt["format_version"] not in SUPPORTED_FORMAT_VERSIONS:
+        raise CheckpointError(
+            f"{file} has checkpoint format_version {ckpt['format_version']}; this code reads "
+            f"{SUPPORTED_FORMAT_VERSIONS}"
+        )
+    return ckpt
+
+
+class Predictor:
+    """A model plus its fitted preprocessing, ready to score raw rows.
+
+    Attributes:
+        model: the ``nn.Module`` in eval mode.
+        preprocessor: vocabularies and scaling fitted on the training split.
+        metadata: the checkpoint's other fields (``model_name``, ``epoch``, ``val_auc``,
+            ``config``...), without the weights.
+        path: where it was loaded from (None when built in memory).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        preprocessor: Preprocessor,
+        *,
+        metadata: dict[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+        path: Path | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.preprocessor = preprocessor
+        self.metadata = metadata or {}
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Predictor:
+        """Load a checkpoint file, run directory or registry version directory.
+
+        Args:
+            path: ``model_best.pt`` / ``model.pt``, or a directory holding one.
+            device: where to run the model (CPU by default).
+
+        Raises:
+            CheckpointError: the checkpoint is missing, unreadable or inconsistent.
+        """
+        file = checkpoint_path(path)
+        ckpt = load_checkpoint(file)
+        try:
+            model = build_model(ckpt["model_name"], **ckpt["model_args"])
+            model.load_state_dict(ckpt["state_dict"])
+            pre = Preprocessor.from_state(ckpt["preprocessor"])
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise CheckpointError(f"{file} cannot be rebuilt into a model: {exc}") from exc
+        meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+        return cls(model, pre, metadata=meta, device=device, path=file)
+
+    @property
+    def features(self) -> FeatureSpec:
+        """The label and feature columns the model was trained on."""
+        return self.preprocessor.spec
+
+    @property
+    def model_name(self) -> str:
+        return str(self.metadata.get("model_name", type(self.model).__name__))
+
+    @torch.no_grad()
+    def predict_proba(
+        self, df: pd.DataFrame, batch_size: int = PREDICT_BATCH_SIZE
+    ) -> npt.NDArray[np.float64]:
+        """Click probabilities for the rows of ``df``.
+
+        Args:
+            df: raw feature columns (extra columns, including the label, are ignored).
+            batch_size: rows per forward pass (bounds memory, not the result).
+
+        Returns:
+            float64 array of shape ``(len(df),)``.
+
+        Raises:
+            PreprocessingError: a feature column is missing or a numeric column holds text.
+        """
+        cat, num = self.preprocessor.transform(df, source="input rows", numeric_nan="impute")
+        cat_t = torch.from_numpy(cat).to(self.device)
+        num_t = torch.from_numpy(num).to(self.device)
+        out = [
+            torch.sigmoid(self.model(cat_t[lo : lo + batch_size], num_t[lo : lo + batch_size]))
+            for lo in range(0, len(df), batch_size)
+        ]
+        if not out:
+            return np.zeros(0, dtype=np.float64)
+        probs: npt.NDArray[np.float64] = torch.cat(out).double().cpu().numpy()
+        return probs
