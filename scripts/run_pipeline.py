@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -381,6 +382,23 @@ def _features_ready(features: Path) -> bool:
     return all((features / split / "data.parquet").is_file() for split in ("train", "val", "test"))
 
 
+def ensure_config() -> None:
+    """Copy the shipped default config into a new base directory that has none.
+
+    The DAG's ``config_path`` param resolves against the base directory; a fresh
+    ``CTR_PIPELINE_HOME`` starts with this checkout's ``config/model_config.yaml``.
+    """
+    target = paths.resolve(paths.DEFAULT_CONFIG)
+    shipped = REPO / paths.DEFAULT_CONFIG
+    if target.exists() or not shipped.is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.copyfile(shipped, tmp)
+    os.replace(tmp, target)
+    print(f"📝 No config at {target}: copied the default from {shipped}", flush=True)
+
+
 def ensure_features(rows: int) -> float:
     """Generate the default features when missing; return the seconds spent."""
     features = paths.resolve(paths.FEATURES_DIR)
@@ -431,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"🗄️  Airflow metadata database migrated (first use, {migrate_s:.1f} s)", flush=True
             )
+        ensure_config()
         generate_s = ensure_features(args.rows)
     except (RunError, AirflowEnvError, paths.BaseDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
