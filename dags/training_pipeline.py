@@ -29,6 +29,7 @@ The task bodies live in `training_pipeline_tasks.py`; see docs/airflow.md.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -80,6 +81,10 @@ PARAMS = {
     ),
 }
 
+# CTR_TRAIN_QUEUE=gpu routes train_model to the workers started with
+# `airflow celery worker --queues gpu` (CeleryExecutor); unset keeps the default queue.
+TRAIN_QUEUE = os.environ.get("CTR_TRAIN_QUEUE", "").strip() or None
+
 
 def _ctx() -> tuple[dict[str, Any], str, str, Any]:
     """(params, dag_id, run_id, dag_run) of the running task."""
@@ -126,6 +131,7 @@ def training_pipeline() -> None:
         retries=2,
         retry_delay=timedelta(minutes=1),
         execution_timeout=timedelta(hours=2),
+        **({"queue": TRAIN_QUEUE} if TRAIN_QUEUE else {}),
         **xcom,
     )
     def train_model(features_path: str | None) -> None:
