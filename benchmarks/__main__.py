@@ -31,7 +31,9 @@ def _fmt(value: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--full", action="store_true", help="include the slow points (10M rows)")
-    parser.add_argument("--only", default="", help="comma-separated module suffixes, e.g. data,registry")
+    parser.add_argument(
+        "--only", default="", help="comma-separated module suffixes, e.g. data,registry"
+    )
     args = parser.parse_args(argv)
     wanted = {w.strip() for w in args.only.split(",") if w.strip()}
     modules = sorted(
@@ -50,15 +52,28 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"group": name.removeprefix("bench_"), **row})
         except Exception:
             traceback.print_exc()
-            rows.append({"group": name.removeprefix("bench_"), "name": "ERROR", "value": "crashed",
-                         "unit": "", "ok": False})
+            rows.append(
+                {
+                    "group": name.removeprefix("bench_"),
+                    "name": "ERROR",
+                    "value": "crashed",
+                    "unit": "",
+                    "ok": False,
+                }
+            )
             failed = True
         print(f"   ({time.perf_counter() - start:.1f} s)", flush=True)
 
     header = ("group", "benchmark", "value", "unit", "target", "ok")
     table = [
-        (r["group"], r["name"], _fmt(r["value"]), r.get("unit", ""), r.get("target", ""),
-         {True: "yes", False: "NO", None: ""}[r.get("ok")])
+        (
+            r["group"],
+            r["name"],
+            _fmt(r["value"]),
+            r.get("unit", ""),
+            r.get("target", ""),
+            {True: "yes", False: "NO", None: ""}[r.get("ok")],
+        )
         for r in rows
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=False)]
@@ -74,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d_%H%M%S")
     payload = {
         "created": stamp,
-        "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
-                    "cpus": __import__("os").cpu_count()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpus": __import__("os").cpu_count(),
+        },
         "full": args.full,
         "rows": rows,
     }

@@ -36,8 +36,7 @@ def base_dir() -> Path:
         path = Path(env).expanduser()
         if not path.is_absolute():
             raise BaseDirError(
-                f"{ENV_VAR}={env!r} is relative; set it to an absolute path "
-                f"(e.g. {ENV_VAR}=$PWD)"
+                f"{ENV_VAR}={env!r} is relative; set it to an absolute path (e.g. {ENV_VAR}=$PWD)"
             )
         if not path.is_dir():
             raise BaseDirError(

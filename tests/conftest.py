@@ -9,9 +9,13 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+
+# tests/support.py (helpers shared by several areas) is imported as `support`.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 TINY_ROWS = 3000

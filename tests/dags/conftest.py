@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import WebhookRecorder
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DAGS = CHECKOUT / "dags"
@@ -62,43 +63,8 @@ def run_probe() -> Any:
     return _run_probe
 
 
-class _Recorder:
-    """A local stand-in for Slack's webhook endpoint: records every JSON body posted."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.payloads: list[dict[str, Any]] = []
-        recorder = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                recorder.payloads.append({"path": self.path, **json.loads(body)})
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/XXX"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def connection_env(self) -> str:
-        """``AIRFLOW_CONN_SLACK_WEBHOOK`` value: a slackwebhook connection to this server."""
-        return json.dumps({"conn_type": "slackwebhook", "password": self.url})
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def webhook() -> Any:
-    rec = _Recorder()
+    rec = WebhookRecorder()
     yield rec
     rec.close()

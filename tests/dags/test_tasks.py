@@ -12,29 +12,19 @@ from typing import Any
 import pytest
 import training_pipeline_tasks as tasks  # type: ignore[import-not-found]
 from airflow.sdk.exceptions import AirflowFailException
+from support import small_config
 
 from ml.evaluation.gates import Champion
 from ml.registry.model_registry import ModelRegistry
 from ml.training.run_dir import latest_complete_run
 
-SMALL_CONFIG = """
-experiment_name: ctr_model
-seed: 3
-features:
-  label: click
-  categorical: [user_id, item_id, advertiser_id, item_category, site_category,
-                user_segment, device_type, ad_position, hour_of_day, day_of_week]
-  numeric: [user_age, item_price, user_hist_ctr, ad_quality, session_depth]
-model: {name: dcnv2, embedding_dim: 4, hidden_units: [16], cross_layers: 1, dropout: 0.0}
-training: {batch_size: 512, epochs: 2, patience: 5, device: cpu, num_threads: 1}
-"""
 LOOSE = {"min_auc": 0.0, "min_accuracy": 0.0, "max_auc_drop": 1.0}
 
 
 @pytest.fixture
 def home(project_home: Path, tiny_features_dir: Path) -> Path:
     shutil.copytree(tiny_features_dir, project_home / "data" / "features" / "v1")
-    (project_home / "config" / "small.yaml").write_text(SMALL_CONFIG)
+    (project_home / "config" / "small.yaml").write_text(small_config(epochs=2))
     return project_home
 
 
