@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-CHUNK = 4 << 20
+CHUNK = 1 << 20  # fits in L2: the hash reads what readinto just wrote from cache
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
