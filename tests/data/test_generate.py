@@ -142,6 +142,30 @@ def test_oracle_auc_without_world_seed_is_error(tmp_path: Path) -> None:
         oracle_auc(tmp_path)
 
 
+def test_oracle_auc_of_other_generator_version_is_error(tmp_path: Path) -> None:
+    out = tmp_path / "f"
+    generate_features(out, rows=300, seed=1)
+    schema = json.loads((out / "schema.json").read_text())
+    schema["generator"]["version"] = gen.GENERATOR_VERSION - 1
+    (out / "schema.json").write_text(json.dumps(schema))
+    with pytest.raises(ValueError, match=r"generator version 1, .*--overwrite"):
+        oracle_auc(out)
+
+
+def test_world_crosses_are_few_and_structured() -> None:
+    # The signal sits in crosses over small fields with low rank, so 70k rows can learn it.
+    world = gen.build_world(gen.DEFAULT_WORLD_SEED)
+    assert world.cross_segment_category.shape == (gen.N_SEGMENTS, gen.N_ITEM_CATEGORIES)
+    assert np.linalg.matrix_rank(world.cross_segment_category) == 2
+    assert np.linalg.matrix_rank(world.cross_device_position) == 1
+    # Each device's effect falls with the slot (monotone), at its own rate.
+    assert (np.diff(world.cross_device_position, axis=1) < 0).all()
+    assert len(np.unique(world.cross_device_position[:, 0].round(6))) == len(gen.DEVICE_TYPES)
+    # High-cardinality ids carry only tiny effects.
+    for effect in (world.user_effect, world.item_effect, world.advertiser_effect):
+        assert effect.std() < 0.05
+
+
 def test_roc_auc_exact_with_ties() -> None:
     y = np.array([0, 0, 1, 1, 0, 1])
     s = np.array([0.1, 0.4, 0.35, 0.8, 0.4, 0.4])
