@@ -56,6 +56,7 @@ import pyarrow.parquet as pq
 from ml import paths
 from ml.cli import UserError
 from ml.data.schema import DEFAULT_SPEC, SCHEMA_FILE, SPLITS, read_schema, split_path
+from ml.metrics import roc_auc
 
 DEFAULT_WORLD_SEED = 20240101
 DEFAULT_ROWS = 100_000
@@ -374,25 +375,6 @@ def true_probability(df: Any, world_seed: int = DEFAULT_WORLD_SEED) -> FloatArra
     """
     world = build_world(int(world_seed))
     return _sigmoid(_logit(world, _rows_from_frame(df)))
-
-
-def roc_auc(y_true: npt.ArrayLike, y_score: npt.ArrayLike) -> float:
-    """Exact ROC AUC from average ranks (Mann-Whitney U); NaN when one class is absent."""
-    y = np.asarray(y_true).astype(bool).ravel()
-    s = np.asarray(y_score, dtype=np.float64).ravel()
-    if y.shape != s.shape:
-        raise ValueError(f"y_true has {y.size} values but y_score has {s.size}")
-    n_pos = int(y.sum())
-    n_neg = y.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    sorted_s = s[order]
-    starts = np.flatnonzero(np.r_[True, sorted_s[1:] != sorted_s[:-1]])
-    ends = np.r_[starts[1:], s.size]
-    ranks = np.empty(s.size, dtype=np.float64)
-    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 def oracle_auc(features_dir: str | os.PathLike[str] | None = None, split: str = "test") -> float:

@@ -13,8 +13,8 @@ from typing import Any
 
 from ml import paths
 from ml.data.loading import load_split
+from ml.metrics import binary_metrics
 from ml.serving.predictor import Predictor
-from ml.training.metrics import binary_metrics
 
 
 def evaluate_checkpoint(

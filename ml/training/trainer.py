@@ -40,9 +40,9 @@ from ml import paths
 from ml.config import Config
 from ml.data.loading import DataLoadError, check_features_dir, load_split, split_path
 from ml.data.preprocessing import PreprocessingError, Preprocessor
+from ml.metrics import binary_metrics
 from ml.models import build_model, model_args_for
 from ml.training import run_dir as rd
-from ml.training.metrics import binary_metrics
 
 CHECKPOINT_FORMAT_VERSION = 1
 EVAL_BATCH_SIZE = 65_536

@@ -14,10 +14,10 @@ from ml.data.generate import (
     GenerationError,
     generate_features,
     oracle_auc,
-    roc_auc,
     true_probability,
 )
 from ml.data.schema import DEFAULT_SPEC, SPLITS, read_schema, spec_from_schema, split_path
+from ml.metrics import roc_auc
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -164,16 +164,6 @@ def test_world_crosses_are_few_and_structured() -> None:
     # High-cardinality ids carry only tiny effects.
     for effect in (world.user_effect, world.item_effect, world.advertiser_effect):
         assert effect.std() < 0.05
-
-
-def test_roc_auc_exact_with_ties() -> None:
-    y = np.array([0, 0, 1, 1, 0, 1])
-    s = np.array([0.1, 0.4, 0.35, 0.8, 0.4, 0.4])
-    # Brute force: P(score_pos > score_neg) + 0.5 P(tie) over all 9 pairs.
-    pos, neg = s[y == 1], s[y == 0]
-    expected = np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
-    assert roc_auc(y, s) == pytest.approx(expected)
-    assert np.isnan(roc_auc([1, 1], [0.2, 0.3]))
 
 
 def test_generate_existing_dir_without_overwrite_is_error(tmp_path: Path) -> None:

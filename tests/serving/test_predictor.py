@@ -45,7 +45,7 @@ def rows(tiny_features_dir: Path, run_dir: Path) -> pd.DataFrame:
 def test_predictor_scores_like_the_training_run(run_dir: Path, tiny_features_dir: Path) -> None:
     import json
 
-    from ml.training.metrics import roc_auc
+    from ml.metrics import roc_auc
 
     pred = Predictor.load(run_dir)
     df = load_split(tiny_features_dir, "test", pred.features)

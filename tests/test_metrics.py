@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from ml.training.metrics import accuracy, binary_metrics, log_loss, roc_auc
+from ml.metrics import accuracy, binary_metrics, log_loss, roc_auc
 
 
 def _pairwise_auc(y: np.ndarray, s: np.ndarray) -> float:

@@ -1,4 +1,6 @@
-"""Binary classification metrics in numpy: exact rank-based AUC, log loss, accuracy."""
+"""Binary classification metrics in numpy: exact rank-based AUC, log loss, accuracy.
+
+Shared by training, evaluation and the generator's oracle AUC."""
 
 from __future__ import annotations
 
