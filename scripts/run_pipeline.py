@@ -296,6 +296,7 @@ def summarize(
     generate_s: float,
     log_dir: Path,
     lines: list[str],
+    migrate_s: float = 0.0,
 ) -> tuple[int, list[str]]:
     """The closing summary lines and the exit status."""
     out: list[str] = [""]
@@ -339,6 +340,7 @@ def summarize(
         f"   Time: {_fmt_s(total_s)} total = training {_fmt_s(train_s)} (train_model)"
         + (f" + data generation {_fmt_s(generate_s)}" if generate_s else "")
         + f" + orchestration {_fmt_s(overhead)}"
+        + (f" (of which first-use database migration {_fmt_s(migrate_s)})" if migrate_s else "")
     )
     out.append(f"   Logs: {log_dir}")
     return 0, out
@@ -463,7 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     run = read_run(env, before)
     total = time.perf_counter() - start
     status, summary = summarize(
-        run, total_s=total, generate_s=generate_s, log_dir=log_dir, lines=lines
+        run,
+        total_s=total,
+        generate_s=generate_s,
+        log_dir=log_dir,
+        lines=lines,
+        migrate_s=migrate_s if migrated else 0.0,
     )
     print("\n".join(summary), flush=True)
     if args.summary_json:

@@ -194,8 +194,9 @@ def _register(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     p = _registry(args).promote_to_production(args.name, args.version, args.reason)
+    before = p.previous or "none"
     line = (
-        f"✅ {p.name} {p.version} promoted to production (current: {p.previous} -> {p.version})"
+        f"✅ {p.name} {p.version} promoted to production (current: {before} -> {p.version})"
         if p.changed
         else f"{p.name} {p.version} is already production's current version"
     )

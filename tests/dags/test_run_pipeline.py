@@ -103,6 +103,12 @@ def test_summarize_success_splits_the_time(tmp_path: Path) -> None:
     )
     data = run_pipeline.summary_data(run, total_s=30.0, generate_s=2.5, migrate_s=0.0)
     assert data["overhead_s"] == 15.0
+    _, first_use = run_pipeline.summarize(
+        run, total_s=30.0, generate_s=2.5, log_dir=tmp_path, lines=[], migrate_s=4.0
+    )
+    assert first_use[-2].endswith(
+        "+ orchestration 15.0 s (of which first-use database migration 4.0 s)"
+    )
 
 
 def test_summarize_without_a_run_reports_the_rejection(tmp_path: Path) -> None:
