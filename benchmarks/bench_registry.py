@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ml.registry._stress import check_consistent, kill_trials, make_run_dir
+from testkit.registry import check_consistent, kill_trials, make_run_dir
 from ml.registry.model_registry import MANIFEST, ModelRegistry
 
 NAME = "ctr_model"

@@ -3,8 +3,10 @@
 Each area module exposes ``add_commands(subparsers)``, which adds its subcommands and
 sets ``func`` on each; heavy imports (torch, pandas) happen inside the handlers so
 ``ctr-pipeline --help`` stays fast. A handler returns the process exit code.
-Errors the user can fix (bad config, bad data, unknown model version) are printed as
-one ``error: ...`` line with exit code 2, without a traceback.
+Errors are translated once, here, by their branch of :mod:`ml.errors`: a
+``UserError`` (bad config, bad data, unknown model version) prints ``error: ...`` and
+exits 2; a ``RetryableError`` (disk full, lock timeout, service down) exits 3; a
+``GateFailedError`` (the model failed a quality gate) exits 1. No traceback for any.
 """
 
 from __future__ import annotations
@@ -14,10 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ml import __version__
-
-
-class UserError(Exception):
-    """Base for errors whose message tells the user what to fix (no traceback shown)."""
+from ml.errors import CtrPipelineError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,24 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Exceptions whose message tells the user what to fix: printed as one line, exit 2.
-#: Matched by qualified class name so that reporting an error never imports torch.
-_USER_ERRORS = frozenset(
-    {
-        "ml.cli.UserError",
-        "ml.config.ConfigError",
-        "ml.paths.BaseDirError",
-        "ml.data.validate.FeatureValidationError",
-        "ml.registry.errors.RegistryError",
-        "ml.training.trainer.TrainingError",
-    }
-)
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    return any(f"{cls.__module__}.{cls.__qualname__}" in _USER_ERRORS for cls in type(exc).__mro__)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -63,11 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:
-        if _is_user_error(exc):
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    except CtrPipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -33,14 +33,11 @@ from typing import Any, TypeVar
 import yaml
 
 from ml import paths
+from ml.errors import ConfigError
 
 MODEL_NAMES = ("logreg", "dcnv2", "deepfm")
 NUMERIC_NAN_POLICIES = ("error", "impute")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-class ConfigError(ValueError):
-    """The configuration file or a value in it is invalid."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ml.errors import BaseDirError
+
+__all__ = ["BaseDirError", "base_dir", "resolve"]
+
 ENV_VAR = "CTR_PIPELINE_HOME"
 
 #: Default locations under the base directory (the spec's layout).
@@ -23,10 +27,6 @@ FEATURES_DIR = "data/features/v1"
 RUNS_DIR = "experiments/runs"
 MODELS_DIR = "models"
 DEFAULT_CONFIG = "config/model_config.yaml"
-
-
-class BaseDirError(RuntimeError):
-    """The base directory cannot be determined or does not exist."""
 
 
 def base_dir() -> Path:

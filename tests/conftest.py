@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-# tests/support.py (helpers shared by several areas) is imported as `support`.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 CHECKOUT = Path(__file__).resolve().parent.parent
+# testkit/ (support code shared with the benchmarks) lives at the checkout root.
+if str(CHECKOUT) not in sys.path:
+    sys.path.insert(0, str(CHECKOUT))
 TINY_ROWS = 3000
 TINY_SEED = 7
 

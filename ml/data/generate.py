@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml import paths
-from ml.cli import UserError
+from ml.errors import GenerationError
 from ml.data.schema import DEFAULT_SPEC, SCHEMA_FILE, SPLITS, read_schema, split_path
 from ml.metrics import roc_auc
 
@@ -88,10 +88,6 @@ USER_SEGMENTS = tuple(f"seg_{i}" for i in range(N_SEGMENTS))
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-class GenerationError(UserError, ValueError):
-    """Bad generator arguments or an output directory that may not be replaced."""
 
 
 # --- the world ------------------------------------------------------------------------

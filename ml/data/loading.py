@@ -18,13 +18,10 @@ import pandas as pd
 
 from ml import paths
 from ml.config import FeatureSpec
+from ml.errors import DataLoadError
 
 SPLITS = ("train", "val", "test")
 DATA_FILE = "data.parquet"
-
-
-class DataLoadError(ValueError):
-    """A features directory, split file or column is missing or unusable."""
 
 
 def split_path(features_dir: str | os.PathLike[str], split: str) -> Path:

@@ -24,15 +24,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from ml.config import NUMERIC_NAN_POLICIES, FeatureSpec
+from ml.errors import PreprocessingError
 
 FORMAT_VERSION = 1
 OOV_ID = 0
 # Integer vocabularies whose values lie in [0, this) are encoded with one array lookup.
 _DENSE_LOOKUP_LIMIT = 1 << 24
-
-
-class PreprocessingError(ValueError):
-    """The data cannot be encoded (missing column, bad values, bad preprocessor state)."""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ml import paths
-from ml.cli import UserError
+from ml.errors import FeatureValidationError
+from ml.fsutil import display_path
 from ml.config import NUMERIC_NAN_POLICIES, FeatureSpec
 from ml.data.schema import (
     DATA_FILE,
@@ -62,17 +63,6 @@ from ml.data.schema import (
 )
 
 _HASH_BLOCK = 1 << 20
-
-
-class FeatureValidationError(UserError, ValueError):
-    """The features do not match the spec; ``problems`` lists every problem found."""
-
-    def __init__(self, problems: list[str], features_dir: Path | str | None = None) -> None:
-        self.problems = list(problems)
-        self.features_dir = features_dir
-        where = f" in {display_path(Path(features_dir))}" if features_dir is not None else ""
-        head = f"{len(self.problems)} problem(s) with the features{where}:"
-        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
 
 
 @dataclass(frozen=True)
@@ -127,18 +117,6 @@ class ValidationReport:
             },
             "warnings": list(self.warnings),
         }
-
-
-def display_path(path: Path) -> str:
-    """``path`` relative to the base directory when it lies under it, else absolute."""
-    try:
-        base = paths.base_dir()
-    except paths.BaseDirError:
-        return str(path)
-    try:
-        return str(path.relative_to(base))
-    except ValueError:
-        return str(path)
 
 
 def format_size(n: int) -> str:

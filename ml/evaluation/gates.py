@@ -21,14 +21,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ml.errors import GateConfigError
+
 #: Metric name -> the gate parameter that sets its floor.
 THRESHOLD_METRICS = {"test_auc": "min_auc", "test_accuracy": "min_accuracy"}
 
 DEFAULT_MAX_AUC_DROP = 0.005
-
-
-class GateConfigError(ValueError):
-    """A gate threshold is out of range (names the parameter and the value)."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """Exceptions raised by the model registry.
 
 Every error names the model, the version and the directory involved, and says how to
-fix the problem. The tree::
+fix the problem. ``RegistryError`` sits under :class:`ml.errors.CtrPipelineError`; each
+concrete error also derives from the branch that says what to do about it
+(:class:`ml.errors.UserError`: fix the input; :class:`ml.errors.RetryableError`: the
+environment failed, retry). The tree::
 
     RegistryError                      base: catch this to handle any registry failure
     ├── InvalidNameError (ValueError)  a model name, version, stage or ref is malformed
@@ -13,25 +16,30 @@ fix the problem. The tree::
     ├── VersionInUseError              refusing to delete what ``current`` points at
     ├── NoPreviousVersionError         rollback has nothing to go back to
     ├── IntegrityError                 a file differs from its manifest, or a link escapes
-    └── LockTimeoutError (TimeoutError) another process holds the model's lock too long
+    └── LockTimeoutError               another process holds the model's lock too long
+                                       (also ml.errors.LockTimeoutError: retryable)
+
+Every class above except ``LockTimeoutError`` is also a ``ml.errors.UserError``.
 """
 
 from __future__ import annotations
 
+from ml import errors as _errors
 
-class RegistryError(Exception):
+
+class RegistryError(_errors.CtrPipelineError):
     """Base class of every error the registry raises on purpose."""
 
 
-class InvalidNameError(RegistryError, ValueError):
+class InvalidNameError(RegistryError, _errors.UserError, ValueError):
     """A model name, version, stage or version reference is malformed."""
 
 
-class InvalidRunError(RegistryError, ValueError):
+class InvalidRunError(RegistryError, _errors.UserError, ValueError):
     """The training run directory is missing, incomplete or holds unreadable files."""
 
 
-class NotFoundError(RegistryError, LookupError):
+class NotFoundError(RegistryError, _errors.UserError, LookupError):
     """A model or version does not exist (or is not visible: deleted, half-written)."""
 
 
@@ -43,19 +51,19 @@ class VersionNotFoundError(NotFoundError):
     """The model exists in the stage, the requested version does not."""
 
 
-class AlreadyExistsError(RegistryError):
+class AlreadyExistsError(RegistryError, _errors.UserError):
     """A different artifact already exists where the registry would write."""
 
 
-class VersionInUseError(RegistryError):
+class VersionInUseError(RegistryError, _errors.UserError):
     """The version is the one ``production/<name>/current`` points at."""
 
 
-class NoPreviousVersionError(RegistryError):
+class NoPreviousVersionError(RegistryError, _errors.UserError):
     """Rollback was asked for, but the history holds no earlier production version."""
 
 
-class IntegrityError(RegistryError):
+class IntegrityError(RegistryError, _errors.UserError):
     """Stored files differ from their manifest, or the layout holds an unsafe link.
 
     ``problems`` lists each finding (one file per entry).
@@ -66,5 +74,5 @@ class IntegrityError(RegistryError):
         self.problems = list(problems or [])
 
 
-class LockTimeoutError(RegistryError, TimeoutError):
+class LockTimeoutError(RegistryError, _errors.LockTimeoutError):
     """The per-model lock could not be taken within the timeout."""

@@ -25,6 +25,7 @@ from torch import nn
 from ml import paths
 from ml.config import FeatureSpec
 from ml.data.preprocessing import Preprocessor
+from ml.errors import CheckpointError
 from ml.models import build_model
 
 #: File names a checkpoint may have inside a directory: a run's, then a registry version's.
@@ -32,10 +33,6 @@ CHECKPOINT_NAMES = ("model_best.pt", "model.pt")
 SUPPORTED_FORMAT_VERSIONS = (1,)
 _REQUIRED_KEYS = ("format_version", "model_name", "model_args", "state_dict", "preprocessor")
 PREDICT_BATCH_SIZE = 65_536
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, or not one this code can load."""
 
 
 def checkpoint_path(path: str | os.PathLike[str]) -> Path:

@@ -38,8 +38,9 @@ from torch import nn
 
 from ml import paths
 from ml.config import Config
-from ml.data.loading import DataLoadError, check_features_dir, load_split, split_path
-from ml.data.preprocessing import PreprocessingError, Preprocessor
+from ml.data.loading import check_features_dir, load_split, split_path
+from ml.data.preprocessing import Preprocessor
+from ml.errors import DataLoadError, PreprocessingError, TrainingError
 from ml.metrics import binary_metrics
 from ml.models import build_model, model_args_for
 from ml.training import run_dir as rd
@@ -48,10 +49,6 @@ CHECKPOINT_FORMAT_VERSION = 1
 EVAL_BATCH_SIZE = 65_536
 
 LogFn = Callable[[str], None]
-
-
-class TrainingError(ValueError):
-    """A problem the user can fix: missing data or column, bad run directory, no CUDA."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import training_pipeline_tasks as tasks  # type: ignore[import-not-found]
 from airflow.sdk.exceptions import AirflowFailException
-from support import small_config
+from testkit.airflow import small_config
 
 from ml.evaluation.gates import Champion
 from ml.registry.model_registry import ModelRegistry

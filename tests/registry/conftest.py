@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.registry._stress import make_run_dir
+from testkit.registry import make_run_dir
 from ml.registry.model_registry import ModelRegistry
 
 

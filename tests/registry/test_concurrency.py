@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ml.registry._stress import check_consistent, kill_trials, leftovers, make_run_dir
+from testkit.registry import check_consistent, kill_trials, leftovers, make_run_dir
 from ml.registry.model_registry import ModelRegistry
 
 MakeRun = Callable[..., Path]

@@ -1,5 +1,4 @@
-"""Helpers shared by several test areas (imported as ``support``; tests/conftest.py puts
-this directory on ``sys.path``)."""
+"""Airflow test support: a training config for tiny data and a Slack webhook stand-in."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The pipeline's steps without Airflow: what the DAG and ``ctr-pipeline run`` both call."""
