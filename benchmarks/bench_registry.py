@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from testkit.registry import check_consistent, kill_trials, make_run_dir
 from ml.registry.model_registry import MANIFEST, ModelRegistry
+from testkit.registry import check_consistent, kill_trials, make_run_dir
 
 NAME = "ctr_model"
 

@@ -86,7 +86,9 @@ def _throughput_rows(device_name: str) -> list[dict[str, Any]]:
     from ml.data.loading import load_split
     from ml.data.preprocessing import Preprocessor
     from ml.models import build_model, model_args_for
-    from ml.training.trainer import Trainer, encode_split, resolve_device
+    from ml.training.job import resolve_device
+    from ml.training.tensors import encode_split
+    from ml.training.trainer import EarlyStopping, Trainer
 
     cfg = load_config(DEFAULT_CONFIG)
     device = resolve_device(device_name)
@@ -156,7 +158,7 @@ def _throughput_rows(device_name: str) -> list[dict[str, Any]]:
             weight_decay=cfg.training.weight_decay,
             batch_size=bs,
             epochs=1,
-            patience=1,
+            early_stopping=EarlyStopping(patience=1),
             seed=0,
             device=device,
             log=lambda _: None,
@@ -245,7 +247,7 @@ def _throughput_rows(device_name: str) -> list[dict[str, Any]]:
 def _auc(device_name: str) -> list[dict[str, Any]]:
     from ml.config import load_config
     from ml.data.generate import oracle_auc
-    from ml.training.trainer import train
+    from ml.training.job import train
 
     cfg = load_config(DEFAULT_CONFIG).replace(training={"device": device_name})
     root = _make_data(100_000, seed=42)
@@ -291,7 +293,7 @@ def _scale_child(rows: int, device_name: str) -> dict[str, Any]:
     """Generate ``rows`` rows and train one epoch of the default model (in this process)."""
     from ml.config import load_config
     from ml.data.generate import generate_features
-    from ml.training.trainer import train
+    from ml.training.job import train
 
     root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     try:

@@ -13,18 +13,20 @@ Train the PyTorch CTR model, gate it on quality, register it, notify.
 | `model_version`, `registered_path` | register_model | notify_completion |
 
 - **Quality gates** (`evaluate_model`): `test_auc >= min_auc`, `test_accuracy >=
-  min_accuracy`, and no more than `max_auc_drop` of test AUC lost against the production
-  model scored on the same test split. A failed gate fails the run without retrying;
-  nothing is registered.
-- **Idempotent**: the training run directory is keyed by the DAG run, a retried
-  `train_model` resumes from its last epoch checkpoint, and the registry registers one
-  training run once.
+  min_accuracy`, no more than `max_auc_drop` of test AUC lost against the production
+  model scored on the same test split, and at least the test AUC of a
+  logistic-regression baseline minus `baseline_tolerance`. A failed gate fails the run
+  without retrying; nothing is registered.
+- **Idempotent**: the training run directory is keyed by the DAG run (its logical
+  date), a retried `train_model` resumes from its last epoch checkpoint, and the
+  registry registers one training run once.
+- **Data**: `features_path` null (default) means the config's `data.features_dir`.
 - **Schedule**: `$CTR_TRAINING_SCHEDULE` = `@weekly` (default) | `@daily` | cron | `none` |
-  `asset` (after `feature_engineering_pipeline` refreshes the features), no catch-up.
+  `asset` (after the `ctr_features` Asset is updated), no catch-up.
 - **Notifications**: a `slackwebhook` connection `slack_webhook` receives the success
   summary and failures; without it they are log-only.
 
-The task bodies live in `training_pipeline_tasks.py`; see docs/airflow.md.
+The steps are `ml.pipeline.steps` (what `ctr-pipeline run` runs); see docs/airflow.md.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-import training_pipeline_tasks as tasks
+import training_pipeline_tasks as glue
 from airflow.sdk import Param, dag, get_current_context, task
 
 from ml import paths
@@ -47,15 +49,15 @@ PARAMS = {
         description="Training config YAML (relative to the project base directory).",
     ),
     "features_path": Param(
-        paths.FEATURES_DIR,
-        type="string",
+        None,
+        type=["null", "string"],
         minLength=1,
-        description="Directory with {train,val,test}/data.parquet and schema.json.",
+        description="Features directory; null: the config's data.features_dir.",
     ),
     "model_name": Param(
         "ctr_model",
         type="string",
-        pattern=tasks.MODEL_NAME_PATTERN,
+        pattern=glue.MODEL_NAME_PATTERN,
         description="Registry name: a letter or digit, then letters, digits, '_', '.', '-'.",
     ),
     "min_auc": Param(0.65, type="number", minimum=0, maximum=1, description="Gate: test AUC."),
@@ -68,6 +70,14 @@ PARAMS = {
         minimum=0,
         maximum=1,
         description="Gate: largest test-AUC drop allowed versus the production model.",
+    ),
+    "baseline_tolerance": Param(
+        0.0,
+        type=["null", "number"],
+        minimum=0,
+        maximum=1,
+        description="Gate: how far below the logistic-regression baseline's test AUC the "
+        "model may be; null turns the gate off.",
     ),
     "auto_promote": Param(
         False, type="boolean", description="Promote the new version when every gate passes."
@@ -86,13 +96,6 @@ PARAMS = {
 TRAIN_QUEUE = os.environ.get("CTR_TRAIN_QUEUE", "").strip() or None
 
 
-def _ctx() -> tuple[dict[str, Any], str, str, Any]:
-    """(params, dag_id, run_id, dag_run) of the running task."""
-    context = get_current_context()
-    dag_run = context["dag_run"]
-    return dict(context["params"]), dag_run.dag_id, context["run_id"], dag_run
-
-
 def _push(values: dict[str, Any]) -> None:
     # Pushed under their own keys (not as return_value) so Admin -> XComs shows exactly
     # the spec's keys: features_path, run_dir, metrics, model_version, registered_path.
@@ -102,8 +105,8 @@ def _push(values: dict[str, Any]) -> None:
 
 
 @dag(
-    dag_id=tasks.DAG_ID,
-    schedule=tasks.training_schedule(),
+    dag_id=glue.DAG_ID,
+    schedule=glue.training_schedule(),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -114,7 +117,7 @@ def _push(values: dict[str, Any]) -> None:
         "owner": "ml-platform",
         "retries": 1,
         "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": tasks.notify_failure,
+        "on_failure_callback": glue.notify_failure,
     },
 )
 def training_pipeline() -> None:
@@ -123,9 +126,11 @@ def training_pipeline() -> None:
     @task(**xcom)
     def validate_features() -> None:
         """Check the train/val/test splits; push `features_path`."""
-        params, *_ = _ctx()
-        tasks.check_conf_keys(get_current_context()["dag_run"].conf, PARAMS)
-        _push(tasks.validate_features(params["features_path"], params["config_path"]))
+        from ml.pipeline import steps
+
+        glue.check_conf_keys(get_current_context()["dag_run"].conf, PARAMS)
+        params, run = glue.pipeline_context()
+        _push(glue.run_step("validate", steps.validate, params, run))
 
     @task(
         retries=2,
@@ -136,66 +141,39 @@ def training_pipeline() -> None:
     )
     def train_model(features_path: str | None) -> None:
         """Train (resuming a previous try's checkpoint); push `run_dir`."""
-        params, dag_id, run_id, dag_run = _ctx()
-        _push(
-            tasks.train_model(
-                features_path,
-                config_path=params["config_path"],
-                default_features_path=params["features_path"],
-                epochs=params["epochs"],
-                dag_id=dag_id,
-                run_id=run_id,
-                started_at=dag_run.run_after or dag_run.start_date,
-            )
-        )
+        from ml.pipeline import steps
+
+        params, run = glue.pipeline_context()
+        _push(glue.run_step("train", steps.train, params, run, features_path))
 
     @task(**xcom)
     def evaluate_model(run_dir: str | None) -> None:
         """Quality gates and champion/challenger; push `metrics` or fail without retry."""
-        params, *_ = _ctx()
-        _push(
-            tasks.evaluate_model(
-                run_dir,
-                config_path=params["config_path"],
-                model_name=params["model_name"],
-                min_auc=params["min_auc"],
-                min_accuracy=params["min_accuracy"],
-                max_auc_drop=params["max_auc_drop"],
-            )
-        )
+        from ml.pipeline import steps
+
+        params, run = glue.pipeline_context()
+        _push(glue.run_step("evaluate", steps.evaluate, params, run, run_dir))
 
     @task(**xcom)
     def register_model(run_dir: str | None, metrics: dict[str, Any] | None) -> None:
         """Register in staging (once per training run); push `model_version`, `registered_path`."""
-        params, dag_id, run_id, _ = _ctx()
-        _push(
-            tasks.register_model(
-                run_dir,
-                metrics,
-                config_path=params["config_path"],
-                model_name=params["model_name"],
-                min_auc=params["min_auc"],
-                min_accuracy=params["min_accuracy"],
-                max_auc_drop=params["max_auc_drop"],
-                auto_promote=params["auto_promote"],
-                dag_id=dag_id,
-                run_id=run_id,
-            )
-        )
+        from ml.pipeline import steps
+
+        params, run = glue.pipeline_context()
+        _push(glue.run_step("register", steps.register, params, run, run_dir, metrics))
 
     @task
     def notify_completion(
         metrics: dict[str, Any] | None, model_version: str | None, registered_path: str | None
     ) -> None:
         """Log the summary; post it to Slack when a webhook connection exists."""
-        params, dag_id, run_id, _ = _ctx()
-        tasks.notify_completion(
-            metrics,
-            model_version,
-            registered_path,
-            model_name=params["model_name"],
-            dag_id=dag_id,
-            run_id=run_id,
+        from ml.pipeline import steps
+
+        params, run = glue.pipeline_context()
+        glue.notify(
+            glue.run_step(
+                "finish", steps.finish, params, run, metrics, model_version, registered_path
+            )
         )
 
     features = validate_features()

@@ -38,6 +38,15 @@ from ml.errors import ConfigError
 MODEL_NAMES = ("logreg", "dcnv2", "deepfm")
 NUMERIC_NAN_POLICIES = ("error", "impute")
 DEVICES = ("auto", "cpu", "cuda")
+#: Early-stopping monitors and whether higher is better.
+MONITORS = {"val_auc": "max", "val_logloss": "min"}
+#: ``model`` keys each model family takes (besides ``name``); the others do not apply to
+#: it. tests/test_config.py checks this against the models' constructors.
+MODEL_KEYS: dict[str, frozenset[str]] = {
+    "logreg": frozenset(),
+    "dcnv2": frozenset({"embedding_dim", "hidden_units", "cross_layers", "dropout"}),
+    "deepfm": frozenset({"embedding_dim", "hidden_units", "dropout"}),
+}
 
 
 @dataclass(frozen=True)
@@ -97,10 +106,15 @@ class DataConfig:
     # NaN/inf in a numeric column: "error" rejects the data, "impute" replaces them with
     # the train mean (after clipping inf) and adds nothing else.
     numeric_nan: str = "impute"
+    # Warn (in the training log) about a categorical field whose share of validation
+    # rows encoded as out-of-vocabulary exceeds this.
+    max_oov_share: float = 0.5
 
     def _check(self, where: str) -> None:
         if self.min_frequency < 1:
             raise ConfigError(f"{where}.min_frequency must be >= 1, got {self.min_frequency}")
+        if not 0.0 <= self.max_oov_share <= 1.0:
+            raise ConfigError(f"{where}.max_oov_share must be in [0, 1], got {self.max_oov_share}")
         if self.numeric_nan not in NUMERIC_NAN_POLICIES:
             raise ConfigError(
                 f"{where}.numeric_nan must be one of {NUMERIC_NAN_POLICIES}, "
@@ -136,8 +150,12 @@ class TrainingConfig:
     weight_decay: float = 0.0
     batch_size: int = 4096
     epochs: int = 30
-    # Stop after this many epochs without a better validation AUC.
+    # Early stopping: the validation metric watched (val_auc or val_logloss), how many
+    # epochs without an improvement larger than min_delta end training, and the best
+    # epoch by that metric is the checkpoint kept.
+    monitor: str = "val_auc"
     patience: int = 3
+    min_delta: float = 0.0
     # auto: CUDA when available, else CPU.
     device: str = "auto"
     # CPU threads for torch; null keeps torch's default.
@@ -154,6 +172,12 @@ class TrainingConfig:
             raise ConfigError(f"{where}.epochs must be >= 1, got {self.epochs}")
         if self.patience < 1:
             raise ConfigError(f"{where}.patience must be >= 1, got {self.patience}")
+        if self.monitor not in MONITORS:
+            raise ConfigError(
+                f"{where}.monitor must be one of {tuple(MONITORS)}, got {self.monitor!r}"
+            )
+        if self.min_delta < 0:
+            raise ConfigError(f"{where}.min_delta must be >= 0, got {self.min_delta}")
         if self.device not in DEVICES:
             raise ConfigError(f"{where}.device must be one of {DEVICES}, got {self.device!r}")
         if self.num_threads is not None and self.num_threads < 1:
@@ -180,12 +204,43 @@ class Config:
         plain: dict[str, Any] = _to_plain(dataclasses.asdict(self))
         return plain
 
+    def inapplicable_keys(self) -> list[str]:
+        """``model.KEY`` entries that the chosen model family does not use."""
+        used = MODEL_KEYS[self.model.name]
+        return [
+            f"model.{f.name}"
+            for f in dataclasses.fields(ModelConfig)
+            if f.name != "name" and f.name not in used
+        ]
+
+    def ignored_settings(self) -> list[str]:
+        """Inapplicable ``model.KEY`` entries set to something other than the default."""
+        default = ModelConfig()
+        return [
+            key
+            for key in self.inapplicable_keys()
+            if getattr(self.model, key.split(".", 1)[1]) != getattr(default, key.split(".", 1)[1])
+        ]
+
+    def recorded_dict(self) -> dict[str, Any]:
+        """The config as a run records it: without the keys the model does not use.
+
+        Two configs that differ only in keys the model ignores train the same model, so
+        they record (and digest) the same.
+        """
+        raw = self.to_dict()
+        for key in self.inapplicable_keys():
+            raw["model"].pop(key.split(".", 1)[1], None)
+        return raw
+
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        """The recorded form (:meth:`recorded_dict`) as YAML; ``load_config`` reads it back."""
+        return yaml.safe_dump(self.recorded_dict(), sort_keys=False)
 
     def digest(self) -> str:
-        """sha256 of the canonical JSON form: equal configs hash equal whatever the YAML layout."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """sha256 of the recorded form as canonical JSON: equal configs hash equal whatever
+        the YAML layout, and keys the model ignores do not count."""
+        blob = json.dumps(self.recorded_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def replace(self, **sections: Any) -> Config:
@@ -214,6 +269,22 @@ def config_from_dict(raw: Any, where: str = "config") -> Config:
             f"got {cfg.experiment_name!r}"
         )
     return cfg
+
+
+def inapplicable_warning(cfg: Config) -> str:
+    """A warning naming the settings ``cfg``'s model ignores ("" when there are none).
+
+    A key counts when it is set to something other than its default: a config may hold
+    settings for several models (and tuning switches models), so this is a warning, not
+    an error.
+    """
+    keys = cfg.ignored_settings()
+    if not keys:
+        return ""
+    return (
+        f"config keys {', '.join(keys)} do not apply to model {cfg.model.name!r} and are "
+        "ignored (left out of the run's recorded config)"
+    )
 
 
 def load_config(path: str | os.PathLike[str] = paths.DEFAULT_CONFIG) -> Config:

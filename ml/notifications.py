@@ -20,16 +20,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def metrics_lines(metrics: Mapping[str, Any]) -> list[str]:
+def metrics_lines(metrics: Mapping[str, Any], prefix: str = "test_") -> list[str]:
     """The spec's metric block: ``📊 Model Metrics:`` then ``   test_auc: 0.7891`` lines.
 
     Args:
-        metrics: A flat metrics dict; the ``test_*`` entries are shown, sorted by name.
+        metrics: A flat metrics dict; the entries starting with ``prefix`` are shown,
+            sorted by name.
+        prefix: Which metrics (``test_``, ``val_``...).
 
     Returns:
         The lines, without trailing newlines.
     """
-    keys = sorted(k for k, v in metrics.items() if k.startswith("test_") and _is_number(v))
+    keys = sorted(k for k, v in metrics.items() if k.startswith(prefix) and _is_number(v))
     return ["📊 Model Metrics:", *(f"   {k}: {_fmt(metrics[k])}" for k in keys)]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 
@@ -56,3 +57,69 @@ class WebhookRecorder:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+DAGBAG_PROBE = r"""
+import json, time
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.exceptions import ParamValidationError
+from airflow.serialization.serialized_objects import DagSerialization
+
+bag = DagBag(dag_folder=%(dags)r)
+out = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()},
+       "dag_ids": sorted(bag.dags),
+       "parse_s": {s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}
+dags = {}
+for dag_id, dag in bag.dags.items():
+    info = {"tasks": {}, "params": {k: dag.params[k] for k in dag.params},
+            "timetable": type(dag.timetable).__name__,
+            "schedule": dag.schedule if isinstance(dag.schedule, (str, type(None))) else "assets",
+            "catchup": dag.catchup, "max_active_runs": dag.max_active_runs,
+            "assets": [a.uri for a in dag.schedule] if isinstance(dag.schedule, list) else [],
+            "bad_params": {}}
+    for t in dag.tasks:
+        info["tasks"][t.task_id] = {
+            "downstream": sorted(t.downstream_task_ids), "retries": t.retries,
+            "retry_delay_s": t.retry_delay.total_seconds(),
+            "timeout_s": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+            "has_failure_callback": bool(t.on_failure_callback),
+            "outlets": [getattr(o, "uri", None) for o in t.outlets]}
+    # What create_dagrun does on every trigger (CLI, REST API, UI, dags test).
+    sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    for conf in %(bad)s:
+        try:
+            sdag.params.deep_merge(conf).validate()
+            info["bad_params"][json.dumps(conf)] = None
+        except ParamValidationError as exc:
+            info["bad_params"][json.dumps(conf)] = str(exc)
+    dags[dag_id] = info
+out["dags"] = dags
+print(json.dumps(out, default=str))
+"""
+
+#: conf values every trigger path must reject before a run exists.
+BAD_CONFS: list[dict[str, Any]] = [
+    {"min_auc": 1.5},
+    {"min_auc": -0.1},
+    {"min_auc": "high"},
+    {"min_accuracy": 2},
+    {"max_auc_drop": -1},
+    {"model_name": "bad name!"},
+    {"model_name": ""},
+    {"model_name": "-starts-with-dash"},
+    {"auto_promote": "yes"},
+    {"epochs": 0},
+    {"epochs": 1.5},
+    {"config_path": ""},
+    {"features_path": 3},
+]
+
+
+def parse_dags(
+    run_probe: Any, dags: Path, home: Path, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Load the DAG folder in a DagBag (in a subprocess via ``run_probe``) and describe
+    every DAG: import errors, tasks, params, schedule, and which BAD_CONFS are rejected."""
+    code = DAGBAG_PROBE % {"dags": str(dags), "bad": repr(BAD_CONFS)}
+    result: dict[str, Any] = run_probe(code, home, extra)
+    return result

@@ -54,8 +54,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ml import paths
-from ml.errors import GenerationError
 from ml.data.schema import DEFAULT_SPEC, SCHEMA_FILE, SPLITS, read_schema, split_path
+from ml.errors import GenerationError
 from ml.metrics import roc_auc
 
 DEFAULT_WORLD_SEED = 20240101

@@ -48,8 +48,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ml import paths
-from ml.errors import FeatureValidationError
-from ml.fsutil import display_path
 from ml.config import NUMERIC_NAN_POLICIES, FeatureSpec
 from ml.data.schema import (
     DATA_FILE,
@@ -61,6 +59,8 @@ from ml.data.schema import (
     split_path,
     type_kind,
 )
+from ml.errors import FeatureValidationError
+from ml.fsutil import display_path
 
 _HASH_BLOCK = 1 << 20
 

@@ -7,14 +7,17 @@ person can check a run without trusting its files.
 
 from __future__ import annotations
 
-import json
 import os
+from pathlib import Path
 from typing import Any
 
 from ml import paths
 from ml.data.loading import load_split
+from ml.errors import DataLoadError, TrainingError
 from ml.metrics import binary_metrics
 from ml.serving.predictor import Predictor
+from ml.training import run_dir as rd
+from ml.training.checkpoint import load_checkpoint
 
 
 def evaluate_checkpoint(
@@ -69,23 +72,18 @@ def evaluate_run(
     return {f"{split}_{k}": v for k, v in m.items()}
 
 
-def _recorded_features_dir(run_dir: Any) -> str:
-    run_json = run_dir / "run.json"
-    if run_json.is_file():
+def _recorded_features_dir(run_dir: Path) -> str:
+    """The features directory a run trained on: run.json's, else its checkpoint config's."""
+    if (run_dir / rd.RUN_JSON).is_file():
         try:
-            recorded = json.loads(run_json.read_text()).get("features_dir")
-        except ValueError:
+            recorded = rd.read_run_info(run_dir).get("features_dir")
+        except TrainingError:
             recorded = None
         if recorded:
             return str(recorded)
     # An unfinished run has no run.json yet; its checkpoint knows the config it used.
-    from ml.serving.predictor import load_checkpoint
-
-    cfg = load_checkpoint(run_dir).get("config", {})
-    recorded = cfg.get("data", {}).get("features_dir")
+    recorded = load_checkpoint(run_dir).get("config", {}).get("data", {}).get("features_dir")
     if not recorded:
-        from ml.data.loading import DataLoadError
-
         raise DataLoadError(
             f"{run_dir} records no features directory; pass features_dir (--features-dir)"
         )

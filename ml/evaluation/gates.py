@@ -12,6 +12,10 @@ Gates:
 - ``champion``: the new model (challenger) may not lose more than ``max_auc_drop`` of
   test AUC against the production model (champion). With no production model the gate
   passes and says so.
+- ``baseline``: the model must reach the test AUC of a logistic-regression baseline
+  (``ml.evaluation.baseline``) minus ``baseline_tolerance``; ``None`` turns it off. A
+  model below it learned less than one-hot logistic regression does: the message names
+  the fields with the highest out-of-vocabulary share, the usual cause.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ from ml.errors import GateConfigError
 THRESHOLD_METRICS = {"test_auc": "min_auc", "test_accuracy": "min_accuracy"}
 
 DEFAULT_MAX_AUC_DROP = 0.005
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """The gate thresholds (the DAG's params of the same names)."""
+
+    min_auc: float = 0.65
+    min_accuracy: float = 0.60
+    max_auc_drop: float = DEFAULT_MAX_AUC_DROP
+    baseline_tolerance: float | None = 0.0
 
 
 @dataclass(frozen=True)
@@ -195,6 +209,57 @@ def check_champion(
     )
 
 
+def check_baseline(
+    metrics: Mapping[str, Any], baseline_auc: float | None, tolerance: float | None
+) -> GateResult | None:
+    """The model's test AUC must reach the baseline's minus ``tolerance``.
+
+    Returns:
+        None when the gate is off (``tolerance`` is None).
+
+    Raises:
+        GateConfigError: ``tolerance`` is not a number in [0, 1].
+    """
+    if tolerance is None:
+        return None
+    tolerance = _check_fraction("baseline_tolerance", tolerance)
+    value = _metric(metrics, "test_auc")
+    if baseline_auc is None or math.isnan(baseline_auc):
+        return GateResult("baseline", True, "no baseline AUC was measured: gate skipped")
+    floor = baseline_auc - tolerance
+    if value is None or value < floor:
+        shown = "missing" if value is None else f"{value:.4f}"
+        return GateResult(
+            "baseline",
+            False,
+            f"test_auc {shown} is below the logistic-regression baseline's {baseline_auc:.4f}"
+            f" - baseline_tolerance {tolerance:.4f}: the model learned less than one-hot "
+            f"logistic regression; look at the out-of-vocabulary shares{_oov_hint(metrics)} "
+            "(data.min_frequency), the learning rate and the epochs",
+            value,
+            floor,
+        )
+    return GateResult(
+        "baseline",
+        True,
+        f"test_auc {value:.4f} >= logistic-regression baseline {baseline_auc:.4f} - "
+        f"{tolerance:.4f}",
+        value,
+        floor,
+    )
+
+
+def _oov_hint(metrics: Mapping[str, Any]) -> str:
+    vocab = metrics.get("vocabulary")
+    if not isinstance(vocab, Mapping) or not vocab:
+        return ""
+    worst = sorted(
+        ((float(v.get("oov_val", 0.0)), k) for k, v in vocab.items() if isinstance(v, Mapping)),
+        reverse=True,
+    )[:3]
+    return " (highest: " + ", ".join(f"{k} {share:.0%}" for share, k in worst) + ")"
+
+
 def evaluate_gates(
     metrics: Mapping[str, Any],
     *,
@@ -203,6 +268,8 @@ def evaluate_gates(
     max_auc_drop: float = DEFAULT_MAX_AUC_DROP,
     champion: Champion | None = None,
     challenger_auc: float | None = None,
+    baseline_auc: float | None = None,
+    baseline_tolerance: float | None = None,
 ) -> GateReport:
     """Run every gate on one model.
 
@@ -214,6 +281,8 @@ def evaluate_gates(
         champion: The production model's score on the same test split, if one exists.
         challenger_auc: The new model's AUC on that same split (defaults to
             ``metrics["test_auc"]``).
+        baseline_auc: The logistic-regression baseline's test AUC, if measured.
+        baseline_tolerance: How far below the baseline the model may be (None: off).
 
     Returns:
         A :class:`GateReport`; ``report.passed`` is the verdict.
@@ -223,9 +292,12 @@ def evaluate_gates(
     """
     if challenger_auc is None:
         challenger_auc = _metric(metrics, "test_auc")
-    results = (
+    results = [
         check_threshold(metrics, "test_auc", min_auc),
         check_threshold(metrics, "test_accuracy", min_accuracy),
         check_champion(challenger_auc, champion, max_auc_drop),
-    )
-    return GateReport(results)
+    ]
+    baseline = check_baseline(metrics, baseline_auc, baseline_tolerance)
+    if baseline is not None:
+        results.append(baseline)
+    return GateReport(tuple(results))

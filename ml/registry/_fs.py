@@ -16,12 +16,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ml.errors import UserError
+
 CHUNK = 1 << 20  # fits in L2: the hash reads what readinto just wrote from cache
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-class SourceChangedError(RuntimeError):
+class SourceChangedError(UserError):
     """The source file changed while it was being copied."""
 
 

@@ -1,9 +1,9 @@
 """Score raw feature rows with a trained checkpoint.
 
-``Predictor.load(path)`` needs nothing but the checkpoint: it rebuilds the model from
-``model_name`` + ``model_args``, loads the weights and the fitted preprocessing, all
-with ``torch.load(..., weights_only=True)`` (no pickled code runs). ``predict_proba(df)``
-takes a DataFrame of raw feature columns as they appear in the parquet data:
+``Predictor.load(path)`` needs nothing but the checkpoint (``ml.training.checkpoint``): it
+rebuilds the model from ``model_name`` + ``model_args``, loads the weights and the fitted
+preprocessing, all with ``torch.load(..., weights_only=True)`` (no pickled code runs).
+``predict_proba(df)`` takes a DataFrame of raw feature columns as they appear in the parquet data:
 
 - a category never seen in training (or seen too rarely) maps to the OOV bucket;
 - a missing numeric value (NaN, None, inf) becomes the train mean;
@@ -22,58 +22,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ml import paths
 from ml.config import FeatureSpec
 from ml.data.preprocessing import Preprocessor
 from ml.errors import CheckpointError
 from ml.models import build_model
+from ml.training.checkpoint import checkpoint_path, load_checkpoint
 
-#: File names a checkpoint may have inside a directory: a run's, then a registry version's.
-CHECKPOINT_NAMES = ("model_best.pt", "model.pt")
-SUPPORTED_FORMAT_VERSIONS = (1,)
-_REQUIRED_KEYS = ("format_version", "model_name", "model_args", "state_dict", "preprocessor")
 PREDICT_BATCH_SIZE = 65_536
-
-
-def checkpoint_path(path: str | os.PathLike[str]) -> Path:
-    """The checkpoint file for ``path``: the file itself, or the checkpoint inside a
-    run directory (``model_best.pt``) or registry version directory (``model.pt``)."""
-    p = paths.resolve(path)
-    if p.is_dir():
-        for name in CHECKPOINT_NAMES:
-            if (p / name).is_file():
-                return p / name
-        raise CheckpointError(
-            f"{p} holds no checkpoint (looked for {', '.join(CHECKPOINT_NAMES)}); pass a run "
-            "directory from `ctr-pipeline train` or a registered model version"
-        )
-    if not p.is_file():
-        raise CheckpointError(f"checkpoint {p} does not exist")
-    return p
-
-
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load and check a checkpoint dict (``weights_only=True``, tensors on the CPU).
-
-    Raises:
-        CheckpointError: missing file, unreadable data, or missing keys / unknown version.
-    """
-    file = checkpoint_path(path)
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated file, foreign pickle: several exception types
-        raise CheckpointError(f"{file} is not a readable checkpoint: {exc}") from exc
-    if not isinstance(ckpt, dict):
-        raise CheckpointError(f"{file} does not hold a checkpoint dictionary")
-    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
-    if missing:
-        raise CheckpointError(f"{file} is missing checkpoint key(s) {missing}")
-    if ckpt["format_version"] not in SUPPORTED_FORMAT_VERSIONS:
-        raise CheckpointError(
-            f"{file} has checkpoint format_version {ckpt['format_version']}; this code reads "
-            f"{SUPPORTED_FORMAT_VERSIONS}"
-        )
-    return ckpt
 
 
 class Predictor:

@@ -1,20 +1,25 @@
-"""``ctr-pipeline train | evaluate | run``: training without Airflow.
+"""``ctr-pipeline train | evaluate | run``: training and the whole pipeline without Airflow.
 
 - ``train``: train the configured model into a run directory (resumes an interrupted
-  ``--run-dir``; a complete one is reused).
+  ``--run-dir``; a complete one of the same config and data is reused).
 - ``evaluate``: recompute a run's metrics on a split from its checkpoint.
-- ``run``: generate the default data if missing, train, evaluate, print a summary.
+- ``run``: the whole pipeline without Airflow: validate → train → evaluate with the
+  DAG's gates (thresholds, champion/challenger, baseline) → register under
+  ``--model-name`` (promoted only with ``--auto-promote``). Exit 1 when a gate fails
+  (nothing registered), 2 on bad input, 3 when the environment failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from ml import paths
+from ml.errors import ConfigError
 
 
 def add_commands(sub: Any) -> None:
@@ -25,7 +30,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--run-dir",
         help="run directory (default: a new <runs_dir>/<experiment_name>_<timestamp>); an "
-        "interrupted one resumes, a complete one is reused",
+        "interrupted one resumes, a complete one of the same config and data is reused",
     )
     p.add_argument(
         "--no-resume",
@@ -43,18 +48,44 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
-        "run", help="no-Airflow main path: generate data if missing, train, evaluate, summary"
+        "run",
+        help="the whole pipeline without Airflow: validate, train, gates, register",
+        description="validate → train → evaluate against the quality gates (as the DAG) → "
+        "register in staging. Exit 1 when a gate fails (nothing is registered).",
     )
     _config_args(p)
-    p.add_argument(
-        "--rows", type=int, default=100_000, help="rows to generate when the data is missing"
-    )
     p.add_argument("--features-dir", help="overrides data.features_dir")
+    p.add_argument("--model-name", default="ctr_model", help="registry name (%(default)s)")
+    p.add_argument("--auto-promote", action="store_true", help="promote when every gate passes")
+    p.add_argument("--min-auc", type=float, default=0.65, help="gate: test AUC (%(default)s)")
+    p.add_argument("--min-accuracy", type=float, default=0.60, help="gate (%(default)s)")
     p.add_argument(
-        "--regenerate", action="store_true", help="regenerate the data even if it exists"
+        "--max-auc-drop", type=float, default=0.005, help="gate vs production (%(default)s)"
     )
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument(
+        "--baseline-tolerance",
+        type=_optional_float,
+        default=0.0,
+        help="gate: how far below the logistic-regression baseline's test AUC the model may "
+        "be; 'none' turns the gate off (%(default)s)",
+    )
+    p.add_argument(
+        "--rows",
+        type=int,
+        default=100_000,
+        help="rows to generate when the default data is missing",
+    )
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.set_defaults(func=_cmd_run)
+
+
+def _optional_float(text: str) -> float | None:
+    if text.strip().lower() in ("none", "null", "off"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -79,8 +110,6 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         ConfigError: an item is not ``KEY=VALUE`` or nests deeper than ``section.key``.
     """
     import yaml
-
-    from ml.config import ConfigError
 
     out: dict[str, Any] = {}
     for item in items:
@@ -113,26 +142,14 @@ def _load_cfg(args: argparse.Namespace) -> Any:
     return cfg.replace(**overrides) if overrides else cfg
 
 
-def _as_user_error(exc: Exception) -> Exception:
-    from ml.training.trainer import TrainingError
-
-    return TrainingError(str(exc))
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    from ml.data.loading import DataLoadError
-    from ml.data.preprocessing import PreprocessingError
-    from ml.serving.predictor import CheckpointError
-
-    return (DataLoadError, PreprocessingError, CheckpointError)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ml.training.trainer import train
+    from ml.training.job import train
 
-    cfg = _load_cfg(args)
     result = train(
-        cfg, features_dir=args.features_dir, run_dir=args.run_dir, resume=not args.no_resume
+        _load_cfg(args),
+        features_dir=args.features_dir,
+        run_dir=args.run_dir,
+        resume=not args.no_resume,
     )
     print(f"Run directory: {result.run_dir}")
     if args.json:
@@ -140,90 +157,39 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_metrics(metrics: dict[str, Any]) -> None:
-    print("📊 Model Metrics:")
-    for key in sorted(metrics):
-        value = metrics[key]
-        print(f"   {key}: {value:.4f}" if isinstance(value, float) else f"   {key}: {value}")
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ml.evaluation.evaluate import evaluate_run
+    from ml.notifications import metrics_lines
 
-    try:
-        metrics = evaluate_run(args.run_dir, split=args.split, features_dir=args.features_dir)
-    except _user_errors() as exc:
-        raise _as_user_error(exc) from exc
+    metrics = evaluate_run(args.run_dir, split=args.split, features_dir=args.features_dir)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:
-        _print_metrics(metrics)
+        print("\n".join(metrics_lines(metrics, prefix=f"{args.split}_")))
     return 0
-
-
-def _features_present(features_dir: Any) -> bool:
-    from ml.data.loading import SPLITS, split_path
-
-    return (
-        all(split_path(features_dir, s).is_file() for s in SPLITS)
-        and (features_dir / "schema.json").is_file()
-    )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    start = time.perf_counter()
-    cfg = _load_cfg(args)
-    features_dir = paths.resolve(args.features_dir or cfg.data.features_dir)
-    if args.regenerate or not _features_present(features_dir):
-        from ml.data.generate import describe, generate_features
+    from ml.pipeline.data import ensure_features
+    from ml.pipeline.local import run_pipeline
+    from ml.pipeline.params import Params
 
-        print(f"📦 Generating {args.rows:,} rows of features into {features_dir}")
-        report = generate_features(features_dir, rows=args.rows, overwrite=True)
-        for line in describe(report):
-            print(line)
-    else:
-        print(f"📦 Using the existing features in {features_dir} (--regenerate to rebuild)")
-
-    from ml.evaluation.evaluate import evaluate_run
-    from ml.training.trainer import train
-
-    result = train(cfg, features_dir=features_dir)
-    try:
-        test = evaluate_run(result.run_dir)
-    except _user_errors() as exc:
-        raise _as_user_error(exc) from exc
-    oracle = _oracle_auc(features_dir)
-    summary = {
-        "run_dir": str(result.run_dir),
-        "model": cfg.model.name,
-        **test,
-        "val_auc": result.metrics["val_auc"],
-        "oracle_test_auc": oracle,
-        "best_epoch": result.metrics["best_epoch"],
-        "epochs_run": result.metrics["epochs_run"],
-        "train_time_s": result.metrics["train_time_s"],
-        "total_time_s": round(time.perf_counter() - start, 2),
-    }
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
-    print()
-    _print_metrics(test)
-    if oracle is not None:
-        print(f"   oracle test AUC (ground truth): {oracle:.4f}")
-    print(f"   run directory: {result.run_dir}")
-    print(
-        f"   time: {summary['total_time_s']:.1f}s total, {summary['train_time_s']:.1f}s "
-        f"training ({summary['epochs_run']} epochs, best {summary['best_epoch']})"
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    params = Params(
+        config_path=args.config,
+        features_path=args.features_dir,
+        model_name=args.model_name,
+        min_auc=args.min_auc,
+        min_accuracy=args.min_accuracy,
+        max_auc_drop=args.max_auc_drop,
+        baseline_tolerance=args.baseline_tolerance,
+        auto_promote=args.auto_promote,
+        config_overrides=parse_overrides(args.overrides),
     )
+    cfg = params.config()
+    for line in ensure_features(params.features_dir(cfg), rows=args.rows):
+        print(line, flush=True)
+    summary = run_pipeline(params)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
     return 0
-
-
-def _oracle_auc(features_dir: Any) -> float | None:
-    """The ground-truth AUC for generator data (None for other data)."""
-    try:
-        schema = json.loads((features_dir / "schema.json").read_text())
-        value = schema.get("oracle_auc", {}).get("test")
-        return float(value) if value is not None else None
-    except (OSError, ValueError, AttributeError):
-        return None

@@ -1,29 +1,40 @@
-"""Run directories: layout, atomic writes, and the ``COMPLETE`` marker.
+"""Training run directories: their files, their names, and which run belongs to whom.
 
-A run directory ``<runs_dir>/<experiment_name>_<YYYYmmdd_HHMMSS>/`` holds::
+A run directory ``<runs_dir>/<name>/`` holds::
 
-    model_best.pt        best checkpoint (torch.load(..., weights_only=True))
+    model_best.pt        best checkpoint by the early-stopping monitor (ml.training.checkpoint)
     checkpoint_last.pt   resume state after the latest epoch (removed when complete)
-    config.yaml          the exact config trained with
-    metrics.json         val/test metrics, timings, per-epoch history
-    run.json             provenance: data fingerprint, config digest, seed, times, host
+    config.yaml          the exact config trained with (its recorded form)
+    metrics.json         val/test metrics, timings, vocabulary, per-epoch history
+    run.json             provenance: data fingerprint, config digest, code version, seed,
+                         times, host, the pipeline run that asked for it
     COMPLETE             written last; a directory without it is not a finished run
 
-Every file is written to a temporary name beside its target and renamed into place, so a
-crash leaves either the old file or the new one, never half of one.
+Every file is written atomically (``ml.fsutil``), so a crash leaves the old file or the
+new one. This module is the only one that spells these names.
+
+Names: ``<experiment_name>_<YYYYmmdd_HHMMSS>`` for a run started by hand, and
+``<experiment_name>_<YYYYmmdd_HHMMSS>_<key>[_<n>]`` for a run started by a pipeline run,
+where ``key`` (:func:`run_key`) identifies the pipeline run: ``(dag_id, logical date)``
+when the run has a logical date, else ``(dag_id, run_id)``. Every try of a task, a
+cleared task and ``airflow tasks test <dag> <task> <date>`` of the same date find the same
+directories by their key (:func:`runs_for_key`); the ``_<n>`` suffix separates runs of
+one key that trained on different data or configs.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
-import tempfile
+import re
 import time
-from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ml import paths
+from ml.errors import TrainingError
+from ml.fsutil import atomic_write_text, read_json_object, utc_now
 
 MODEL_BEST = "model_best.pt"
 CHECKPOINT_LAST = "checkpoint_last.pt"
@@ -31,8 +42,94 @@ CONFIG_YAML = "config.yaml"
 METRICS_JSON = "metrics.json"
 RUN_JSON = "run.json"
 COMPLETE = "COMPLETE"
+#: Every file a complete run holds.
+RUN_FILES = (MODEL_BEST, CONFIG_YAML, METRICS_JSON, RUN_JSON, COMPLETE)
 
-_STAMP_FORMAT = "%Y%m%d_%H%M%S"
+STAMP_FORMAT = "%Y%m%d_%H%M%S"
+_NAME_RE = re.compile(r"(?P<stamp>\d{8}_\d{6})(?:_(?P<key>\d{10}))?(?:_(?P<n>\d+))?\Z")
+
+
+def run_key(dag_id: str, *, logical_date: datetime | None, run_id: str | None) -> str:
+    """Ten digits identifying one pipeline run, stable across tries, clears and tests.
+
+    Args:
+        dag_id: the pipeline (``training_pipeline``, or ``ctr-pipeline`` for the CLI).
+        logical_date: the run's logical date; runs with one are keyed by it (so
+            ``airflow tasks test ... 2024-11-15`` of one task finds another's run).
+        run_id: used when there is no logical date.
+    """
+    if logical_date is not None:
+        ident = logical_date.astimezone(timezone.utc).isoformat()
+    elif run_id:
+        ident = run_id
+    else:
+        raise ValueError("a run key needs a logical date or a run id")  # internal invariant
+    digest = hashlib.sha256(f"{dag_id}\n{ident}".encode()).hexdigest()
+    return f"{int(digest[:16], 16) % 10**10:010d}"
+
+
+def _parse(name: str, experiment_name: str) -> re.Match[str] | None:
+    prefix = f"{experiment_name}_"
+    return _NAME_RE.match(name[len(prefix) :]) if name.startswith(prefix) else None
+
+
+def runs_for_key(runs_dir: str | os.PathLike[str], experiment_name: str, key: str) -> list[Path]:
+    """The run directories of one pipeline run, oldest first (by their ``_<n>`` suffix)."""
+    root = paths.resolve(runs_dir)
+    if not root.is_dir():
+        return []
+    found: list[tuple[int, Path]] = []
+    for entry in root.iterdir():
+        m = _parse(entry.name, experiment_name)
+        if m and m.group("key") == key and entry.is_dir():
+            found.append((int(m.group("n") or 1), entry))
+    return [p for _, p in sorted(found)]
+
+
+def new_run_dir(
+    runs_dir: str | os.PathLike[str],
+    experiment_name: str,
+    *,
+    key: str | None = None,
+    when: datetime | None = None,
+) -> Path:
+    """Create and return a fresh run directory.
+
+    Args:
+        runs_dir: parent directory (relative: against the base directory).
+        experiment_name: the name prefix.
+        key: the pipeline run's :func:`run_key` (none for a run started by hand).
+        when: the timestamp in the name (default: now, UTC for keyed runs, local time
+            otherwise).
+
+    Two runs that would share a name get ``_2``, ``_3``... suffixes.
+    """
+    root = paths.resolve(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    if when is None:
+        stamp = (
+            datetime.now(timezone.utc).strftime(STAMP_FORMAT)
+            if key
+            else time.strftime(STAMP_FORMAT)
+        )
+    else:
+        stamp = when.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+    existing = runs_for_key(root, experiment_name, key) if key else []
+    if existing:  # later runs of a key keep its first timestamp and count up
+        m = _parse(existing[-1].name, experiment_name)
+        assert m is not None
+        stamp, first = m.group("stamp"), int(m.group("n") or 1) + 1
+    else:
+        first = 1
+    base = f"{experiment_name}_{stamp}" + (f"_{key}" if key else "")
+    for n in range(first, first + 1000):
+        candidate = root / (base if n == 1 else f"{base}_{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise TrainingError(f"could not create a unique run directory under {root}")
 
 
 def is_complete(path: str | os.PathLike[str]) -> bool:
@@ -40,91 +137,41 @@ def is_complete(path: str | os.PathLike[str]) -> bool:
     return (paths.resolve(path) / COMPLETE).is_file()
 
 
-def latest_complete_run(
-    runs_dir: str | os.PathLike[str] | None = None, experiment_name: str = "ctr_model"
-) -> Path | None:
-    """The newest complete run ``<runs_dir>/<experiment_name>_<timestamp>``, or None.
+def mark_complete(run_dir: Path) -> None:
+    """Write the ``COMPLETE`` marker; call it after every other file."""
+    atomic_write_text(run_dir / COMPLETE, utc_now() + "\n")
 
-    Args:
-        runs_dir: directory of runs; default ``experiments/runs`` under the base directory.
-        experiment_name: the run-name prefix.
 
-    Returns:
-        The absolute path of the newest complete run (by the timestamp in its name).
+def read_run_info(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a run (raises :class:`TrainingError` naming what is wrong)."""
+    return read_json_object(
+        run_dir / RUN_JSON, what="run file", error=TrainingError, hint="rerun training"
+    )
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """``metrics.json`` of a run (raises :class:`TrainingError` naming what is wrong)."""
+    return read_json_object(
+        run_dir / METRICS_JSON, what="run metrics", error=TrainingError, hint="rerun training"
+    )
+
+
+def mismatch(run_dir: Path, *, config_digest: str, data_digest: str | None) -> str | None:
+    """Why ``run_dir`` was trained on something else, or None when config and data match.
+
+    Compares ``run.json`` (a complete run) with the config digest and data fingerprint
+    digest the caller is about to train with.
     """
-    root = paths.resolve(runs_dir if runs_dir is not None else paths.RUNS_DIR)
-    if not root.is_dir():
-        return None
-    prefix = f"{experiment_name}_"
-    runs = [
-        p
-        for p in root.iterdir()
-        if p.is_dir() and p.name.startswith(prefix) and _is_stamp(p.name[len(prefix) :])
-    ]
-    done = sorted((p for p in runs if is_complete(p)), key=lambda p: p.name)
-    return done[-1] if done else None
-
-
-def _is_stamp(rest: str) -> bool:
-    stamp = rest[:15]
-    suffix = rest[15:]
     try:
-        time.strptime(stamp, _STAMP_FORMAT)
-    except ValueError:
-        return False
-    return suffix == "" or (suffix.startswith("_") and suffix[1:].isdigit())
-
-
-def new_run_dir(runs_dir: str | os.PathLike[str], experiment_name: str) -> Path:
-    """Create and return a fresh ``<runs_dir>/<experiment_name>_<timestamp>`` directory.
-
-    Two runs started in the same second get ``_2``, ``_3``... suffixes instead of sharing.
-    """
-    root = paths.resolve(runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    base = f"{experiment_name}_{time.strftime(_STAMP_FORMAT)}"
-    for n in range(1, 1000):
-        candidate = root / (base if n == 1 else f"{base}_{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise RuntimeError(f"could not create a unique run directory under {root}")
-
-
-def atomic_write(path: Path, writer: Callable[[IO[bytes]], Any]) -> None:
-    """Write ``path`` via ``writer(fileobj)`` into a temp file beside it, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Atomically replace ``path`` with ``text`` (UTF-8)."""
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Atomically replace ``path`` with ``data`` as indented JSON."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-
-
-def atomic_torch_save(path: Path, obj: Any) -> None:
-    """Atomically replace ``path`` with ``torch.save(obj)``."""
-    import torch
-
-    atomic_write(path, lambda fh: torch.save(obj, fh))
-
-
-def mark_complete(run_dir: Path, text: str = "") -> None:
-    """Write the ``COMPLETE`` marker (atomically); call it after every other file."""
-    atomic_write_text(run_dir / COMPLETE, text or time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+        info = read_run_info(run_dir)
+    except TrainingError as exc:
+        return str(exc)
+    if info.get("config_digest") != config_digest:
+        return (
+            f"its config digest {str(info.get('config_digest'))[:12]} differs from this "
+            f"run's {config_digest[:12]}"
+        )
+    recorded = (info.get("data_fingerprint") or {}).get("digest")
+    if data_digest is not None and recorded != data_digest:
+        return f"its data digest {str(recorded)[:12]} differs from this run's {data_digest[:12]}"
+    return None

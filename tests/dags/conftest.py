@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.airflow import WebhookRecorder
+
+from testkit.airflow import WebhookRecorder, parse_dags
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DAGS = CHECKOUT / "dags"
@@ -61,6 +62,12 @@ def _run_probe(code: str, home: Path, extra: dict[str, str] | None = None) -> An
 def run_probe() -> Any:
     """``run_probe(code, home, extra=None)``: see :func:`_run_probe`."""
     return _run_probe
+
+
+@pytest.fixture(scope="session")
+def parsed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The DAG folder parsed once with the default environment."""
+    return parse_dags(_run_probe, DAGS, tmp_path_factory.mktemp("dagbag"))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from ml.config import config_from_dict
 from ml.data.loading import DataLoadError
 from ml.evaluation.evaluate import evaluate_checkpoint, evaluate_run
-from ml.training.trainer import train
+from ml.training.job import train
 
 
 @pytest.fixture(scope="module")

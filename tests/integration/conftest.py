@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from testkit.airflow import WebhookRecorder, small_config
 
 CHECKOUT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,13 @@ import pytest
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 RUN_PIPELINE = CHECKOUT / "scripts" / "run_pipeline.py"
-SMALL = {"config_path": "config/small.yaml", "epochs": 1, "min_auc": 0.0, "min_accuracy": 0.0}
+SMALL = {
+    "config_path": "config/small.yaml",
+    "epochs": 1,
+    "min_auc": 0.0,
+    "min_accuracy": 0.0,
+    "baseline_tolerance": None,
+}
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from testkit.registry import make_run_dir
 from ml.registry.model_registry import ModelRegistry
+from testkit.registry import make_run_dir
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from testkit.registry import check_consistent, kill_trials, leftovers, make_run_dir
 from ml.registry.model_registry import ModelRegistry
+from testkit.registry import check_consistent, kill_trials, leftovers, make_run_dir
 
 MakeRun = Callable[..., Path]
 

@@ -35,7 +35,7 @@ def _seconds_per_epoch(home: Path, cfg: Any) -> float:
 
     Timed between the epoch log lines, so validation and checkpointing count too.
     """
-    from ml.training.trainer import train
+    from ml.training.job import train
 
     stamps: list[float] = []
 

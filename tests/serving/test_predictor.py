@@ -11,7 +11,7 @@ from ml.config import config_from_dict
 from ml.data.loading import load_split
 from ml.data.preprocessing import PreprocessingError
 from ml.serving.predictor import CheckpointError, Predictor
-from ml.training.trainer import train
+from ml.training.job import train
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_predictor_loads_registry_style_directory(run_dir: Path, tmp_path: Path)
 def test_predictor_bad_paths_and_files_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="does not exist"):
         Predictor.load(tmp_path / "nope.pt")
-    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+    with pytest.raises(CheckpointError, match="holds no model checkpoint"):
         Predictor.load(tmp_path)
     bad = tmp_path / "model.pt"
     bad.write_bytes(b"not a checkpoint")

@@ -80,17 +80,48 @@ def test_cli_evaluate_missing_run_is_a_user_error(
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_cli_run_generates_missing_data_then_trains(
+LENIENT = ["--min-auc", "0.5", "--min-accuracy", "0.5", "--baseline-tolerance", "none"]
+
+
+def test_cli_run_generates_missing_data_then_runs_the_whole_pipeline(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["run", "--rows", "2000", *TINY, "--json"])
+    code = main(["run", "--rows", "2000", *TINY, *LENIENT, "--json"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "📦 Generating 2,000 rows" in out
+    assert "generated 2,000 synthetic rows" in out
+    assert "✅ Model registered: ctr_model v1 (staging)" in out
+    assert "🎉 Training Pipeline Complete!" in out
     summary = json.loads(out[out.index("{\n") :])
-    assert (home / "data" / "features" / "v1" / "train" / "data.parquet").is_file()
-    assert Path(summary["run_dir"]).parent == home / "experiments" / "runs"
-    assert 0.0 <= summary["test_auc"] <= 1.0 and summary["oracle_test_auc"] > 0.5
-    # A second run reuses the data.
-    assert main(["run", *TINY]) == 0
-    assert "Using the existing features" in capsys.readouterr().out
+    assert summary["state"] == "success" and summary["model_version"] == "v1"
+    assert summary["registered_path"] == "models/staging/ctr_model/v1"
+    assert (home / summary["run_dir"]).parent == home / "experiments" / "runs"
+    assert [g["name"] for g in summary["gates"]] == ["min_auc", "min_accuracy", "champion"]
+    assert not summary["promoted"]
+    assert set(summary["steps"]) == {"validate", "train", "evaluate", "register"}
+    # A second run reuses the data and registers a new version (it never auto-promotes).
+    assert main(["run", *TINY, *LENIENT, "--model-name", "other"]) == 0
+    out = capsys.readouterr().out
+    assert "generated" not in out and "Model registered: other v1" in out
+    assert not (home / "models" / "production").exists()
+
+
+def test_cli_run_fails_a_model_worse_than_production_and_registers_nothing(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = [*TINY, "--set", "training.epochs=4"]
+    assert main(["run", "--rows", "3000", *good, *LENIENT, "--auto-promote"]) == 0
+    assert "Promoted ctr_model v1 to production" in capsys.readouterr().out
+    bad = [*TINY, "--set", "training.epochs=1", "--set", "training.learning_rate=0.0001"]
+    code = main(["run", *bad, *LENIENT, "--max-auc-drop", "0"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "error: quality gate failed" in captured.err and "production v1" in captured.err
+    assert sorted(p.name for p in (home / "models" / "staging" / "ctr_model").iterdir()) == ["v1"]
+
+
+def test_cli_run_with_bad_input_exits_2(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--features-dir", str(home / "mine"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "mine" in err
+    assert not (home / "mine").exists()  # a user's directory is never generated

@@ -1,0 +1,57 @@
+"""The feature pipeline's steps: (re)generate the synthetic features, then publish them.
+
+``generate`` writes only the default synthetic directory, and the generator itself
+refuses a directory holding data it did not write, so a user's own files there are never
+replaced. ``publish`` validates what was written and returns the Asset event's extra.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ml import paths
+from ml.config import load_config
+from ml.fsutil import display_path
+
+log = logging.getLogger("ml.pipeline")
+
+
+def generate(rows: int, seed: int) -> dict[str, Any]:
+    """(Re)generate the default features directory atomically.
+
+    Returns:
+        ``{"features_path", "rows"}``.
+
+    Raises:
+        GenerationError: bad arguments, or the directory holds data the generator did
+            not write.
+    """
+    from ml.data.generate import describe, generate_features
+
+    target = paths.resolve(paths.FEATURES_DIR)
+    log.info("🏭 Generating %d rows (seed %d) into %s", rows, seed, display_path(target))
+    report = generate_features(target, rows=rows, seed=seed, overwrite=True)
+    for line in describe(report):
+        log.info(line)
+    return {"features_path": display_path(target), "rows": int(sum(report["rows"].values()))}
+
+
+def publish(features_path: str | None, config_path: str) -> dict[str, Any]:
+    """Validate the features; return the Asset event's extra (path, rows, digest).
+
+    Raises:
+        FeatureValidationError: the features do not match the config.
+    """
+    from ml.data.validate import fingerprint, validate_features
+
+    cfg = load_config(config_path)
+    shown = features_path or display_path(paths.resolve(paths.FEATURES_DIR))
+    target = paths.resolve(shown)
+    report = validate_features(target, cfg.features, numeric_nan=cfg.data.numeric_nan)
+    for line in report.lines():
+        log.info(line)
+    digest = str(fingerprint(target, cfg.features)["digest"])
+    rows = sum(s.rows for s in report.splits.values())
+    log.info("📦 Features saved: %s (digest %s)", shown, digest[:12])
+    return {"features_path": shown, "uri": target.as_uri(), "rows": rows, "digest": digest}

@@ -1,0 +1,304 @@
+"""The pipeline's steps: validate → train → evaluate (gates) → register → finish.
+
+Plain functions of (params, the pipeline run, upstream values), each returning the small
+JSON-able dict the next step needs (the DAG pushes these as its XComs: ``features_path``,
+``run_dir``, ``metrics``, ``model_version``, ``registered_path``), logging the spec's
+lines and updating the run summary (:mod:`ml.pipeline.summary`). The DAG's tasks and
+``ctr-pipeline run`` call exactly these, so both apply the same gates.
+
+An upstream value may be missing (``airflow tasks test`` runs each task in a temporary
+DAG run of its own): a step then finds what it needs by the run's key — the training run
+directory of the same DAG and logical date — and fails, saying how, when there is none.
+It never falls back on another run's artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ml import paths
+from ml.errors import GateFailedError, UserError
+from ml.fsutil import display_path
+from ml.notifications import metrics_lines, registered_lines, success_message
+from ml.pipeline.params import Params, PipelineRun
+from ml.pipeline.summary import read_summary, update_summary
+from ml.training import run_dir as rd
+
+log = logging.getLogger("ml.pipeline")
+STAGING = "staging"
+#: Metrics passed on to register/notify (XCom ``metrics``), besides gates and champion.
+SUMMARY_METRICS = (
+    "test_auc",
+    "test_accuracy",
+    "test_logloss",
+    "val_auc",
+    "val_logloss",
+    "best_epoch",
+    "epochs_run",
+    "train_time_s",
+)
+
+
+def _step(run: PipelineRun, name: str, start: float, ok: bool = True, **fields: Any) -> None:
+    seconds = round(time.perf_counter() - start, 3)
+    update_summary(
+        run.dag_id,
+        run.run_id,
+        state="running",
+        steps={name: {"state": "success" if ok else "failed", "seconds": seconds}},
+        **fields,
+    )
+
+
+def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
+    """Check the train/val/test splits against the config's features.
+
+    Returns:
+        ``{"features_path"}`` (relative to the base directory when inside it).
+
+    Raises:
+        FeatureValidationError: with every problem found.
+    """
+    from ml.data.validate import validate_features
+
+    start = time.perf_counter()
+    cfg = params.config()
+    features = paths.resolve(params.features_dir(cfg))
+    report = validate_features(features, cfg.features, numeric_nan=cfg.data.numeric_nan)
+    for line in report.lines():
+        log.info(line)
+    shown = display_path(features)
+    _step(
+        run,
+        "validate",
+        start,
+        logical_date=run.logical_date.isoformat() if run.logical_date else None,
+        features_path=shown,
+        model_name=params.model_name,
+        validation_warnings=report.warnings,
+    )
+    return {"features_path": shown}
+
+
+def train(params: Params, run: PipelineRun, features_path: str | None) -> dict[str, Any]:
+    """Train into the pipeline run's own run directory (resuming or reusing it when its
+    config and data match).
+
+    Returns:
+        ``{"run_dir"}``.
+    """
+    from ml.training.job import train as train_job
+
+    start = time.perf_counter()
+    cfg = params.config()
+    if features_path is None:
+        features_path = params.features_dir(cfg)
+        log.info("No features_path from validate_features: using %s", features_path)
+    log.info("Run directory key for %s: %s (the same for every try)", run.describe(), run.key)
+    result = train_job(
+        cfg,
+        features_dir=paths.resolve(features_path),
+        run_key=run.key,
+        started_at=run.logical_date or run.started_at,
+        provenance={"dag_id": run.dag_id, "run_id": run.run_id},
+        log=log.info,
+    )
+    if result.resumed_from_epoch:
+        log.info("   (resumed from the checkpoint of epoch %d)", result.resumed_from_epoch)
+    shown = display_path(result.run_dir)
+    _step(run, "train", start, run_dir=shown, training_seconds=result.metrics.get("train_time_s"))
+    return {"run_dir": shown}
+
+
+def find_run_dir(params: Params, run: PipelineRun, run_dir: str | None) -> Path:
+    """The complete training run of this pipeline run: ``run_dir``, or the newest one
+    carrying the run's key when ``run_dir`` is missing.
+
+    Raises:
+        UserError: no such run, or it is not complete; the message says how to get one.
+    """
+    if run_dir is not None:
+        path = paths.resolve(run_dir)
+    else:
+        cfg = params.config()
+        found = rd.runs_for_key(cfg.output.runs_dir, cfg.experiment_name, run.key)
+        if not found:
+            raise UserError(
+                f"no training run of {run.describe()} (key {run.key}) under "
+                f"{display_path(paths.resolve(cfg.output.runs_dir))}: run train_model for the "
+                f"same logical date first (`airflow tasks test {run.dag_id} train_model "
+                f"<date>`), or the whole DAG (`airflow dags test {run.dag_id}`)"
+            )
+        path = found[-1]
+        log.info("No run_dir from train_model: using this run's %s", display_path(path))
+    if not rd.is_complete(path):
+        raise UserError(
+            f"training run {display_path(path)} is not complete (no {rd.COMPLETE} marker); "
+            "clear train_model to finish it"
+        )
+    return path
+
+
+def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str, Any]:
+    """Apply the quality gates (thresholds, champion/challenger, baseline).
+
+    Returns:
+        ``{"metrics": {test metrics, "run_dir", "champion", "baseline", "gates"}}``.
+
+    Raises:
+        GateFailedError: a gate failed (nothing gets registered).
+    """
+    from ml.evaluation.gates import evaluate_gates
+
+    start = time.perf_counter()
+    path = find_run_dir(params, run, run_dir)
+    metrics = rd.read_metrics(path)
+    features = Path(
+        rd.read_run_info(path).get("features_dir") or params.features_dir(params.config())
+    )
+    comparison, baseline = _comparisons(params, path, features)
+    report = evaluate_gates(
+        metrics,
+        min_auc=params.min_auc,
+        min_accuracy=params.min_accuracy,
+        max_auc_drop=params.max_auc_drop,
+        champion=comparison.champion if comparison else None,
+        challenger_auc=float(comparison.challenger["auc"]) if comparison else None,
+        baseline_auc=baseline.test_auc if baseline else None,
+        baseline_tolerance=params.baseline_tolerance,
+    )
+    for line in metrics_lines(metrics):
+        log.info(line)
+    for result in report.results:
+        log.info("   %s gate %s: %s", "✅" if result.passed else "❌", result.name, result.message)
+    summary = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
+    summary.update(
+        run_dir=display_path(path),
+        champion=comparison.to_dict() if comparison else None,
+        baseline=baseline.to_dict() if baseline else None,
+        gates=[r.to_dict() for r in report.results],
+    )
+    _step(run, "evaluate", start, report.passed, metrics=summary, gates=summary["gates"])
+    if not report.passed:
+        raise GateFailedError(
+            f"{report.summary()} (run {display_path(path)}; nothing was registered)", report
+        )
+    return {"metrics": summary}
+
+
+def _comparisons(params: Params, run_dir: Path, features: Path) -> tuple[Any, Any]:
+    """Production's score on the same test split, and the logistic-regression baseline."""
+    from ml.evaluation.baseline import fit_baseline
+    from ml.evaluation.champion import compare_with_production
+    from ml.registry.model_registry import ModelRegistry
+    from ml.serving.predictor import Predictor
+
+    comparison = compare_with_production(ModelRegistry(), params.model_name, run_dir, features)
+    if comparison is not None:
+        log.info(
+            "⚔️  Champion/challenger on %s test split: production %s AUC %.4f, new model %.4f",
+            display_path(features),
+            comparison.champion.version,
+            comparison.champion.test_auc,
+            comparison.challenger["auc"],
+        )
+    baseline = None
+    if params.baseline_tolerance is not None:
+        spec = Predictor.load(run_dir).features
+        baseline = fit_baseline(features, spec)
+        log.info(
+            "📏 Logistic-regression baseline: test AUC %.4f (C=%g, %s train rows, %.1f s)",
+            baseline.test_auc,
+            baseline.c,
+            f"{baseline.train_rows:,}",
+            baseline.seconds,
+        )
+    return comparison, baseline
+
+
+def register(
+    params: Params, run: PipelineRun, run_dir: str | None, metrics: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Register the run in staging (once per training run); promote it if asked.
+
+    Returns:
+        ``{"model_version", "registered_path"}``.
+    """
+    from ml.registry.model_registry import ModelRegistry
+
+    start = time.perf_counter()
+    if metrics is None:
+        # Never register what the gates have not passed in this pipeline run.
+        log.info("No metrics from evaluate_model: checking the gates here")
+        metrics = evaluate(params, run, run_dir)["metrics"]
+        run_dir = run_dir or str(metrics["run_dir"])
+    path = find_run_dir(params, run, run_dir)
+    registry = ModelRegistry()
+    rv = registry.register(
+        path,
+        params.model_name,
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        created_by=f"airflow:{run.dag_id}" if run.dag_id != "ctr-pipeline" else None,
+    )
+    shown = display_path(rv.path)
+    for line in registered_lines(rv.name, rv.version, STAGING, shown, created=rv.created):
+        log.info(line)
+    promoted = False
+    if params.auto_promote:
+        promotion = registry.promote_to_production(
+            params.model_name,
+            rv.version,
+            reason=f"auto_promote: all quality gates passed in {run.describe()}",
+        )
+        promoted = True
+        if promotion.changed:
+            log.info("🚀 Promoted %s %s to production (auto_promote)", rv.name, rv.version)
+        else:
+            log.info("🚀 %s %s is already the production model", rv.name, rv.version)
+    _step(
+        run, "register", start, model_version=rv.version, registered_path=shown, promoted=promoted
+    )
+    return {"model_version": rv.version, "registered_path": shown}
+
+
+def finish(
+    params: Params,
+    run: PipelineRun,
+    metrics: dict[str, Any] | None,
+    model_version: str | None,
+    registered_path: str | None,
+) -> str:
+    """Mark the run successful in its summary and return the completion message."""
+    summary = read_summary(run.dag_id, run.run_id) or {}
+    if model_version is None:
+        log.info("No model_version from register_model (XCom not found in this DAG run)")
+    metrics = metrics if metrics is not None else summary.get("metrics")
+    text = success_message(
+        model_name=params.model_name,
+        version=model_version,
+        path=registered_path,
+        metrics=metrics,
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        promoted=bool(summary.get("promoted")) and model_version is not None,
+        gates=(metrics or {}).get("gates") or (),
+    )
+    update_summary(run.dag_id, run.run_id, state="success", message=text)
+    return text
+
+
+def record_failure(run: PipelineRun, step: str, error: BaseException) -> None:
+    """Write the failure (the whole message) into the run summary; never raises."""
+    try:
+        update_summary(
+            run.dag_id,
+            run.run_id,
+            state="failed",
+            failure={"step": step, "type": type(error).__name__, "message": str(error)},
+        )
+    except Exception as exc:  # the summary must never hide the real error
+        log.warning("could not record the failure in the run summary: %s", exc)

@@ -1,0 +1,335 @@
+"""The training job: :func:`train` turns a config and features into a complete run directory.
+
+In small named steps: validate and fingerprint the features, choose the run directory
+(reuse a finished run of the same config and data, resume an interrupted one, or start a
+new one), fit the preprocessing on train and encode every split once onto the device,
+report each field's vocabulary and out-of-vocabulary share, build the model, run the
+:class:`~ml.training.trainer.Trainer`, score the best checkpoint on val (and test), and
+write ``metrics.json``, ``run.json`` and ``COMPLETE`` last (see
+:mod:`ml.training.run_dir`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ml import paths
+from ml.config import Config, inapplicable_warning
+from ml.data.loading import check_features_dir
+from ml.data.preprocessing import Preprocessor
+from ml.errors import TrainingError
+from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
+from ml.provenance import code_version
+from ml.training import checkpoint as ck
+from ml.training import run_dir as rd
+from ml.training.prepare import build, encode_splits, vocabulary_report
+from ml.training.reuse import RunChoice, choose_run_dir
+from ml.training.tensors import EncodedSplit
+from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Trainer
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    resumed_from_epoch: int | None = None
+    reused: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(
+            "training.device is 'cuda' but no CUDA device is available; set it to auto or cpu"
+        )
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(
+    cfg: Config,
+    *,
+    features_dir: str | os.PathLike[str] | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    run_key: str | None = None,
+    started_at: datetime | None = None,
+    resume: bool = True,
+    evaluate_test: bool = True,
+    provenance: dict[str, Any] | None = None,
+    log: LogFn | None = None,
+    progress: bool | None = None,
+    on_epoch_end: EpochCallback | None = None,
+) -> TrainResult:
+    """Train ``cfg.model`` on the features and write a complete run directory.
+
+    Args:
+        cfg: the typed configuration.
+        features_dir: overrides ``cfg.data.features_dir``.
+        run_dir: an explicit run directory: a complete one of the same config and data
+            is reused, an interrupted one resumed (when ``resume``); another config's or
+            data's is an error.
+        run_key: train for a pipeline run (:func:`ml.training.run_dir.run_key`): its
+            newest run directory is reused or resumed when config and data match,
+            otherwise a new one of the key is started and the log says why.
+        started_at: the pipeline run's time, for a new keyed directory's name.
+        resume: continue an interrupted run (otherwise start it over).
+        evaluate_test: score the test split at the end (tuning trials never read it).
+        provenance: extra fields for ``run.json`` (e.g. ``dag_id``, ``run_id``).
+        log: receives each log line (default: print to stdout).
+        progress: progress bar on stderr (default: only when stderr is a TTY).
+        on_epoch_end: called after each epoch's checkpoint as ``(epoch, record)``.
+
+    Raises:
+        TrainingError: missing features or columns, bad values, a run directory that
+            belongs to another configuration or data, NaN loss, or CUDA without a GPU.
+    """
+    log = log or (lambda line: print(line, flush=True))
+    wall_start = time.perf_counter()
+    feats = paths.resolve(features_dir if features_dir is not None else cfg.data.features_dir)
+    check_features_dir(feats)
+    warning = inapplicable_warning(cfg)
+    if warning:
+        log(f"⚠️  {warning}")
+    fingerprint = _validate_and_fingerprint(cfg, feats, log)
+    run = choose_run_dir(cfg, run_dir, run_key, fingerprint["digest"], resume)
+    for note in run.notes:
+        log(note)
+    if run.reused:
+        assert run.out is not None
+        log(f"✅ Training complete (reusing finished run {run.out}: same config and data)")
+        return TrainResult(run.out, rd.read_metrics(run.out), None, reused=True)
+
+    device = resolve_device(cfg.training.device)
+    threads = torch.get_num_threads()
+    if cfg.training.num_threads:
+        torch.set_num_threads(cfg.training.num_threads)
+    try:
+        return _train(
+            cfg,
+            feats=feats,
+            run=run,
+            run_key=run_key,
+            started_at=started_at,
+            fingerprint=fingerprint,
+            device=device,
+            evaluate_test=evaluate_test,
+            provenance=provenance or {},
+            log=log,
+            progress=progress,
+            on_epoch_end=on_epoch_end,
+            wall_start=wall_start,
+        )
+    finally:
+        torch.set_num_threads(threads)  # the thread count is process-wide: restore it
+
+
+def _validate_and_fingerprint(cfg: Config, feats: Path, log: LogFn) -> dict[str, Any]:
+    from ml.data.validate import fingerprint, validate_features
+
+    report = validate_features(feats, cfg.features, numeric_nan=cfg.data.numeric_nan)
+    fp: dict[str, Any] = fingerprint(feats, cfg.features)
+    rows = ", ".join(f"{s.name} {s.rows:,}" for s in report.splits.values())
+    log(f"✅ Features valid: {feats} ({rows} rows; data digest {str(fp['digest'])[:12]})")
+    for warning in report.warnings:
+        log(f"⚠️  {warning}")
+    return fp
+
+
+def _make_trainer(
+    cfg: Config, model: Any, out: Path, meta: dict[str, Any], device: torch.device, **kw: Any
+) -> Trainer:
+    t = cfg.training
+    return Trainer(
+        model,
+        run_dir=out,
+        checkpoint_meta=meta,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        batch_size=t.batch_size,
+        epochs=t.epochs,
+        early_stopping=EarlyStopping(monitor=t.monitor, patience=t.patience, min_delta=t.min_delta),
+        seed=cfg.seed,
+        device=device,
+        **kw,
+    )
+
+
+def _train(
+    cfg: Config,
+    *,
+    feats: Path,
+    run: RunChoice,
+    run_key: str | None,
+    started_at: datetime | None,
+    fingerprint: dict[str, Any],
+    device: torch.device,
+    evaluate_test: bool,
+    provenance: dict[str, Any],
+    log: LogFn,
+    progress: bool | None,
+    on_epoch_end: EpochCallback | None,
+    wall_start: float,
+) -> TrainResult:
+    state = run.resume_state
+    log(
+        f"🚀 Running training command... model={cfg.model.name} features={feats} device={device}"
+        + (f" run_dir={run.out}" if run.out is not None else "")
+        + (f" (resuming after epoch {state['trainer']['epoch']})" if state else "")
+    )
+    seed_everything(cfg.seed)
+    split_names = ("train", "val", "test") if evaluate_test else ("train", "val")
+    pre, splits = encode_splits(cfg, feats, device, state, split_names)
+    vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log)
+    model, model_args = build(cfg, pre, device)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(
+        "Data: "
+        + " / ".join(f"{name} {len(s):,}" for name, s in splits.items())
+        + f" rows; {cfg.model.name} with {n_params:,} parameters on {device}"
+    )
+    # Created only now, so bad input leaves no empty run behind.
+    out = run.out or rd.new_run_dir(
+        cfg.output.runs_dir, cfg.experiment_name, key=run_key, when=started_at
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"Run directory: {out}")
+    meta = {
+        "model_name": cfg.model.name,
+        "model_args": model_args,
+        "preprocessor": pre.state_dict(),
+    }
+    meta.update(features=cfg.features.to_dict(), config=cfg.recorded_dict())
+    trainer = _make_trainer(
+        cfg, model, out, meta, device, log=log, progress=progress, on_epoch_end=on_epoch_end
+    )
+    started, resumed_from = _start(trainer, cfg, out, state, pre, fingerprint)
+    trainer.fit(splits["train"], splits["val"])
+    if trainer.best_state is None:
+        raise TrainingError(
+            f"no epoch produced a finite {cfg.training.monitor}; check the data and the config"
+        )
+    model.load_state_dict(trainer.best_state)
+    metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, wall_start)
+    run_info = {
+        "features_dir": str(feats),
+        "data_fingerprint": fingerprint,
+        "config_digest": cfg.digest(),
+        "code_version": code_version(),
+        "seed": cfg.seed,
+        "started_at": started,
+        "finished_at": utc_now(),
+        "resumed_from_epoch": resumed_from,
+        **_host(device),
+        **provenance,
+    }
+    _write_complete(out, metrics, run_info)
+    test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""
+    log(
+        f"✅ Training complete: best epoch {metrics['best_epoch']}, "
+        f"val AUC {metrics['val_auc']:.4f}{test}, {metrics['wall_time_s']:.1f}s → {out}"
+    )
+    return TrainResult(out, metrics, resumed_from, reused=False)
+
+
+def _start(
+    trainer: Trainer,
+    cfg: Config,
+    out: Path,
+    state: dict[str, Any] | None,
+    pre: Preprocessor,
+    fingerprint: dict[str, Any],
+) -> tuple[str, int | None]:
+    """Restore a resumed run's trainer (or write the new run's config); returns
+    ``(started_at, resumed_from_epoch)``."""
+    started = utc_now()
+    resumed_from: int | None = None
+    if state is not None:
+        best_path = out / rd.MODEL_BEST
+        best = ck.load_checkpoint(best_path)["state_dict"] if best_path.is_file() else None
+        trainer.load_resume_state(state, best)
+        resumed_from = trainer.epoch
+        started = str(state.get("started_at", started))
+    else:
+        atomic_write_text(out / rd.CONFIG_YAML, cfg.to_yaml())
+    trainer.resume_meta = {
+        "config_digest": cfg.digest(),
+        "data_fingerprint": fingerprint,
+        "preprocessor": pre.state_dict(),
+        "started_at": started,
+    }
+    return started, resumed_from
+
+
+def _final_metrics(
+    cfg: Config,
+    trainer: Trainer,
+    splits: dict[str, EncodedSplit],
+    vocab: dict[str, Any],
+    n_params: int,
+    device: torch.device,
+    wall_start: float,
+) -> dict[str, Any]:
+    metrics: dict[str, Any] = {}
+    for name in ("test", "val"):
+        if name in splits:
+            m = trainer.evaluate(splits[name])
+            metrics.update({f"{name}_{k}": m[k] for k in ("auc", "logloss", "accuracy")})
+    history = trainer.early.history
+    train_s = sum(h["train_s"] for h in history)
+    metrics.update(
+        {
+            "monitor": trainer.early.monitor,
+            "best_epoch": trainer.early.best_epoch,
+            "epochs_run": trainer.epoch,
+            "stopped_early": trainer.early.stopped,
+            "samples_per_sec": sum(h["train_samples"] for h in history) / max(train_s, 1e-9),
+            "train_time_s": round(sum(h["epoch_s"] for h in history), 4),
+            "wall_time_s": round(time.perf_counter() - wall_start, 4),
+            "device": str(device),
+            "model": cfg.model.name,
+            "n_params": n_params,
+            "rows": {k: len(v) for k, v in splits.items()},
+            "base_ctr": {k: float(v.y.mean().item()) for k, v in splits.items()},
+            "vocabulary": vocab,
+            "history": history,
+        }
+    )
+    return metrics
+
+
+def _host(device: torch.device) -> dict[str, Any]:
+    return {
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(device),
+        "hostname": socket.gethostname(),
+    }
+
+
+def _write_complete(out: Path, metrics: dict[str, Any], run_info: dict[str, Any]) -> None:
+    atomic_write_json(out / rd.METRICS_JSON, metrics)
+    atomic_write_json(out / rd.RUN_JSON, run_info)
+    rd.mark_complete(out)
+    # The resume state is only needed while running; the finished run keeps model_best.pt.
+    (out / rd.CHECKPOINT_LAST).unlink(missing_ok=True)

@@ -1,0 +1,95 @@
+"""From features to tensors and a model: the preprocessing fitted on train, every split
+encoded once onto the device, each field's vocabulary and out-of-vocabulary share
+reported, and the configured model built for the fitted vocabularies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ml.config import Config
+from ml.data.loading import load_split, split_path
+from ml.data.preprocessing import Preprocessor
+from ml.models import build_model, model_args_for
+from ml.training.tensors import EncodedSplit, encode_split
+from ml.training.trainer import LogFn
+
+
+def encode_splits(
+    cfg: Config,
+    feats: Path,
+    device: torch.device,
+    state: dict[str, Any] | None,
+    splits: tuple[str, ...],
+) -> tuple[Preprocessor, dict[str, EncodedSplit]]:
+    """Fit the preprocessing on train (or take the resumed one) and encode each split once."""
+    if state is not None:
+        pre = Preprocessor.from_state(state["preprocessor"])
+    else:
+        train_df = load_split(feats, "train", cfg.features)
+        pre = Preprocessor.fit(
+            train_df,
+            cfg.features,
+            min_frequency=cfg.data.min_frequency,
+            numeric_nan=cfg.data.numeric_nan,
+            source=str(split_path(feats, "train")),
+        )
+        del train_df
+    encoded: dict[str, EncodedSplit] = {}
+    for name in splits:
+        df = load_split(feats, name, cfg.features)
+        encoded[name] = encode_split(pre, df, device, source=str(split_path(feats, name)))
+        del df  # the DataFrame is freed as soon as it is encoded
+    return pre, encoded
+
+
+def vocabulary_report(
+    pre: Preprocessor, splits: dict[str, EncodedSplit], max_oov_share: float, log: LogFn
+) -> dict[str, dict[str, Any]]:
+    """Log each categorical field's vocabulary size and OOV share; warn above the limit.
+
+    Returns:
+        ``{field: {"vocab_size", "oov_train", "oov_val"}}`` (recorded in metrics.json).
+    """
+    names = [f.name for f in pre.fields]
+    shares = {split: splits[split].oov_share() for split in ("train", "val") if split in splits}
+    report: dict[str, dict[str, Any]] = {}
+    for j, name in enumerate(names):
+        entry: dict[str, Any] = {"vocab_size": pre.vocab_sizes[j] - 1}
+        entry.update({f"oov_{s}": round(v[j], 6) for s, v in shares.items()})
+        report[name] = entry
+    log(
+        "Vocabulary (size, OOV share train/val): "
+        + ", ".join(
+            f"{n} {e['vocab_size']:,} ({e.get('oov_train', 0):.1%}/{e.get('oov_val', 0):.1%})"
+            for n, e in report.items()
+        )
+    )
+    for name, e in report.items():
+        if e.get("oov_val", 0.0) > max_oov_share:
+            log(
+                f"⚠️  {name}: {e['oov_val']:.0%} of validation rows fall in the out-of-vocabulary "
+                f"bucket (above data.max_oov_share={max_oov_share:.0%}): the model learns "
+                f"little from this field; lower data.min_frequency (now {pre.min_frequency}) "
+                "or check that train and validation share its values"
+            )
+    return report
+
+
+def build(cfg: Config, pre: Preprocessor, device: torch.device) -> tuple[Any, dict[str, Any]]:
+    hyper = {
+        "embedding_dim": cfg.model.embedding_dim,
+        "hidden_units": list(cfg.model.hidden_units),
+        "cross_layers": cfg.model.cross_layers,
+        "dropout": cfg.model.dropout,
+    }
+    model_args = model_args_for(
+        cfg.model.name,
+        vocab_sizes=pre.vocab_sizes,
+        num_numeric=pre.num_numeric,
+        hyperparameters=hyper,
+    )
+    return build_model(cfg.model.name, **model_args).to(device), model_args

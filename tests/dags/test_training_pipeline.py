@@ -1,0 +1,108 @@
+"""dags/training_pipeline.py: no import errors, the spec's tasks and edges, params, retries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testkit.airflow import BAD_CONFS, parse_dags
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def test_dagbag_has_no_import_errors(parsed: dict[str, Any]) -> None:
+    assert parsed["import_errors"] == {}
+    assert parsed["dag_ids"] == ["feature_engineering_pipeline", "training_pipeline"]
+
+
+def test_training_pipeline_tasks_and_downstream_ids(parsed: dict[str, Any]) -> None:
+    tasks = parsed["dags"]["training_pipeline"]["tasks"]
+    downstream = {task_id: t["downstream"] for task_id, t in tasks.items()}
+    # validate >> train >> evaluate >> register >> notify, plus the XCom edges of the
+    # spec's data-flow table (run_dir: train -> register, metrics: evaluate -> notify).
+    assert downstream == {
+        "validate_features": ["train_model"],
+        "train_model": ["evaluate_model", "register_model"],
+        "evaluate_model": ["notify_completion", "register_model"],
+        "register_model": ["notify_completion"],
+        "notify_completion": [],
+    }
+
+
+def test_training_pipeline_defaults(parsed: dict[str, Any]) -> None:
+    dag = parsed["dags"]["training_pipeline"]
+    assert dag["params"] == {
+        "config_path": "config/model_config.yaml",
+        "features_path": None,
+        "model_name": "ctr_model",
+        "min_auc": 0.65,
+        "min_accuracy": 0.6,
+        "max_auc_drop": 0.005,
+        "baseline_tolerance": 0.0,
+        "auto_promote": False,
+        "epochs": None,
+    }
+    assert dag["catchup"] is False
+    assert dag["schedule"] == "@weekly"
+    assert dag["max_active_runs"] == 1
+
+
+def test_params_match_the_pipelines_params(parsed: dict[str, Any]) -> None:
+    from ml.pipeline.params import Params
+
+    defaults = Params.from_mapping(parsed["dags"]["training_pipeline"]["params"])
+    assert defaults == Params()
+
+
+def test_train_model_retries_with_delay_and_timeout(parsed: dict[str, Any]) -> None:
+    tasks = parsed["dags"]["training_pipeline"]["tasks"]
+    train = tasks["train_model"]
+    assert train["retries"] == 2
+    assert train["retry_delay_s"] == 60
+    assert train["timeout_s"] == 2 * 3600
+    assert all(t["has_failure_callback"] for t in tasks.values())
+
+
+@pytest.mark.parametrize("conf", BAD_CONFS, ids=lambda c: next(iter(c)))
+def test_bad_param_is_rejected_naming_the_param(
+    parsed: dict[str, Any], conf: dict[str, Any]
+) -> None:
+    message = parsed["dags"]["training_pipeline"]["bad_params"][json.dumps(conf)]
+    name = next(iter(conf))
+    assert message is not None, f"{conf} was accepted"
+    assert f"Invalid input for param {name}" in message
+
+
+def test_training_schedule_asset_waits_for_the_features_asset(
+    run_probe: Any, tmp_path: Path
+) -> None:
+    parsed = parse_dags(run_probe, DAGS, tmp_path, {"CTR_TRAINING_SCHEDULE": "asset"})
+    dag = parsed["dags"]["training_pipeline"]
+    assert dag["timetable"] == "AssetTriggeredTimetable"
+    (uri,) = dag["assets"]
+    assert uri == (tmp_path / "data" / "features" / "v1").as_uri()
+    # The producer's outlet is the very same Asset.
+    outlets = parsed["dags"]["feature_engineering_pipeline"]["tasks"]["save_features"]["outlets"]
+    assert outlets == [uri]
+
+
+def test_training_schedule_asset_uri_is_configurable(run_probe: Any, tmp_path: Path) -> None:
+    mine = (tmp_path / "my" / "clicks").as_uri()
+    parsed = parse_dags(
+        run_probe,
+        DAGS,
+        tmp_path,
+        {"CTR_TRAINING_SCHEDULE": "asset", "CTR_FEATURES_ASSET_URI": mine},
+    )
+    assert parsed["dags"]["training_pipeline"]["assets"] == [mine]
+
+
+def test_training_schedule_bad_value_is_an_import_error_naming_the_variable(
+    run_probe: Any, tmp_path: Path
+) -> None:
+    parsed = parse_dags(run_probe, DAGS, tmp_path, {"CTR_TRAINING_SCHEDULE": "every tuesday"})
+    (error,) = [e for f, e in parsed["import_errors"].items() if f.endswith("training_pipeline.py")]
+    assert "CTR_TRAINING_SCHEDULE='every tuesday' is not a schedule" in error

@@ -1,0 +1,137 @@
+"""dags/training_pipeline_tasks.py: schedules, conf checks, error translation, notifications."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import training_pipeline_tasks as glue  # type: ignore[import-not-found]
+from airflow.sdk.exceptions import AirflowFailException
+
+from ml.errors import GateFailedError, StorageError, UserError
+from ml.pipeline.params import PipelineRun
+from ml.pipeline.summary import read_summary
+
+
+def test_run_step_fails_user_errors_without_retry_and_records_them(project_home: Path) -> None:
+    run = PipelineRun("training_pipeline", "manual__x")
+
+    def bad(params: object, run: PipelineRun) -> None:
+        raise UserError("features directory data/x does not exist\n  - and more")
+
+    with pytest.raises(AirflowFailException, match="does not exist\n  - and more"):
+        glue.run_step("validate", bad, None, run)
+    summary = read_summary("training_pipeline", "manual__x")
+    assert summary is not None and summary["failure"]["step"] == "validate"
+
+    def gate(params: object, run: PipelineRun) -> None:
+        raise GateFailedError("quality gate failed: test_auc 0.6 is below")
+
+    with pytest.raises(AirflowFailException, match="quality gate failed"):
+        glue.run_step("evaluate", gate, None, run)
+
+
+def test_run_step_lets_environment_errors_through_for_a_retry(project_home: Path) -> None:
+    run = PipelineRun("training_pipeline", "manual__y")
+
+    def full(params: object, run: PipelineRun) -> None:
+        raise StorageError(28, "writing experiments/runs failed: No space left on device")
+
+    with pytest.raises(StorageError):
+        glue.run_step("train", full, None, run)
+    summary = read_summary("training_pipeline", "manual__y")
+    assert summary is not None and summary["failure"]["type"] == "StorageError"
+
+
+def test_post_to_slack_posts_to_the_webhook_connection(
+    webhook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK", webhook.connection_env())
+    assert glue.post_to_slack("🎉 Training Pipeline Complete!") is True
+    assert webhook.payloads == [
+        {"path": "/services/T000/B000/XXX", "text": "🎉 Training Pipeline Complete!"}
+    ]
+
+
+def test_post_to_slack_without_connection_is_log_only(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="training_pipeline_tasks"):
+        assert glue.post_to_slack("x") is False
+    assert "notifications are log-only" in caplog.text
+
+
+def test_post_to_slack_never_raises_when_the_webhook_is_down(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SLACK_WEBHOOK",
+        '{"conn_type": "slackwebhook", "password": "http://127.0.0.1:9/hook"}',
+    )
+    monkeypatch.setattr(
+        "airflow.providers.slack.hooks.slack_webhook.SlackWebhookHook.send_dict",
+        lambda self, body: (_ for _ in ()).throw(ConnectionRefusedError("refused")),
+    )
+    with caplog.at_level(logging.WARNING, logger="training_pipeline_tasks"):
+        assert glue.post_to_slack("x") is False
+    assert "Slack notification via connection 'slack_webhook' failed" in caplog.text
+
+
+def test_notify_failure_posts_task_error_and_log_url(
+    webhook: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK", webhook.connection_env())
+
+    class TI:
+        dag_id = "training_pipeline"
+        task_id = "evaluate_model"
+        run_id = "manual__x"
+        try_number = 1
+        log_url = "http://localhost:8080/dags/training_pipeline/runs/manual__x/tasks/evaluate_model"
+
+    glue.notify_failure(
+        {"ti": TI(), "run_id": "manual__x", "exception": AirflowFailException("gate failed")}
+    )
+    (payload,) = webhook.payloads
+    assert "FAILED at evaluate_model" in payload["text"]
+    assert "AirflowFailException: gate failed" in payload["text"]
+    assert TI.log_url in payload["text"]
+
+
+def test_check_conf_keys_rejects_a_typo() -> None:
+    with pytest.raises(AirflowFailException, match=r"unknown conf key 'epoch'.*epochs"):
+        glue.check_conf_keys({"epoch": 2}, {"epochs": None, "min_auc": 0.6})
+    glue.check_conf_keys({"epochs": 2}, {"epochs": None})
+    glue.check_conf_keys(None, {"epochs": None})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("@weekly", "@weekly"), ("@DAILY", "@daily"), ("0 2 * * 1", "0 2 * * 1"), ("none", None)],
+)
+def test_training_schedule_values(value: str, expected: str | None) -> None:
+    assert glue.training_schedule(value) == expected
+
+
+def test_training_schedule_asset_is_the_features_asset(project_home: Path) -> None:
+    (asset,) = glue.training_schedule("asset")
+    assert asset.name == "ctr_features"
+    assert asset.uri == (project_home / "data" / "features" / "v1").as_uri()
+
+
+def test_features_asset_uri_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTR_FEATURES_ASSET_URI", "file:///srv/clicks/v3")
+    assert glue.features_asset().uri == "file:///srv/clicks/v3"
+
+
+@pytest.mark.parametrize("bad", ["weekly", "0 2 * *", "61 * * * *"])
+def test_training_schedule_rejects_bad_values(bad: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"CTR_TRAINING_SCHEDULE={bad!r} is not a sch")):
+        glue.training_schedule(bad)
+
+
+def test_model_name_param_pattern_is_the_registry_pattern() -> None:
+    from ml.registry.model_registry import NAME_PATTERN
+
+    assert f"^{NAME_PATTERN}$" == glue.MODEL_NAME_PATTERN

@@ -1,0 +1,46 @@
+"""ml.pipeline.params: the DAG's params without Airflow."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from ml.errors import ConfigError, UserError
+from ml.pipeline.params import Params, PipelineRun
+
+
+def test_from_mapping_keeps_unknown_keys_apart() -> None:
+    params = Params.from_mapping({"min_auc": 0.7, "tuning_trials": 3})
+    assert params.min_auc == 0.7 and params.extra == {"tuning_trials": 3}
+    assert params.gates.min_auc == 0.7 and params.gates.baseline_tolerance == 0.0
+
+
+@pytest.mark.parametrize("epochs", [0, -1, True])
+def test_bad_epochs_are_refused(epochs: object) -> None:
+    with pytest.raises(UserError, match="epochs must be a positive integer"):
+        Params.from_mapping({"epochs": epochs})
+
+
+def test_config_applies_overrides_then_epochs(project_home: Path) -> None:
+    params = Params(epochs=3, config_overrides={"training": {"epochs": 9, "batch_size": 64}})
+    cfg = params.config()
+    assert cfg.training.epochs == 3 and cfg.training.batch_size == 64
+
+
+def test_features_dir_defaults_to_the_config(project_home: Path) -> None:
+    cfg = Params().config()
+    assert Params().features_dir(cfg) == cfg.data.features_dir
+    assert Params(features_path="elsewhere").features_dir(cfg) == "elsewhere"
+    with pytest.raises(ConfigError, match="features_path is empty"):
+        Params(features_path=" ").features_dir(cfg)
+
+
+def test_pipeline_run_key_follows_the_logical_date() -> None:
+    day = datetime(2024, 11, 15, tzinfo=timezone.utc)
+    a = PipelineRun("training_pipeline", "__airflow_temporary_run_1", day)
+    b = PipelineRun("training_pipeline", "__airflow_temporary_run_2", day)
+    c = PipelineRun("training_pipeline", "manual__1")
+    assert a.key == b.key != c.key
+    assert a.describe() == "training_pipeline / __airflow_temporary_run_1"

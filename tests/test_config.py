@@ -1,0 +1,119 @@
+"""ml.config: the one typed config; every bad key, type and range is named."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from ml.config import (
+    MODEL_KEYS,
+    Config,
+    ConfigError,
+    config_from_dict,
+    inapplicable_warning,
+    load_config,
+)
+
+BASE = {"features": {"label": "click", "categorical": ["site"], "numeric": ["price"]}}
+
+
+def _config(**sections: object) -> Config:
+    return config_from_dict({**BASE, **sections})
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_loads_and_round_trips(project_home: Path) -> None:
+    cfg = load_config()
+    assert isinstance(cfg, Config)
+    again = config_from_dict(cfg.to_dict())
+    assert again == cfg and again.digest() == cfg.digest()
+
+
+def test_unknown_key_in_a_yaml_file_names_file_and_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, "model:\n  name: dcnv2\n  embeding_dim: 8\n")
+    with pytest.raises(ConfigError, match=r"cfg\.yaml.*model: unknown key 'embeding_dim'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="unknown key 'trainig'"):
+        load_config(_write(tmp_path, "trainig:\n  epochs: 2\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("training:\n  epochs: two\n", "training.epochs must be an integer, got 'two'"),
+        ("training:\n  learning_rate: [1]\n", "training.learning_rate must be a number"),
+        ("model:\n  hidden_units: 64\n", "model.hidden_units must be a list"),
+        ("features:\n  categorical: [a, a]\n", "listed twice"),
+        ("training:\n  batch_size: true\n", "training.batch_size must be an integer"),
+        ("seed: 1.5\n", "seed must be an integer"),
+    ],
+)
+def test_wrong_type_is_named(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_config(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("training", "epochs", 0, "training.epochs must be >= 1"),
+        ("training", "patience", 0, "training.patience must be >= 1"),
+        ("training", "monitor", "val_f1", "training.monitor must be one of"),
+        ("training", "min_delta", -0.1, "training.min_delta must be >= 0"),
+        ("training", "device", "tpu", "training.device must be one of"),
+        ("model", "dropout", 1.0, r"model.dropout must be in \[0, 1\)"),
+        ("model", "name", "xgboost", "model.name must be one of"),
+        ("data", "min_frequency", 0, "data.min_frequency must be >= 1"),
+        ("data", "max_oov_share", 1.5, r"data.max_oov_share must be in \[0, 1\]"),
+        ("data", "numeric_nan", "drop", "data.numeric_nan must be one of"),
+    ],
+)
+def test_out_of_range_is_named(section: str, key: str, value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _config(**{section: {key: value}})
+
+
+def test_missing_and_invalid_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist; pass --config"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="is not valid YAML"):
+        load_config(_write(tmp_path, "model: [unclosed\n"))
+
+
+def test_replace_overrides_one_key_and_validates() -> None:
+    cfg = _config()
+    assert cfg.replace(training={"epochs": 2}).training.epochs == 2
+    assert cfg.replace(training={"epochs": 2}).training.batch_size == cfg.training.batch_size
+    with pytest.raises(ConfigError, match="unknown key 'epoch'"):
+        cfg.replace(training={"epoch": 2})
+
+
+def test_model_keys_table_matches_the_models_constructors() -> None:
+    from ml.models import MODELS
+
+    for name, cls in MODELS.items():
+        takes = set(inspect.signature(cls.__init__).parameters) - {
+            "self",
+            "vocab_sizes",
+            "num_numeric",
+        }
+        assert takes == set(MODEL_KEYS[name]), name
+
+
+def test_keys_a_model_ignores_are_warned_and_left_out_of_the_record() -> None:
+    cfg = _config(model={"name": "logreg", "embedding_dim": 8})
+    assert cfg.ignored_settings() == ["model.embedding_dim"]
+    warning = inapplicable_warning(cfg)
+    assert "model.embedding_dim" in warning and "'logreg'" in warning
+    assert cfg.recorded_dict()["model"] == {"name": "logreg"}
+    # Ignored keys do not change what the run is: same digest.
+    plain = _config(model={"name": "logreg"})
+    assert cfg.digest() == plain.digest()
+    assert inapplicable_warning(_config()) == ""
