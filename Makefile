@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-long bench bench-full lint format lock airflow clean
+.PHONY: help venv run test test-long bench bench-full lint format lock lock-upgrade airflow clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -34,23 +34,33 @@ bench: $(STAMP) ## benchmarks: table on screen, JSON in benchmarks/results/
 bench-full: $(STAMP) ## benchmarks including the 10M-row data point
 	$(BIN)/python -m benchmarks --full $(ARGS)
 
-lint: $(STAMP) ## ruff + mypy (strict on ml/)
-	$(BIN)/ruff check ml dags tests benchmarks scripts
-	$(BIN)/ruff format --check ml dags tests benchmarks scripts
+LINT_PATHS := ml dags tests benchmarks scripts testkit
+
+lint: $(STAMP) ## ruff check + ruff format --check + mypy strict on ml/ (CI runs it before the tests)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
 format: $(STAMP) ## apply ruff's formatting and safe fixes
-	$(BIN)/ruff check --fix ml dags tests benchmarks scripts
-	$(BIN)/ruff format ml dags tests benchmarks scripts
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
 
 airflow: $(STAMP) ## start the Airflow services for this project (UI on http://localhost:8080); Ctrl-C stops them
 	@$(BIN)/python scripts/airflow_services.py up $(ARGS)
 
-lock: ## re-resolve requirements.in into requirements.lock (needs the package index)
+# `make lock` resolves requirements.in constrained by the current lock, so adding a package
+# moves no existing pin; `make lock-upgrade` re-resolves everything from scratch.
+LOCK_CONSTRAINTS ?= -c requirements.lock
+
+lock: ## add what requirements.in gained to the lock without moving existing pins
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install --quiet -r requirements.in
-	.venv-lock/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock
+	.venv-lock/bin/pip install --quiet -r requirements.in $(LOCK_CONSTRAINTS)
+	.venv-lock/bin/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 	rm -rf .venv-lock
+
+lock-upgrade: ## re-resolve every pin from requirements.in (review the diff)
+	$(MAKE) lock LOCK_CONSTRAINTS=
 
 clean: ## remove .venv and caches (keeps data/, experiments/, models/)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

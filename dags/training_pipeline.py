@@ -136,6 +136,7 @@ def training_pipeline() -> None:
         retries=2,
         retry_delay=timedelta(minutes=1),
         execution_timeout=timedelta(hours=2),
+        on_retry_callback=glue.notify_retry,
         **({"queue": TRAIN_QUEUE} if TRAIN_QUEUE else {}),
         **xcom,
     )
@@ -170,11 +171,18 @@ def training_pipeline() -> None:
         from ml.pipeline import steps
 
         params, run = glue.pipeline_context()
-        glue.notify(
-            glue.run_step(
-                "finish", steps.finish, params, run, metrics, model_version, registered_path
-            )
+        try_number = get_current_context()["ti"].try_number
+        text = glue.run_step(
+            "finish",
+            steps.finish,
+            params,
+            run,
+            metrics,
+            model_version,
+            registered_path,
+            try_number=try_number,
         )
+        glue.notify(text, run, try_number)
 
     features = validate_features()
     trained = train_model(features["features_path"])

@@ -1,6 +1,7 @@
 """Airflow glue for the DAGs: schedules and the Asset, conf checks, errors, notifications.
 
-The work itself is ``ml.pipeline`` (the same steps ``ctr-pipeline run`` calls); each
+The work itself is ``ml.pipeline`` (the same steps ``ctr-pipeline run`` calls), and
+message delivery is ``pipeline_notifications.py`` beside this file; each
 task is one call through :func:`run_step`, which translates errors once: a
 ``UserError`` or ``GateFailedError`` fails the task without retrying (a person must fix
 the input), anything else (a ``RetryableError``: disk full, lock timeout, service down)
@@ -13,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, TypeVar
 
 from ml import paths
@@ -134,60 +134,23 @@ def _record(
         record_failure(run, step, exc)
 
 
-def post_to_slack(text: str, conn_id: str | None = None) -> bool:
-    """Post ``text`` to the Slack webhook connection; never raises (False if not posted)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+def notify(text: str, run: Any, try_number: int | None) -> None:
+    """Deliver the success message of ``run`` (once per try of notify_completion)."""
+    from pipeline_notifications import deliver
 
-    from ml.notifications import slack_payload
-
-    conn_id = conn_id or os.environ.get("CTR_SLACK_CONN_ID", "slack_webhook")
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        log.info(
-            "No Airflow connection %r: notifications are log-only (add a 'slackwebhook' "
-            "connection named %r to post them to Slack)",
-            conn_id,
-            conn_id,
-        )
-        return False
-    try:
-        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
-
-        SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=10).send_dict(slack_payload(text))
-    except Exception as exc:  # a notification problem must never fail the pipeline
-        log.warning("Slack notification via connection %r failed: %s", conn_id, exc)
-        return False
-    log.info("📣 Notification posted to Slack (connection %r)", conn_id)
-    return True
-
-
-def notify(text: str) -> None:
-    """Log ``text`` line by line and send it to every configured channel."""
-    for line in text.splitlines():
-        log.info(line)
-    post_to_slack(text)
+    key = f"success:notify_completion:{try_number}"
+    deliver(text, dag_id=run.dag_id, run_id=run.run_id, key=key)
 
 
 def notify_failure(context: Mapping[str, Any]) -> None:
-    """``on_failure_callback``: name the DAG, the task, the error and its log URL."""
-    from ml.notifications import failure_message
+    """``on_failure_callback`` of every task (see dags/pipeline_notifications.py)."""
+    from pipeline_notifications import notify_failure as _notify
 
-    ti = context.get("ti") or context.get("task_instance")
-    text = failure_message(
-        dag_id=getattr(ti, "dag_id", None) or DAG_ID,
-        run_id=str(context.get("run_id") or getattr(ti, "run_id", "")),
-        task_id=getattr(ti, "task_id", "unknown task"),
-        error=context.get("exception"),
-        log_url=getattr(ti, "log_url", None),
-        try_number=getattr(ti, "try_number", None),
-    )
-    for line in text.splitlines():
-        log.error(line)
-    post_to_slack(text)
+    _notify(context)
 
 
-def feature_target() -> Path:
-    """The directory ``feature_engineering_pipeline`` writes (the default features dir)."""
-    return paths.resolve(paths.FEATURES_DIR)
+def notify_retry(context: Mapping[str, Any]) -> None:
+    """``on_retry_callback`` of long tasks (see dags/pipeline_notifications.py)."""
+    from pipeline_notifications import notify_retry as _notify
+
+    _notify(context)

@@ -12,6 +12,40 @@ from typing import Any
 
 #: Metrics shown in the summaries, in this order when present.
 SUMMARY_METRICS = ("test_accuracy", "test_auc", "test_logloss")
+#: How each DAG is named in a notification's title (others: by their dag_id).
+PIPELINE_TITLES = {
+    "training_pipeline": "Training Pipeline",
+    "ctr-pipeline": "Training Pipeline",
+    "feature_engineering_pipeline": "Feature Pipeline",
+}
+
+
+def pipeline_title(dag_id: str) -> str:
+    """``Training Pipeline`` for the training DAG, ``Feature Pipeline``, else the dag_id."""
+    return PIPELINE_TITLES.get(dag_id, dag_id)
+
+
+def task_log_url(
+    base_url: str | None,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: int | None = None,
+    map_index: int = -1,
+) -> str | None:
+    """The task log's page in the Airflow UI under ``base_url`` (None without a base URL:
+    no server is known to run, e.g. under ``airflow dags test``)."""
+    from urllib.parse import quote
+
+    if not base_url:
+        return None
+    mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+    attempt = f"?try_number={try_number}" if try_number else ""
+    return (
+        f"{base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+        f"/tasks/{quote(task_id)}{mapped}{attempt}"
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -73,6 +107,7 @@ def success_message(
     stage: str = "staging",
     promoted: bool = False,
     gates: Sequence[Mapping[str, Any]] = (),
+    rerun_try: int | None = None,
 ) -> str:
     """The completion summary, starting with ``🎉 Training Pipeline Complete!``.
 
@@ -86,11 +121,15 @@ def success_message(
         stage: Stage the version is in.
         promoted: Whether the run promoted the version to production.
         gates: Gate results (dicts with ``name``, ``passed``, ``message``).
+        rerun_try: The try number when this is a re-run (a cleared task), else None.
 
     Returns:
         Multi-line text for the log and for Slack.
     """
-    lines = ["🎉 Training Pipeline Complete!", f"   DAG run: {dag_id} / {run_id}"]
+    head = "🎉 Training Pipeline Complete!"
+    if rerun_try:
+        head += f" (re-run of {run_id}, try {rerun_try})"
+    lines = [head, f"   DAG run: {dag_id} / {run_id}"]
     if version is not None:
         lines.append(f"   Model: {model_name} {version} ({stage})")
     else:
@@ -141,9 +180,31 @@ def failure_message(
         err = error or "unknown error"
     attempt = f" (attempt {try_number})" if try_number else ""
     lines = [
-        f"❌ Training Pipeline FAILED at {task_id}{attempt}",
+        f"❌ {pipeline_title(dag_id)} FAILED at {task_id}{attempt}",
         f"   DAG run: {dag_id} / {run_id}",
         f"   Error: {err}",
+    ]
+    if log_url:
+        lines.append(f"   Log: {log_url}")
+    return "\n".join(lines)
+
+
+def retry_message(
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    error: BaseException | str | None,
+    try_number: int | None,
+    log_url: str | None,
+) -> str:
+    """A long task failed and will be retried: who, why, and that it resumes."""
+    err = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else error
+    lines = [
+        f"🔁 {pipeline_title(dag_id)}: {task_id} failed on try {try_number or '?'} and will "
+        "be retried (it resumes from its last checkpoint)",
+        f"   DAG run: {dag_id} / {run_id}",
+        f"   Error: {err or 'unknown error'}",
     ]
     if log_url:
         lines.append(f"   Log: {log_url}")

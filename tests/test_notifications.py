@@ -79,3 +79,24 @@ def test_failure_message_names_task_error_and_log_url() -> None:
     assert "Error: RuntimeError: test_auc 0.61 is below the threshold min_auc=0.99" in text
     assert "Log: http://localhost:8080/dags/training_pipeline/runs/x/tasks/evaluate_model" in text
     assert slack_payload(text) == {"text": text}
+
+
+def test_success_message_marks_a_rerun() -> None:
+    text = success_message(
+        model_name="m", version="v1", path="p", metrics=None, dag_id="d", run_id="r", rerun_try=2
+    )
+    assert text.splitlines()[0] == "🎉 Training Pipeline Complete! (re-run of r, try 2)"
+
+
+def test_task_log_url_needs_a_base_url() -> None:
+    from ml.notifications import task_log_url
+
+    assert task_log_url(None, dag_id="d", run_id="r", task_id="t") is None
+    url = task_log_url(
+        "http://h:1/", dag_id="d", run_id="manual__2026-01-01T00:00:00+00:00", task_id="t",
+        try_number=3, map_index=2,
+    )  # fmt: skip
+    assert (
+        url
+        == "http://h:1/dags/d/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/t/mapped/2?try_number=3"
+    )

@@ -271,8 +271,11 @@ def finish(
     metrics: dict[str, Any] | None,
     model_version: str | None,
     registered_path: str | None,
+    *,
+    try_number: int | None = None,
 ) -> str:
-    """Mark the run successful in its summary and return the completion message."""
+    """Mark the run successful in its summary and return the completion message (marked
+    as a re-run when ``try_number`` > 1: the task was cleared or retried)."""
     summary = read_summary(run.dag_id, run.run_id) or {}
     if model_version is None:
         log.info("No model_version from register_model (XCom not found in this DAG run)")
@@ -286,6 +289,7 @@ def finish(
         run_id=run.run_id,
         promoted=bool(summary.get("promoted")) and model_version is not None,
         gates=(metrics or {}).get("gates") or (),
+        rerun_try=try_number if try_number and try_number > 1 else None,
     )
     update_summary(run.dag_id, run.run_id, state="success", message=text)
     return text

@@ -63,3 +63,15 @@ def update_summary(dag_id: str, run_id: str, **fields: Any) -> dict[str, Any]:
     current["updated_at"] = utc_now()
     atomic_write_json(path, current)
     return current
+
+
+def claim_notification(dag_id: str, run_id: str, key: str) -> bool:
+    """True the first time ``key`` (e.g. ``success:notify_completion:1``) is claimed for
+    this run, False after: one message per kind, task and try, however often a callback
+    runs."""
+    summary = read_summary(dag_id, run_id) or {}
+    sent = list(summary.get("notifications") or [])
+    if key in sent:
+        return False
+    update_summary(dag_id, run_id, notifications=[*sent, key])
+    return True

@@ -78,6 +78,28 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.set_defaults(func=_cmd_run)
 
+    runs = sub.add_parser("runs", help="training run directories: retention")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+    p = runs_sub.add_parser(
+        "prune",
+        help="remove old run directories (dry run unless --apply)",
+        description="Keep the newest --keep-last complete runs and every run a registered "
+        "version came from; remove the others older than --older-than days. Dry run by "
+        "default.",
+    )
+    p.add_argument("--config", default=paths.DEFAULT_CONFIG, help="for output.runs_dir")
+    p.add_argument("--runs-dir", default=None, help="overrides the config's output.runs_dir")
+    p.add_argument("--keep-last", type=int, default=20, help="newest complete runs kept (20)")
+    p.add_argument("--older-than", type=float, default=30.0, help="days (30)")
+    p.add_argument(
+        "--include-registered",
+        action="store_true",
+        help="also remove runs that registered versions came from",
+    )
+    p.add_argument("--apply", action="store_true", help="really delete (default: dry run)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_prune)
+
 
 def _optional_float(text: str) -> float | None:
     if text.strip().lower() in ("none", "null", "off"):
@@ -192,4 +214,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = run_pipeline(params)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _cmd_prune(args: argparse.Namespace) -> int:
+    from ml.config import load_config
+    from ml.fsutil import display_path
+    from ml.training.retention import prune_runs
+
+    if args.keep_last < 0 or args.older_than < 0:
+        raise ConfigError("--keep-last and --older-than must be >= 0")
+    runs_dir = args.runs_dir or load_config(args.config).output.runs_dir
+    report = prune_runs(
+        runs_dir,
+        keep_last=args.keep_last,
+        older_than_days=args.older_than,
+        include_registered=args.include_registered,
+        dry_run=not args.apply,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    verb = "would remove" if report.dry_run else "removed"
+    for run in report.removed:
+        print(f"{verb}: {display_path(run)}")
+    for run, why in report.kept:
+        print(f"kept: {display_path(run)} ({why})")
+    mb = report.freed_bytes / 2**20
+    tail = " (dry run: pass --apply to delete)" if report.dry_run else ""
+    print(f"{len(report.removed)} run(s), {mb:.1f} MiB {verb}{tail}")
     return 0

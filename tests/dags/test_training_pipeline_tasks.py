@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 import training_pipeline_tasks as glue  # type: ignore[import-not-found]
@@ -44,59 +42,6 @@ def test_run_step_lets_environment_errors_through_for_a_retry(project_home: Path
         glue.run_step("train", full, None, run)
     summary = read_summary("training_pipeline", "manual__y")
     assert summary is not None and summary["failure"]["type"] == "StorageError"
-
-
-def test_post_to_slack_posts_to_the_webhook_connection(
-    webhook: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK", webhook.connection_env())
-    assert glue.post_to_slack("🎉 Training Pipeline Complete!") is True
-    assert webhook.payloads == [
-        {"path": "/services/T000/B000/XXX", "text": "🎉 Training Pipeline Complete!"}
-    ]
-
-
-def test_post_to_slack_without_connection_is_log_only(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="training_pipeline_tasks"):
-        assert glue.post_to_slack("x") is False
-    assert "notifications are log-only" in caplog.text
-
-
-def test_post_to_slack_never_raises_when_the_webhook_is_down(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SLACK_WEBHOOK",
-        '{"conn_type": "slackwebhook", "password": "http://127.0.0.1:9/hook"}',
-    )
-    monkeypatch.setattr(
-        "airflow.providers.slack.hooks.slack_webhook.SlackWebhookHook.send_dict",
-        lambda self, body: (_ for _ in ()).throw(ConnectionRefusedError("refused")),
-    )
-    with caplog.at_level(logging.WARNING, logger="training_pipeline_tasks"):
-        assert glue.post_to_slack("x") is False
-    assert "Slack notification via connection 'slack_webhook' failed" in caplog.text
-
-
-def test_notify_failure_posts_task_error_and_log_url(
-    webhook: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK", webhook.connection_env())
-
-    class TI:
-        dag_id = "training_pipeline"
-        task_id = "evaluate_model"
-        run_id = "manual__x"
-        try_number = 1
-        log_url = "http://localhost:8080/dags/training_pipeline/runs/manual__x/tasks/evaluate_model"
-
-    glue.notify_failure(
-        {"ti": TI(), "run_id": "manual__x", "exception": AirflowFailException("gate failed")}
-    )
-    (payload,) = webhook.payloads
-    assert "FAILED at evaluate_model" in payload["text"]
-    assert "AirflowFailException: gate failed" in payload["text"]
-    assert TI.log_url in payload["text"]
 
 
 def test_check_conf_keys_rejects_a_typo() -> None:
