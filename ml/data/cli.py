@@ -1,4 +1,4 @@
-"""``ctr-pipeline data generate`` and ``ctr-pipeline data validate``."""
+"""``ctr-pipeline data generate|worlds|validate`` (``data import``: :mod:`ml.data.cli_import`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,23 @@ from ml import paths
 
 def add_commands(sub: Any) -> None:
     """Add the ``data`` command and its subcommands to the top-level subparsers."""
-    data = sub.add_parser("data", help="generate or validate feature data")
+    data = sub.add_parser("data", help="import, generate or validate feature data")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    _add_generate(data_sub)
+    worlds = data_sub.add_parser(
+        "worlds",
+        help="list the generator's worlds",
+        description="Each world's name, description and columns (for --world).",
+    )
+    worlds.set_defaults(func=_worlds)
+    _add_validate(data_sub)
 
+    from ml.data.cli_import import add_import_command
+
+    add_import_command(data_sub, _split)
+
+
+def _add_generate(data_sub: Any) -> None:
     gen = data_sub.add_parser(
         "generate",
         help="write synthetic CTR features with a known ground truth",
@@ -53,13 +67,8 @@ def add_commands(sub: Any) -> None:
     )
     gen.set_defaults(func=_generate)
 
-    worlds = data_sub.add_parser(
-        "worlds",
-        help="list the generator's worlds",
-        description="Each world's name, description and columns (for --world).",
-    )
-    worlds.set_defaults(func=_worlds)
 
+def _add_validate(data_sub: Any) -> None:
     val = data_sub.add_parser(
         "validate",
         help="check the features against the config's feature spec",

@@ -4,8 +4,9 @@ Shaped like public e-commerce ad logs: long-tailed ids whose large effects only 
 levels reveal, a few low-cardinality context fields, side information that generalises to
 the tail, and crosses a model has to find.
 
-- Users (Zipf 0.85 over 400k) have a propensity (``user_effect``, std 0.4) and a 4-d taste
-  vector; ``user_orders`` is a noisy count that reveals part of the propensity.
+- Users (Zipf 0.85 over 400k) have a propensity (``user_effect``, std 0.4), a segment
+  (gender x age band, 10) and a 4-d taste vector, part their segment's and part their own;
+  ``user_orders`` is a noisy count that reveals part of the propensity.
 - Items (Zipf 0.95 over 500k) have a quality (std 0.45), a category (300, Zipf), a brand
   (40k, Zipf) and a taste vector near their category's; ``item_rating`` (null for items
   without reviews) is a noisy view of the quality, ``item_price`` a log-normal price around
@@ -13,9 +14,10 @@ the tail, and crosses a model has to find.
 - Context: device (3), page type (4), slot position (1-10), hour (24), region (12).
 
 Logit = intercept + user, item, brand and category effects + the user x item taste
-affinity (mostly user x category) + a slot fall-off whose steepness depends on the device
-(device x position) + per-region price sensitivity to the price relative to the category
-median (region x price) + a region x category affinity + page and hour effects.
+affinity (learnable as user_segment x category; the rest only for frequent users and
+items) + a slot fall-off whose steepness depends on the device (device x position) +
+per-region price sensitivity to the price relative to the category median (region x
+price) + a region x category affinity + page and hour effects.
 """
 
 from __future__ import annotations
@@ -44,12 +46,16 @@ DEVICES = ("app", "mobile_web", "desktop")
 PAGES = ("search", "category", "product", "home")
 N_POSITIONS = 10
 REGIONS = tuple(f"region_{i:02d}" for i in range(12))
+SEGMENTS = tuple(
+    f"{g}_{a}" for g in ("f", "m") for a in ("18-24", "25-34", "35-44", "45-59", "60+")
+)
 
 COLUMNS = (
     Column.ids("user_id", N_USERS),
     Column.ids("item_id", N_ITEMS),
     Column.ids("brand_id", N_BRANDS),
     Column.ids("category_id", N_CATEGORIES),
+    Column.strings("user_segment", SEGMENTS),
     Column.strings("region", REGIONS),
     Column.strings("device", DEVICES),
     Column.strings("page_type", PAGES),
@@ -66,6 +72,7 @@ class Params:
     user_cdf: FloatArray
     user_effect: FloatArray
     user_taste: FloatArray  # (users, RANK)
+    user_segment: IntArray
     user_region: IntArray
     user_orders: IntArray
     item_cdf: FloatArray
@@ -93,6 +100,10 @@ class Params:
 def build(rng: np.random.Generator) -> Params:
     """Draw the marketplace's population and effects."""
     user_effect = rng.normal(0.0, 0.4, N_USERS)
+    user_segment = sample(
+        cdf_of([0.1, 0.14, 0.12, 0.08, 0.05, 0.1, 0.15, 0.12, 0.09, 0.05]), rng, N_USERS
+    )
+    segment_taste = rng.normal(0.0, 1.0, (len(SEGMENTS), RANK))
     category_taste = rng.normal(0.0, 1.0, (N_CATEGORIES, RANK))
     item_category = sample(zipf_cdf(rng, N_CATEGORIES, 0.9), rng, N_ITEMS)
     item_effect = rng.normal(0.0, 0.45, N_ITEMS)
@@ -103,7 +114,9 @@ def build(rng: np.random.Generator) -> Params:
     return Params(
         user_cdf=zipf_cdf(rng, N_USERS, 0.85),
         user_effect=user_effect,
-        user_taste=rng.normal(0.0, 1.0, (N_USERS, RANK)),
+        # A user's taste: their segment's, plus their own.
+        user_taste=0.75 * segment_taste[user_segment] + rng.normal(0.0, 0.66, (N_USERS, RANK)),
+        user_segment=user_segment,
         user_region=sample(zipf_cdf(rng, len(REGIONS), 0.8), rng, N_USERS),
         user_orders=rng.poisson(np.exp(1.2 + 1.5 * user_effect + rng.normal(0, 0.6, N_USERS))),
         item_cdf=zipf_cdf(rng, N_ITEMS, 0.95),
@@ -139,6 +152,7 @@ def draw(w: Params, rng: np.random.Generator, n: int) -> Rows:
         "item_id": item,
         "brand_id": w.item_brand[item],
         "category_id": w.item_category[item],
+        "user_segment": w.user_segment[user],
         "region": w.user_region[user],
         "device": sample(w.device_cdf, rng, n),
         "page_type": sample(w.page_cdf, rng, n),
