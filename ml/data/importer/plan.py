@@ -147,10 +147,10 @@ def _time_type(source: Source, raw: pa.Schema, name: str) -> pa.DataType:
 def check_labels(batch: pa.RecordBatch, label: str, source: Source, start: int) -> int:
     """Raise naming the first row whose label is not 0/1; return the batch's positives."""
     values = batch.column(label)
-    arr = np.asarray(values.fill_null(-1).to_numpy(zero_copy_only=False))
-    bad = np.flatnonzero((arr != 0) & (arr != 1))
-    if bad.size:
-        i = int(bad[0])
+    low, high = pc.min_max(values).values()
+    if values.null_count or (low.is_valid and (low.as_py() < 0 or high.as_py() > 1)):
+        arr = np.asarray(values.fill_null(-1))
+        i = int(np.flatnonzero((arr != 0) & (arr != 1))[0])
         value = values[i].as_py()
         what = "is empty" if value is None else f"is {value!r}, not 0 or 1"
         raise source.error(start + i, label, f"the label {what}")
