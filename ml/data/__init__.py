@@ -7,8 +7,11 @@ encoding and loading.
 - :mod:`ml.data.generate`: synthetic CTR data in named worlds with a known ground truth
   (``generate_features``, ``true_probability``, ``oracle_auc``,
   ``ensure_default_features``).
+- :mod:`ml.data.importer`: ``ctr-pipeline data import`` (CSV/TSV, Criteo, libSVM/libFM,
+  parquet; random or time split; streamed and atomic).
 - :mod:`ml.data.schema`: column-type rules.
 - :mod:`ml.data.validate`: ``validate_features``; :mod:`ml.data.lineage`: ``fingerprint``.
 - :mod:`ml.data.preprocessing`, :mod:`ml.data.loading`: encoding and reading for training.
-- :mod:`ml.data.cli`: ``ctr-pipeline data generate|worlds|validate``.
+- :mod:`ml.data.cli`, :mod:`ml.data.cli_import`: ``ctr-pipeline data
+  import|generate|worlds|validate``.
 """

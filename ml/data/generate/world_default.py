@@ -223,14 +223,5 @@ def logit(w: Params, r: Rows) -> FloatArray:
     return np.asarray(w.intercept + SIGNAL_SCALE * effects, dtype=np.float64)
 
 
-WORLD = WorldDef(
-    name="default",
-    version=2,
-    description="display ads, 100k users, 15k items, 25% CTR, few large structured effects",
-    target_ctr=TARGET_CTR,
-    columns=COLUMNS,
-    build=build,
-    draw=draw,
-    logit=logit,
-    salt=0x57A7,
-)
+DESCRIPTION = "display ads, 100k users, 15k items, 25% CTR, few large structured effects"
+WORLD = WorldDef("default", 2, DESCRIPTION, TARGET_CTR, COLUMNS, build, draw, logit, salt=0x57A7)

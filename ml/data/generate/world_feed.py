@@ -183,15 +183,8 @@ def logit(w: Params, r: Rows) -> FloatArray:
     return np.asarray(out, dtype=np.float64)
 
 
-WORLD = WorldDef(
-    name="feed",
-    version=1,
-    description="news and video feed, 500k users, 200k items (Zipf), ~12% CTR, "
-    "user x topic interest, freshness, duration x network, hour x topic",
-    target_ctr=0.12,
-    columns=COLUMNS,
-    build=build,
-    draw=draw,
-    logit=logit,
-    salt=0xFEED,
+DESCRIPTION = (
+    "news and video feed, 500k users, 200k items (Zipf), ~12% CTR, "
+    "user x topic interest, freshness, duration x network, hour x topic"
 )
+WORLD = WorldDef("feed", 1, DESCRIPTION, 0.12, COLUMNS, build, draw, logit, salt=0xFEED)

@@ -186,15 +186,8 @@ def logit(w: Params, r: Rows) -> FloatArray:
     return np.asarray(out, dtype=np.float64)
 
 
-WORLD = WorldDef(
-    name="marketplace",
-    version=1,
-    description="sponsored products, 400k users, 500k items (Zipf), ~3.5% CTR, "
-    "large id effects, user x item taste, device x position, region x price",
-    target_ctr=0.035,
-    columns=COLUMNS,
-    build=build,
-    draw=draw,
-    logit=logit,
-    salt=0x3A2C,
+DESCRIPTION = (
+    "sponsored products, 400k users, 500k items (Zipf), ~3.5% CTR, "
+    "large id effects, user x item taste, device x position, region x price"
 )
+WORLD = WorldDef("marketplace", 1, DESCRIPTION, 0.035, COLUMNS, build, draw, logit, salt=0x3A2C)
