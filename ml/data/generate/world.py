@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from ml.config import FeatureSpec
-from ml.errors import DataError
+from ml.errors import DataError, GenerationError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -87,7 +87,7 @@ class WorldDef:
     def __post_init__(self) -> None:
         roles = [c.role for c in self.columns]
         if roles != sorted(roles):  # "categorical" < "numeric"
-            raise ValueError(f"world {self.name}: list categorical columns before numeric")
+            raise GenerationError(f"world {self.name}: list categorical columns before numeric")
 
     @property
     def spec(self) -> FeatureSpec:

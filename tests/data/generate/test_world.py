@@ -17,7 +17,7 @@ from ml.data.generate.world import (
     tune_intercept,
     zipf_cdf,
 )
-from ml.errors import DataError
+from ml.errors import DataError, GenerationError
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def test_world_spec_from_columns() -> None:
 
 
 def test_world_columns_numeric_before_categorical_is_error() -> None:
-    with pytest.raises(ValueError, match="list categorical columns before numeric"):
+    with pytest.raises(GenerationError, match="list categorical columns before numeric"):
         WorldDef(
             "bad", 1, "", 0.1, (Column.number("x"), Column.ids("a", 2)),
             build=lambda rng: None, draw=lambda p, r, n: {}, logit=lambda p, r: r, salt=0,
