@@ -1,4 +1,4 @@
-"""``ctr-pipeline data generate`` and ``ctr-pipeline data validate``."""
+"""``ctr-pipeline data generate|worlds|validate`` (``data import``: :mod:`ml.data.cli_import`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,23 @@ from ml import paths
 
 def add_commands(sub: Any) -> None:
     """Add the ``data`` command and its subcommands to the top-level subparsers."""
-    data = sub.add_parser("data", help="generate or validate feature data")
+    data = sub.add_parser("data", help="import, generate or validate feature data")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    _add_generate(data_sub)
+    worlds = data_sub.add_parser(
+        "worlds",
+        help="list the generator's worlds",
+        description="Each world's name, description and columns (for --world).",
+    )
+    worlds.set_defaults(func=_worlds)
+    _add_validate(data_sub)
 
+    from ml.data.cli_import import add_import_command
+
+    add_import_command(data_sub, _split)
+
+
+def _add_generate(data_sub: Any) -> None:
     gen = data_sub.add_parser(
         "generate",
         help="write synthetic CTR features with a known ground truth",
@@ -35,14 +49,26 @@ def add_commands(sub: Any) -> None:
         help="train,val,test fractions (0.7,0.15,0.15)",
     )
     gen.add_argument(
+        "--world",
+        default=None,
+        metavar="NAME",
+        help="the world to simulate (default: default; `ctr-pipeline data worlds` lists them)",
+    )
+    gen.add_argument(
         "--world-seed",
         type=_non_negative_int,
         default=None,
         help="seed of the world's parameters (default: the fixed world; recorded in schema.json)",
     )
-    gen.add_argument("--overwrite", action="store_true", help="replace an existing directory")
+    gen.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace earlier generator output (a directory of other data is never touched)",
+    )
     gen.set_defaults(func=_generate)
 
+
+def _add_validate(data_sub: Any) -> None:
     val = data_sub.add_parser(
         "validate",
         help="check the features against the config's feature spec",
@@ -97,7 +123,12 @@ def _split(text: str) -> tuple[float, float, float]:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ml.data.generate import DEFAULT_WORLD_SEED, describe, generate_features
+    from ml.data.generate import (
+        DEFAULT_WORLD,
+        DEFAULT_WORLD_SEED,
+        describe,
+        generate_features,
+    )
 
     report = generate_features(
         args.out,
@@ -106,9 +137,21 @@ def _generate(args: argparse.Namespace) -> int:
         split=args.split,
         overwrite=args.overwrite,
         world_seed=DEFAULT_WORLD_SEED if args.world_seed is None else args.world_seed,
+        world=args.world or DEFAULT_WORLD,
     )
     for line in describe(report):
         print(line)
+    return 0
+
+
+def _worlds(args: argparse.Namespace) -> int:
+    from ml.data.generate import WORLDS
+
+    for name, world in WORLDS.items():
+        spec = world.spec
+        print(f"{name}: {world.description}")
+        print(f"   categorical: {', '.join(spec.categorical)}")
+        print(f"   numeric: {', '.join(spec.numeric)}")
     return 0
 
 

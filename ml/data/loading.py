@@ -16,17 +16,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml import paths
 from ml.config import FeatureSpec
+from ml.data.layout import SPLITS, features_root, split_path
 from ml.errors import DataLoadError
 
-SPLITS = ("train", "val", "test")
-DATA_FILE = "data.parquet"
+# SPLITS and split_path are the layout's; they stay importable from here for older callers.
+__all__ = ["SPLITS", "DataLoadError", "check_features_dir", "load_split", "split_path"]
 
-
-def split_path(features_dir: str | os.PathLike[str], split: str) -> Path:
-    """``<features_dir>/<split>/data.parquet`` (relative paths against the base directory)."""
-    return paths.resolve(features_dir) / split / DATA_FILE
+_HOW_TO_GET_DATA = (
+    "import your data with `ctr-pipeline data import` or generate synthetic data with "
+    "`ctr-pipeline data generate`"
+)
 
 
 def check_features_dir(
@@ -37,17 +37,17 @@ def check_features_dir(
     Raises:
         DataLoadError: the directory or one of the split files does not exist.
     """
-    root = paths.resolve(features_dir)
+    root = features_root(features_dir)
     if not root.is_dir():
         raise DataLoadError(
-            f"features directory {root} does not exist; run `ctr-pipeline data generate` "
-            "to create it, or pass --features-dir / set data.features_dir in the config"
+            f"features directory {root} does not exist; {_HOW_TO_GET_DATA}, or pass "
+            "--features-dir / set data.features_dir in the config"
         )
     missing = [str(split_path(root, s)) for s in splits if not split_path(root, s).is_file()]
     if missing:
         raise DataLoadError(
             f"features directory {root} is incomplete: missing {', '.join(missing)}; "
-            "run `ctr-pipeline data generate --overwrite` to rebuild it"
+            f"every split needs <split>/data.parquet ({_HOW_TO_GET_DATA})"
         )
     return root
 
@@ -78,9 +78,7 @@ def load_split(
 
     path = split_path(features_dir, split)
     if not path.is_file():
-        raise DataLoadError(
-            f"{path} does not exist; run `ctr-pipeline data generate` to create the features"
-        )
+        raise DataLoadError(f"{path} does not exist; {_HOW_TO_GET_DATA}")
     try:
         schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt file

@@ -26,6 +26,9 @@ import pandas as pd
 from ml.config import NUMERIC_NAN_POLICIES, FeatureSpec
 from ml.errors import PreprocessingError
 
+# PreprocessingError stays importable from here for older callers.
+__all__ = ["FORMAT_VERSION", "OOV_ID", "PreprocessingError", "Preprocessor"]
+
 FORMAT_VERSION = 1
 OOV_ID = 0
 # Integer vocabularies whose values lie in [0, this) are encoded with one array lookup.

@@ -1,86 +1,31 @@
-"""On-disk layout of a features directory and the column-type rules every split obeys.
+"""Column-type rules every split of a features directory obeys.
 
-A features directory holds one parquet file per split and a ``schema.json``::
-
-    <features_dir>/
-    ├── schema.json            {"label", "categorical", "numeric", ...generator info}
-    ├── train/data.parquet
-    ├── val/data.parquet
-    └── test/data.parquet
-
-Column kinds (checked by :mod:`ml.data.validate`, relied on by the preprocessing):
+Checked by :mod:`ml.data.validate`, relied on by the preprocessing:
 
 - label: integer or boolean, values 0/1, no nulls;
 - categorical: integer or string (dictionary-encoded strings count as strings);
 - numeric: integer or floating point.
+
+The directory layout (file names, ``schema.json``) lives in :mod:`ml.data.layout`.
 """
 
 from __future__ import annotations
-
-import json
-import os
-from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 
 from ml.config import FeatureSpec
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-DATA_FILE = "data.parquet"
-SCHEMA_FILE = "schema.json"
+# Older imports: the default world's spec now lives with the generator.
+from ml.data.generate.world_default import DEFAULT_SPEC
 
-#: The generator's columns (the same as ``config/model_config.yaml``).
-DEFAULT_SPEC = FeatureSpec(
-    label="click",
-    categorical=(
-        "user_id",
-        "item_id",
-        "advertiser_id",
-        "item_category",
-        "site_category",
-        "user_segment",
-        "device_type",
-        "ad_position",
-        "hour_of_day",
-        "day_of_week",
-    ),
-    numeric=("user_age", "item_price", "user_hist_ctr", "ad_quality", "session_depth"),
-)
-
-
-def split_path(features_dir: str | os.PathLike[str], split: str) -> Path:
-    """``<features_dir>/<split>/data.parquet``."""
-    return Path(features_dir) / split / DATA_FILE
-
-
-def schema_path(features_dir: str | os.PathLike[str]) -> Path:
-    """``<features_dir>/schema.json``."""
-    return Path(features_dir) / SCHEMA_FILE
-
-
-def read_schema(features_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read ``schema.json``; raise ``ValueError`` naming the file when it is missing or bad."""
-    path = schema_path(features_dir)
-    if not path.is_file():
-        raise ValueError(
-            f"{path} does not exist; generate the data with `ctr-pipeline data generate`"
-        )
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); regenerate the data") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(raw).__name__}")
-    return raw
-
-
-def spec_from_schema(schema: dict[str, Any]) -> FeatureSpec:
-    """The :class:`FeatureSpec` named by a parsed ``schema.json``."""
-    return FeatureSpec.from_dict(
-        {k: schema[k] for k in ("label", "categorical", "numeric") if k in schema},
-        where=SCHEMA_FILE,
-    )
+__all__ = [
+    "DEFAULT_SPEC",
+    "is_categorical_type",
+    "is_label_type",
+    "is_numeric_type",
+    "role_of",
+    "type_kind",
+]
 
 
 def _value_type(tp: pa.DataType) -> pa.DataType:

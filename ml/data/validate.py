@@ -23,46 +23,44 @@ min/max of the label from row-group statistics). Rows are read only where statis
 cannot answer: the label (to count positives) and float numeric columns (NaN/inf),
 one column and one row group at a time, so memory stays bounded.
 
-:func:`fingerprint` hashes the split files and the column types; the registry keeps it
-as the data lineage of a model.
-
-Exceptions::
-
-    ValueError
-    └── FeatureValidationError   .problems: list[str]   (also a ml.cli.UserError)
+Raises :class:`~ml.errors.FeatureValidationError` (``.problems``: one line each), a
+:class:`~ml.errors.UserError`. The fingerprint of the data lives in :mod:`ml.data.lineage`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ml import paths
 from ml.config import NUMERIC_NAN_POLICIES, FeatureSpec
+from ml.data.layout import DATA_FILE, SPLITS, features_root, split_path
+from ml.data.lineage import fingerprint, short
+from ml.data.parquet_stats import count_positives, int_min_max, nonfinite, null_count
 from ml.data.schema import (
-    DATA_FILE,
-    SPLITS,
     is_categorical_type,
     is_label_type,
     is_numeric_type,
     role_of,
-    split_path,
     type_kind,
 )
-from ml.errors import FeatureValidationError
+from ml.errors import ConfigError, FeatureValidationError
 from ml.fsutil import display_path
 
-_HASH_BLOCK = 1 << 20
+# fingerprint and FeatureValidationError stay importable from here for older callers.
+__all__ = [
+    "FeatureValidationError",
+    "SplitInfo",
+    "ValidationReport",
+    "fingerprint",
+    "format_size",
+    "validate_features",
+]
 
 
 @dataclass(frozen=True)
@@ -154,9 +152,9 @@ def validate_features(
         ValueError: ``numeric_nan`` is not a known policy.
     """
     if numeric_nan not in NUMERIC_NAN_POLICIES:
-        raise ValueError(f"numeric_nan must be one of {NUMERIC_NAN_POLICIES}, got {numeric_nan!r}")
+        raise ConfigError(f"numeric_nan must be one of {NUMERIC_NAN_POLICIES}, got {numeric_nan!r}")
     start = time.perf_counter()
-    root = paths.resolve(features_dir if features_dir is not None else paths.FEATURES_DIR)
+    root = features_root(features_dir)
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise FeatureValidationError(
@@ -167,35 +165,66 @@ def validate_features(
             ],
             root,
         )
-    problems: list[str] = []
-    warnings: list[str] = []
+    found = _Findings()
     infos: dict[str, SplitInfo] = {}
     schemas: dict[str, pa.Schema] = {}
     for name in SPLITS:
-        checked = _check_split(root, name, spec, numeric_nan, problems, warnings)
+        checked = _check_split(root, name, spec, numeric_nan, found)
         if checked is not None:
             infos[name], schemas[name] = checked
-    problems += _schema_mismatches(spec, schemas, root)
-    if problems:
-        raise FeatureValidationError(problems, root)
-    return ValidationReport(root, spec, infos, warnings, round(time.perf_counter() - start, 3))
+    found.problems += _schema_mismatches(spec, schemas, root)
+    if found.problems:
+        raise FeatureValidationError(found.problems, root)
+    seconds = round(time.perf_counter() - start, 3)
+    return ValidationReport(root, spec, infos, found.warnings, seconds)
+
+
+@dataclass
+class _Findings:
+    """Problems (validation fails) and warnings (it passes) collected over every split."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _check_split(
-    root: Path,
-    name: str,
-    spec: FeatureSpec,
-    numeric_nan: str,
-    problems: list[str],
-    warnings: list[str],
+    root: Path, name: str, spec: FeatureSpec, numeric_nan: str, found: _Findings
 ) -> tuple[SplitInfo, pa.Schema] | None:
     path = split_path(root, name)
+    opened = _open_split(path, name, found.problems)
+    if opened is None:
+        return None
+    pf, size = opened
+    schema = pf.schema_arrow
+    rows = pf.metadata.num_rows
+    shown = display_path(path)
+    n_before = len(found.problems)
+    if rows == 0:
+        found.problems.append(f"{shown} has 0 rows; the {name} split needs data")
+    usable, types = _check_types(shown, schema, spec, found.problems)
+    if rows == 0:
+        return None
+    positives = 0
+    try:
+        for col in usable:
+            positives += _check_values(pf, shown, name, col, spec, numeric_nan, found)
+    except (pa.ArrowException, OSError) as exc:
+        found.problems.append(
+            f"{shown} could not be read ({short(exc)}); the file is corrupt, rewrite the "
+            f"{name} split"
+        )
+    if len(found.problems) > n_before:
+        return None
+    return SplitInfo(name, path, size, rows, positives, pf.num_row_groups, types), schema
+
+
+def _open_split(path: Path, name: str, problems: list[str]) -> tuple[pq.ParquetFile, int] | None:
     shown = display_path(path)
     if not path.exists():
         where = "" if path.parent.is_dir() else f" (there is no {name}/ directory)"
         problems.append(
             f"{name} data file {shown} is missing{where}; every split needs "
-            f"{name}/{DATA_FILE} (regenerate with `ctr-pipeline data generate --overwrite`)"
+            f"{name}/{DATA_FILE} (import or generate the data again)"
         )
         return None
     if not path.is_file():
@@ -209,99 +238,105 @@ def _check_split(
         return None
     try:
         pf = pq.ParquetFile(path)
-        schema = pf.schema_arrow
+        pf.schema_arrow  # noqa: B018 - raises for a file that is not parquet
     except (pa.ArrowException, OSError, ValueError) as exc:
         problems.append(
-            f"{shown} is not a readable parquet file ({_short(exc)}); rewrite the {name} "
+            f"{shown} is not a readable parquet file ({short(exc)}); rewrite the {name} "
             "split as parquet"
         )
         return None
-    meta = pf.metadata
-    rows = meta.num_rows
-    n_before = len(problems)
-    if rows == 0:
-        problems.append(f"{shown} has 0 rows; the {name} split needs data")
+    return pf, size
 
+
+_TYPE_RULES = {
+    "label": (is_label_type, "it must be integer or boolean 0/1 (cast it to int64)"),
+    "categorical": (
+        is_categorical_type,
+        "it must hold integer ids or strings (cast it to int64 or string)",
+    ),
+    "numeric": (
+        is_numeric_type,
+        "it must be integer or float (convert it, or list it under features.categorical)",
+    ),
+}
+
+
+def _check_types(
+    shown: str, schema: pa.Schema, spec: FeatureSpec, problems: list[str]
+) -> tuple[list[str], dict[str, str]]:
+    """(columns present with a usable type, column -> type) for one file."""
     types: dict[str, str] = {}
     usable: list[str] = []
     for col in spec.all_columns:
+        role = role_of(spec, col)
         if col not in schema.names:
             problems.append(
-                f"{shown}: {role_of(spec, col)} column {col!r} is missing "
+                f"{shown}: {role} column {col!r} is missing "
                 f"(file has {_preview(schema.names)}); add it or fix the features config"
             )
             continue
         tp = schema.field(col).type
         types[col] = str(tp)
-        role = role_of(spec, col)
-        if role == "label" and not is_label_type(tp):
-            problems.append(
-                f"{shown}: label column {col!r} has type {tp}; it must be integer or "
-                "boolean 0/1 (cast it to int64)"
-            )
-        elif role == "categorical" and not is_categorical_type(tp):
-            problems.append(
-                f"{shown}: categorical column {col!r} has type {tp}; it must hold integer "
-                "ids or strings (cast it to int64 or string)"
-            )
-        elif role == "numeric" and not is_numeric_type(tp):
-            problems.append(
-                f"{shown}: numeric column {col!r} has type {tp}; it must be integer or float "
-                "(convert it, or list it under features.categorical)"
-            )
-        else:
+        ok, how = _TYPE_RULES[role]
+        if ok(tp):
             usable.append(col)
-    if rows == 0:
-        return None
+        else:
+            problems.append(f"{shown}: {role} column {col!r} has type {tp}; {how}")
+    return usable, types
 
-    positives = 0
-    try:
-        for col in usable:
-            idx = schema.get_field_index(col)
-            nulls = _null_count(pf, col, idx)
-            role = role_of(spec, col)
-            if role == "label":
-                label_ok = True
-                if nulls:
-                    problems.append(
-                        f"{shown}: label column {col!r} has {nulls:,} null value(s); every "
-                        "row needs a 0/1 label (drop or fill those rows)"
-                    )
-                    label_ok = False
-                lo, hi = _min_max(pf, col, idx)
-                if lo is not None and hi is not None and (lo < 0 or hi > 1):
-                    problems.append(
-                        f"{shown}: label column {col!r} has values other than 0 and 1 "
-                        f"(min {lo}, max {hi}); map it to 0/1"
-                    )
-                    label_ok = False
-                if label_ok:
-                    positives = _count_positives(pf, col)
-                    non_null = rows - nulls
-                    if positives in (0, non_null):
-                        which = "0 (no clicks)" if positives == 0 else "1 (every row clicked)"
-                        problems.append(
-                            f"{shown}: label column {col!r} has a single class: every row is "
-                            f"{which}; AUC needs both classes in the {name} split "
-                            "(re-split the data)"
-                        )
-            elif role == "categorical":
-                if nulls:
-                    warnings.append(
-                        f"{shown}: categorical column {col!r} has {nulls:,} null value(s); "
-                        "they are encoded as the out-of-vocabulary category"
-                    )
-            else:
-                bad = _nonfinite(pf, col, schema.field(col).type)
-                _numeric_message(shown, col, nulls, bad, numeric_nan, problems, warnings)
-    except (pa.ArrowException, OSError) as exc:
+
+def _check_values(
+    pf: pq.ParquetFile,
+    shown: str,
+    name: str,
+    col: str,
+    spec: FeatureSpec,
+    numeric_nan: str,
+    found: _Findings,
+) -> int:
+    """Check one column's values; return its positives (the label) or 0."""
+    schema = pf.schema_arrow
+    nulls = null_count(pf, col, schema.get_field_index(col))
+    role = role_of(spec, col)
+    if role == "label":
+        return _check_label(pf, shown, name, col, nulls, found.problems)
+    if role == "categorical":
+        if nulls:
+            found.warnings.append(
+                f"{shown}: categorical column {col!r} has {nulls:,} null value(s); "
+                "they are encoded as the out-of-vocabulary category"
+            )
+        return 0
+    bad = nonfinite(pf, col, schema.field(col).type)
+    _numeric_message(shown, col, nulls, bad, numeric_nan, found.problems, found.warnings)
+    return 0
+
+
+def _check_label(
+    pf: pq.ParquetFile, shown: str, name: str, col: str, nulls: int, problems: list[str]
+) -> int:
+    n_before = len(problems)
+    if nulls:
         problems.append(
-            f"{shown} could not be read ({_short(exc)}); the file is corrupt, rewrite the "
-            f"{name} split"
+            f"{shown}: label column {col!r} has {nulls:,} null value(s); every "
+            "row needs a 0/1 label (drop or fill those rows)"
+        )
+    lo, hi = int_min_max(pf, col, pf.schema_arrow.get_field_index(col))
+    if lo is not None and hi is not None and (lo < 0 or hi > 1):
+        problems.append(
+            f"{shown}: label column {col!r} has values other than 0 and 1 "
+            f"(min {lo}, max {hi}); map it to 0/1"
         )
     if len(problems) > n_before:
-        return None
-    return SplitInfo(name, path, size, rows, positives, pf.num_row_groups, types), schema
+        return 0
+    positives = count_positives(pf, col)
+    if positives in (0, pf.metadata.num_rows - nulls):
+        which = "0 (no clicks)" if positives == 0 else "1 (every row clicked)"
+        problems.append(
+            f"{shown}: label column {col!r} has a single class: every row is "
+            f"{which}; AUC needs both classes in the {name} split (re-split the data)"
+        )
+    return positives
 
 
 def _numeric_message(
@@ -352,117 +387,6 @@ def _schema_mismatches(spec: FeatureSpec, schemas: dict[str, pa.Schema], root: P
     return out
 
 
-def _stats(pf: pq.ParquetFile, idx: int) -> Iterator[Any]:
-    for rg in range(pf.num_row_groups):
-        yield pf.metadata.row_group(rg).column(idx).statistics
-
-
-def _null_count(pf: pq.ParquetFile, col: str, idx: int) -> int:
-    total = 0
-    for rg, st in enumerate(_stats(pf, idx)):
-        if st is not None and st.has_null_count:
-            total += st.null_count
-        else:
-            total += pf.read_row_group(rg, columns=[col]).column(0).null_count
-    return total
-
-
-def _min_max(pf: pq.ParquetFile, col: str, idx: int) -> tuple[Any, Any]:
-    lo: Any = None
-    hi: Any = None
-    for rg, st in enumerate(_stats(pf, idx)):
-        if st is not None and st.has_min_max:
-            a, b = st.min, st.max
-        else:
-            mm = pc.min_max(pf.read_row_group(rg, columns=[col]).column(0))
-            a, b = mm["min"].as_py(), mm["max"].as_py()
-        if a is None:
-            continue
-        a, b = int(a), int(b)
-        lo = a if lo is None else min(lo, a)
-        hi = b if hi is None else max(hi, b)
-    return lo, hi
-
-
-def _count_positives(pf: pq.ParquetFile, col: str) -> int:
-    total = 0
-    for rg in range(pf.num_row_groups):
-        values = pf.read_row_group(rg, columns=[col]).column(0)
-        s = pc.sum(pc.cast(values, pa.int64())).as_py()
-        total += int(s or 0)
-    return total
-
-
-def _nonfinite(pf: pq.ParquetFile, col: str, tp: pa.DataType) -> tuple[int, int]:
-    """(NaN count, inf count) of a numeric column; integer columns cannot hold either."""
-    if not pa.types.is_floating(tp):
-        return 0, 0
-    n_nan = n_inf = 0
-    for rg in range(pf.num_row_groups):
-        values = pf.read_row_group(rg, columns=[col]).column(0)
-        n_nan += int(pc.sum(pc.cast(pc.is_nan(values), pa.int64())).as_py() or 0)
-        n_inf += int(pc.sum(pc.cast(pc.is_inf(values), pa.int64())).as_py() or 0)
-    return n_nan, n_inf
-
-
 def _preview(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return f"[{shown}{', ...' if len(names) > limit else ''}]"
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
-
-
-# --- lineage --------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(_HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
-
-
-def fingerprint(features_dir: str | os.PathLike[str] | None, spec: FeatureSpec) -> dict[str, Any]:
-    """Identify the exact data a model was trained on.
-
-    Args:
-        features_dir: the features directory (relative: against the base directory).
-        spec: the columns the model uses.
-
-    Returns:
-        ``{"schema": spec + column types, "files": {"train/data.parquet": sha256, ...},
-        "digest": sha256 over both}``.
-
-    Raises:
-        FeatureValidationError: a split file is missing or unreadable.
-    """
-    root = paths.resolve(features_dir if features_dir is not None else paths.FEATURES_DIR)
-    files: dict[str, str] = {}
-    types: dict[str, str] = {}
-    problems: list[str] = []
-    for name in SPLITS:
-        path = split_path(root, name)
-        if not path.is_file():
-            problems.append(f"{display_path(path)} is missing; cannot fingerprint the features")
-            continue
-        files[f"{name}/{DATA_FILE}"] = _sha256(path)
-        if not types:
-            try:
-                schema = pq.read_schema(path)
-            except (pa.ArrowException, OSError) as exc:
-                problems.append(f"{display_path(path)} is not readable parquet ({_short(exc)})")
-                continue
-            types = {c: str(schema.field(c).type) for c in spec.all_columns if c in schema.names}
-    if problems:
-        raise FeatureValidationError(problems, root)
-    schema_part = {**spec.to_dict(), "types": types}
-    blob = json.dumps({"schema": schema_part, "files": files}, sort_keys=True)
-    return {
-        "schema": schema_part,
-        "files": files,
-        "digest": hashlib.sha256(blob.encode()).hexdigest(),
-    }

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from ml.cli import main
-from ml.data.schema import split_path
+from ml.data.layout import split_path
 
 
 def test_cli_generate_then_validate(project_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -97,3 +98,32 @@ def test_cli_validate_numeric_nan_flag(
     )
     assert main(["data", "validate", "--features-dir", "feats", "--numeric-nan", "error"]) == 2
     assert "data.numeric_nan is 'error'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_cli_generate_never_touches_user_data(
+    project_home: Path,
+    user_data: Path,
+    digests: Callable[[Path], dict[str, str]],
+    capsys: pytest.CaptureFixture[str],
+    overwrite: list[str],
+) -> None:
+    before = digests(user_data)
+    assert main(["data", "generate", "--out", str(user_data), "--rows", "300", *overwrite]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {user_data} holds data that was not written by")
+    assert "6 entries: NOTES.md, nested/, raw_clicks.parquet, test/, train/, val/" in err
+    assert digests(user_data) == before
+
+
+def test_cli_generate_world_and_worlds(
+    project_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["data", "worlds"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("default: display ads")
+    assert "   categorical: user_id, item_id," in out
+    assert main(["data", "generate", "--world", "mars", "--rows", "300"]) == 2
+    assert "unknown world 'mars'; choose one of default" in capsys.readouterr().err
+    assert main(["data", "generate", "--world", "default", "--rows", "300"]) == 0
+    assert "world default (seed 20240101)" in capsys.readouterr().out
