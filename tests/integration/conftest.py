@@ -41,7 +41,14 @@ def pipeline(
     (home / "config" / "small.yaml").write_text(small_config(epochs=1))
     shutil.copytree(tiny_features_dir, home / "data" / "features" / "v1")
     webhook = WebhookRecorder()
-    env = airflow_env(home, {"AIRFLOW_CONN_SLACK_WEBHOOK": webhook.connection_env()})
+    env = airflow_env(
+        home,
+        {
+            "AIRFLOW_CONN_SLACK_WEBHOOK": webhook.connection_env(),
+            # Where failure messages link to (no server runs here: only the text is checked).
+            "AIRFLOW__API__BASE_URL": "http://airflow.test:8080",
+        },
+    )
     env.pop("CTR_TRAINING_SCHEDULE", None)
     yield PipelineHome(home, env, webhook)
     webhook.close()

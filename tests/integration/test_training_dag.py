@@ -205,7 +205,9 @@ def test_gate_failure_stops_at_evaluate_registers_nothing_and_notifies(
     (failure,) = [t for t in pipeline.webhook.texts() if "FAILED" in t]
     assert "❌ Training Pipeline FAILED at evaluate_model (attempt 1)" in failure
     assert "min_auc=0.9900" in failure
-    assert "Log: http://" in failure and "evaluate_model" in failure.split("Log: ", 1)[1]
+    link = failure.split("Log: ", 1)[1]
+    assert link.startswith("http://airflow.test:8080/dags/training_pipeline/runs/")
+    assert "/tasks/evaluate_model?try_number=1" in link
 
 
 def test_bad_param_is_rejected_at_trigger_and_no_run_starts(

@@ -20,7 +20,9 @@ def test_generates_the_default_dir_only_when_missing(project_home: Path) -> None
     lines = ensure_features("data/features/v1", rows=2000)
     assert lines[0].startswith("📦 No features at") and "2,000" in lines[0]
     assert (project_home / "data" / "features" / "v1" / "schema.json").is_file()
-    assert ensure_features("data/features/v1", rows=2000) == []
+    assert ensure_features("data/features/v1", rows=2000) == [
+        "📦 Using the existing features in data/features/v1"
+    ]
 
 
 def test_never_touches_a_user_directory(project_home: Path) -> None:
@@ -29,8 +31,8 @@ def test_never_touches_a_user_directory(project_home: Path) -> None:
     (mine / "train" / "part-0.parquet").write_bytes(b"PAR1 user bytes")
     (mine / "notes.txt").write_text("keep me")
     before = _digests(mine)
-    assert ensure_features(mine, rows=2000) == []
-    assert ensure_features("data/other", rows=2000) == []
+    assert "never generated" in ensure_features(mine, rows=2000)[0]
+    assert "never generated" in ensure_features("data/other", rows=2000)[0]
     assert _digests(mine) == before
     assert not (project_home / "data" / "other").exists()
 
@@ -40,5 +42,5 @@ def test_an_existing_default_dir_with_user_files_is_left_alone(project_home: Pat
     default.mkdir(parents=True)
     (default / "clicks.csv").write_text("label,a\n1,x\n")
     before = _digests(default)
-    assert ensure_features("data/features/v1", rows=2000) == []
+    assert "did not write" in ensure_features("data/features/v1", rows=2000)[0]
     assert _digests(default) == before

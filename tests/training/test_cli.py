@@ -89,7 +89,7 @@ def test_cli_run_generates_missing_data_then_runs_the_whole_pipeline(
     code = main(["run", "--rows", "2000", *TINY, *LENIENT, "--json"])
     assert code == 0
     out = capsys.readouterr().out
-    assert "generated 2,000 synthetic rows" in out
+    assert "generated 2,000 rows" in out
     assert "✅ Model registered: ctr_model v1 (staging)" in out
     assert "🎉 Training Pipeline Complete!" in out
     summary = json.loads(out[out.index("{\n") :])
@@ -102,7 +102,7 @@ def test_cli_run_generates_missing_data_then_runs_the_whole_pipeline(
     # A second run reuses the data and registers a new version (it never auto-promotes).
     assert main(["run", *TINY, *LENIENT, "--model-name", "other"]) == 0
     out = capsys.readouterr().out
-    assert "generated" not in out and "Model registered: other v1" in out
+    assert "Using the existing features" in out and "Model registered: other v1" in out
     assert not (home / "models" / "production").exists()
 
 
