@@ -245,3 +245,26 @@ def test_feature_pipeline_regenerates_features_and_updates_the_asset(
     assert len(extra["digest"]) == 64
     schema = json.loads((pipeline.home / "data" / "features" / "v1" / "schema.json").read_text())
     assert sum(schema["rows"].values()) == 2000  # regenerated (the fixture had 3000 rows)
+
+
+def test_dated_tasks_test_sequence_finds_the_run_its_date_trained(
+    pipeline: Any, first_run: dict[str, Any]
+) -> None:
+    # The spec's Step 5, in Airflow 3: each `tasks test` is its own temporary DAG run.
+    conf = json.dumps({**SMALL, "model_name": "dated_model"})
+    outputs = {}
+    for task in ("train_model", "evaluate_model", "register_model"):
+        proc = airflow(
+            pipeline, "tasks", "test", "training_pipeline", task, "2024-11-15", "-t", conf
+        )
+        outputs[task] = proc.stdout + proc.stderr
+        assert proc.returncode == 0, outputs[task][-3000:]
+    assert (
+        "No run_dir from train_model: using this run's experiments/runs/ctr_model_20241115"
+        in (outputs["evaluate_model"])
+    )
+    assert "Model registered: dated_model v1 (staging)" in outputs["register_model"]
+    registered = json.loads(
+        (pipeline.home / "models/staging/dated_model/v1/metadata.json").read_text()
+    )
+    assert "ctr_model_20241115_000000_" in registered["source"]["run_dir"]
