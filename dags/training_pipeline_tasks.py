@@ -135,32 +135,17 @@ def _record(
 
 
 def post_to_slack(text: str, conn_id: str | None = None) -> bool:
-    """Post ``text`` to the Slack webhook connection; never raises (False if not posted)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    """Post ``text`` to the Slack webhook connection (``dags/notifications.py``)."""
+    import notifications
 
-    from ml.notifications import slack_payload
+    return bool(notifications.post_to_slack(text, conn_id))
 
-    conn_id = conn_id or os.environ.get("CTR_SLACK_CONN_ID", "slack_webhook")
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        log.info(
-            "No Airflow connection %r: notifications are log-only (add a 'slackwebhook' "
-            "connection named %r to post them to Slack)",
-            conn_id,
-            conn_id,
-        )
-        return False
-    try:
-        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
-        SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=10).send_dict(slack_payload(text))
-    except Exception as exc:  # a notification problem must never fail the pipeline
-        log.warning("Slack notification via connection %r failed: %s", conn_id, exc)
-        return False
-    log.info("📣 Notification posted to Slack (connection %r)", conn_id)
-    return True
+def send_email(text: str, subject: str | None = None, conn_id: str | None = None) -> bool:
+    """Email ``text`` through the SMTP connection (``dags/notifications.py``)."""
+    import notifications
+
+    return bool(notifications.send_email(text, subject, conn_id))
 
 
 def notify(text: str) -> None:
@@ -168,6 +153,7 @@ def notify(text: str) -> None:
     for line in text.splitlines():
         log.info(line)
     post_to_slack(text)
+    send_email(text)
 
 
 def notify_failure(context: Mapping[str, Any]) -> None:
@@ -186,6 +172,7 @@ def notify_failure(context: Mapping[str, Any]) -> None:
     for line in text.splitlines():
         log.error(line)
     post_to_slack(text)
+    send_email(text)
 
 
 def feature_target() -> Path:
