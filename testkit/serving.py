@@ -6,8 +6,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +80,76 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_server(args: list[str], env: dict[str, str], log: Path) -> Any:
+    """``ctr-pipeline serve ARGS`` as a child process (its own session, output in ``log``)."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ml.cli", "serve", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_ready(url: str, proc: Any, log: Path, timeout: float = 120.0) -> dict[str, Any]:
+    """Poll ``/readyz`` until the service answers; raise with its log if it died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited ({proc.returncode}):\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+                ready: dict[str, Any] = json.loads(resp.read())
+                return ready
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the server was not ready within {timeout} s:\n{log.read_text()}")
+
+
+def stop_server(proc: Any, timeout: float = 20.0) -> None:
+    """SIGTERM the server's process group (uvicorn stops its workers), then SIGKILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):  # a worker outliving its supervisor
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def write_ab_logs(
+    log_dir: Path, *, n: int, candidate_noise: float, seed: int = 0, shadow: bool = False
+) -> None:
+    """n one-row requests: 80% control (noisy scores), 20% candidate; clicks from the truth."""
+    import numpy as np
+
+    from ml.serving.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog
+
+    rng = np.random.default_rng(seed)
+    preds, fb = AppendLog(log_dir / PREDICTIONS_FILE), AppendLog(log_dir / FEEDBACK_FILE)
+    for i in range(n):
+        logit = rng.normal() - 1.0
+        clicked = bool(rng.random() < 1 / (1 + np.exp(-logit)))
+        candidate = rng.random() < 0.2
+        noise = candidate_noise if candidate else 1.5
+        score = float(1 / (1 + np.exp(-(logit + rng.normal(scale=noise)))))
+        record: dict[str, Any] = {
+            "at": 1.0,
+            "request_id": f"r{i}",
+            "variant": "candidate" if candidate else "control",
+            "version": "v2" if candidate else "v1",
+            "scores": [score],
+        }
+        if shadow:
+            record["shadow"] = {"version": "v3", "scores": [1 / (1 + np.exp(-logit))]}
+        preds.append(record)
+        if i % 10 != 9:  # 10% of the outcomes never come back
+            fb.append({"request_id": f"r{i}", "row": 0, "clicked": clicked})
+    fb.append({"request_id": "unknown", "row": 0, "clicked": True})
+    preds.close()
+    fb.close()

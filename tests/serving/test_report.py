@@ -4,40 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ml.serving.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, joined_outcomes
 from ml.serving.report import ab_report, report_lines
-
-
-def write_logs(
-    log_dir: Path, *, n: int, candidate_noise: float, seed: int = 0, shadow: bool = False
-) -> None:
-    """n one-row requests: 80% control (noisy scores), 20% candidate; clicks from the truth."""
-    rng = np.random.default_rng(seed)
-    preds, fb = AppendLog(log_dir / PREDICTIONS_FILE), AppendLog(log_dir / FEEDBACK_FILE)
-    for i in range(n):
-        logit = rng.normal() - 1.0
-        clicked = bool(rng.random() < 1 / (1 + np.exp(-logit)))
-        candidate = rng.random() < 0.2
-        noise = candidate_noise if candidate else 1.5
-        score = float(1 / (1 + np.exp(-(logit + rng.normal(scale=noise)))))
-        record = {
-            "at": 1.0,
-            "request_id": f"r{i}",
-            "variant": "candidate" if candidate else "control",
-            "version": "v2" if candidate else "v1",
-            "scores": [score],
-        }
-        if shadow:
-            record["shadow"] = {"version": "v3", "scores": [1 / (1 + np.exp(-logit))]}
-        preds.append(record)
-        if i % 10 != 9:  # 10% of the outcomes never come back
-            fb.append({"request_id": f"r{i}", "row": 0, "clicked": clicked})
-    fb.append({"request_id": "unknown", "row": 0, "clicked": True})
-    preds.close()
-    fb.close()
+from testkit.serving import write_ab_logs as write_logs
 
 
 def test_report_says_a_better_candidate_is_better(tmp_path: Path) -> None:
