@@ -41,7 +41,7 @@ from ml.serving.metrics import CONTENT_TYPE, ServingMetrics
 from ml.serving.models import CurrentWatcher, LoadedModel, load_pinned
 from ml.serving.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, now
 from ml.serving.settings import CANDIDATE, CONTROL, SETTINGS_ENV, ServeSettings, choose_variant
-from ml.serving.validation import RequestValidationError, parse_predict
+from ml.serving.validation import ParsedRequest, RequestValidationError, parse_predict
 
 log = logging.getLogger("ml.serving")
 _ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
@@ -159,7 +159,7 @@ class Service:
             variant = choose_variant(parsed.key or request_id, s.experiment_salt, s.traffic)
             model = self.candidate if variant == CANDIDATE else control
         try:
-            scores = model.predictor.predict_proba(parsed.frame).tolist()
+            scores = model.scorer.predict_proba(parsed).tolist()
         except Exception as exc:  # never let one request take the worker down
             log.exception("request %s: scoring with %s failed", request_id, model.describe())
             msg = f"scoring failed ({type(exc).__name__}: {exc}); request id {request_id}"
@@ -176,7 +176,7 @@ class Service:
         )
         record = {"at": now(), **payload}
         task = (
-            BackgroundTask(self._log_with_shadow, record, parsed.frame)
+            BackgroundTask(self._log_with_shadow, record, parsed)
             if self.shadow is not None
             else BackgroundTask(self._log, record)
         )
@@ -212,11 +212,11 @@ class Service:
         except OSError as exc:
             log.error("cannot log request %s: %s", record.get("request_id"), exc)
 
-    def _log_with_shadow(self, record: dict[str, Any], frame: Any) -> None:
+    def _log_with_shadow(self, record: dict[str, Any], parsed: ParsedRequest) -> None:
         shadow = self.shadow
         assert shadow is not None
         try:
-            scores = shadow.predictor.predict_proba(frame).tolist()
+            scores = shadow.scorer.predict_proba(parsed).tolist()
             record["shadow"] = {"version": shadow.version, "scores": scores}
             self.metrics.shadow_rows.labels(shadow.version).inc(len(scores))
             self.metrics.shadow_score_sum.labels(shadow.version).inc(sum(scores))

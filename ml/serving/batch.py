@@ -27,8 +27,8 @@ from ml import paths
 from ml.errors import DataError, UserError, is_environment_oserror, storage_error
 from ml.fsutil import display_path
 from ml.serving.predictor import Predictor
+from ml.serving.settings import DEFAULT_CHUNK_ROWS
 
-DEFAULT_CHUNK_ROWS = 65_536
 INPUT_SUFFIXES = (".parquet", ".csv")
 OUTPUT_SUFFIXES = (".parquet", ".csv")
 PROBABILITY = "probability"

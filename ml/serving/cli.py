@@ -18,7 +18,12 @@ import json
 from typing import Any
 
 from ml import paths
-from ml.serving.settings import DEFAULT_KEY_FIELD, DEFAULT_MAX_BATCH, ServeSettings
+from ml.serving.settings import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_KEY_FIELD,
+    DEFAULT_MAX_BATCH,
+    ServeSettings,
+)
 
 
 def add_commands(sub: Any) -> None:
@@ -70,7 +75,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--input", required=True, help="a .parquet/.csv file or a directory")
     p.add_argument("--output", required=True, help="output .parquet or .csv")
     p.add_argument("--id-column", default=None, help="input column written beside the score")
-    p.add_argument("--chunk-rows", type=int, default=65_536, help="rows per chunk (%(default)s)")
+    p.add_argument(
+        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (%(default)s)"
+    )
     p.add_argument("--registry", default=paths.MODELS_DIR, help="registry root (%(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_predict)

@@ -1,8 +1,8 @@
 """The models a service scores with, and the hot reload of production's ``current``.
 
-A :class:`LoadedModel` is a predictor plus the registry version it came from, loaded
-through ``ModelRegistry.load`` (every file verified against the version's manifest) and
-warmed up with one row before it is used.
+A :class:`LoadedModel` is a predictor (and its :class:`~ml.serving.fastpath.FastScorer`)
+plus the registry version it came from, loaded through ``ModelRegistry.load`` (every file
+verified against the version's manifest) and warmed up with one row before it is used.
 
 :class:`CurrentWatcher` owns the control model. A daemon thread reads the
 ``production/<name>/current`` link every ``poll_interval`` seconds (one ``readlink``);
@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ml.errors import CtrPipelineError
+from ml.serving.fastpath import FastScorer
 from ml.serving.predictor import Predictor
 
 log = logging.getLogger("ml.serving")
@@ -43,6 +44,10 @@ class LoadedModel:
     stage: str
     loaded_at: float = field(default_factory=time.time)
     load_seconds: float = 0.0
+    scorer: FastScorer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scorer", FastScorer(self.predictor))
 
     def describe(self) -> str:
         return f"{self.name} {self.version} ({self.stage})"

@@ -38,6 +38,8 @@ SETTINGS_ENV = "CTR_SERVING_SETTINGS"
 #: Where the prediction and feedback logs go, per model, under the base directory.
 SERVING_DIR = "experiments/serving"
 DEFAULT_MAX_BATCH = 1024
+#: Rows per chunk of batch scoring (``ctr-pipeline predict``): bounds its memory.
+DEFAULT_CHUNK_ROWS = 16_384
 DEFAULT_KEY_FIELD = "user_id"
 CONTROL = "control"
 CANDIDATE = "candidate"

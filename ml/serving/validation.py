@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,10 +55,32 @@ class RequestValidationError(UserError):
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
 
 
-@dataclass(frozen=True)
+@dataclass
 class ParsedRequest:
-    frame: pd.DataFrame
+    """A valid request: per feature column, numeric values as float64 arrays (null → NaN)
+    and categorical values as the list of ints, strings and ``None`` sent."""
+
+    columns: dict[str, Any]
     key: str | None
+    rows: int
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The columns as the DataFrame ``Predictor.predict_proba`` takes (built once)."""
+        if self._frame is None:
+            self._frame = pd.DataFrame(
+                {name: _as_column(values) for name, values in self.columns.items()}, copy=False
+            )
+        return self._frame
+
+
+def _as_column(values: Any) -> Any:
+    if isinstance(values, np.ndarray):
+        return values
+    if set(map(type, values)) == {int}:
+        return np.array(values, dtype=np.int64)
+    return pd.Series(values, dtype=object)
 
 
 def _error(loc: Sequence[str | int], msg: str, kind: str) -> dict[str, Any]:
@@ -104,7 +126,7 @@ def parse_predict(
     columns = _columns(rows, spec)
     if key is None and rows[0].get(key_field) is not None:
         key = rows[0][key_field]
-    return ParsedRequest(pd.DataFrame(columns, copy=False), None if key is None else str(key))
+    return ParsedRequest(columns, None if key is None else str(key), len(rows))
 
 
 def _top_level(data: Any, max_batch: int) -> tuple[list[Any], Any]:
@@ -210,20 +232,17 @@ def _categorical(values: list[Any], name: str, errors: list[dict[str, Any]]) -> 
                 )
             )
         return None
-    if int in types:
-        big = [
-            i for i, v in enumerate(values) if type(v) is int and not _INT64[0] <= v <= _INT64[1]
-        ]
-        if big:
-            errors.append(
-                _error(
-                    ["rows", big[0], name],
-                    f"categorical feature {name!r}: {values[big[0]]} is outside the 64-bit "
-                    "integer range",
-                    "int_parsing",
-                )
+    if types == {int} and _INT64[0] <= min(values) and max(values) <= _INT64[1]:
+        return values
+    big = [i for i, v in enumerate(values) if type(v) is int and not _INT64[0] <= v <= _INT64[1]]
+    if big:
+        errors.append(
+            _error(
+                ["rows", big[0], name],
+                f"categorical feature {name!r}: {values[big[0]]} is outside the 64-bit "
+                "integer range",
+                "int_parsing",
             )
-            return None
-        if types == {int}:
-            return np.array(values, dtype=np.int64)
-    return pd.Series(values, dtype=object)
+        )
+        return None
+    return values

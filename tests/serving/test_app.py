@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 with warnings.catch_warnings():  # starlette's note about httpx2, raised at import
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
 from ml.data.loading import load_split
