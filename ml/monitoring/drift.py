@@ -108,7 +108,7 @@ class DriftReport:
         out = [self.headline()]
         width = max((len(f.name) for f in self.fields), default=0)
         for f in sorted(self.fields, key=lambda f: (not f.drifted, -f.psi)):
-            mark = ("❌" if self.action == "fail" else "⚠️ ") if f.drifted else "  "
+            mark = ("❌ " if self.action == "fail" else "⚠️ ") if f.drifted else "   "
             out.append(f"   {mark} {f.name:<{width}}  PSI {f.psi:7.4f}  {f.largest}")
         return out
 

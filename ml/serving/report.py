@@ -101,7 +101,10 @@ def _ci(e: dict[str, Any], signed: bool = False) -> str:
     if e["value"] is None or math.isnan(e["value"]):
         return "n/a"
     text = f"{fmt.format(e['value'])} [{fmt.format(e['low'])}, {fmt.format(e['high'])}]"
-    return text + (f" p={e['p_value']:.3g}" if e.get("p_value") is not None else "")
+    p = e.get("p_value")
+    if p is None:
+        return text
+    return text + (f" p={p:.3g}" if p >= 0.001 else " p<0.001")
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:
