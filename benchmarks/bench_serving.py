@@ -12,7 +12,7 @@ generated data is registered and promoted in a temporary registry, then:
   in-process ``predict_proba`` time;
 - saturation: ``--workers N`` (N = CPU count), 256-row requests from 4N connections,
   rows/s, against N x the in-process rows/s of one thread;
-- batch scoring (``ctr-pipeline predict`` as a process): 1M rows (quick) or 10M rows
+- batch scoring (``ctr-pipeline predict`` as a process): 250k rows (quick) or 10M rows
   (full) of parquet in 16k-row chunks, rows/s and the process's peak memory.
 """
 
@@ -177,7 +177,7 @@ def bench_batch(tmp: Path, df: Any, full: bool) -> list[dict]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = 10_000_000 if full else 1_000_000
+    rows = 10_000_000 if full else 250_000
     base = pa.Table.from_pandas(df, preserve_index=False)
     table = pa.concat_tables([base] * max(1, 100_000 // len(base))).combine_chunks()
     src = tmp / "batch.parquet"
@@ -201,7 +201,7 @@ def bench_batch(tmp: Path, df: Any, full: bool) -> list[dict]:
     summary_line, rss_line = proc.stdout.strip().splitlines()[-2:]
     summary = json.loads(summary_line)
     peak_mb = json.loads(rss_line)["maxrss_kb"] / 1024
-    label = f"{rows // 1_000_000}M"
+    label = f"{rows // 1_000_000}M" if rows >= 1_000_000 else f"{rows // 1000}k"
     return [
         _row(f"batch scoring {label} rows (ctr-pipeline predict, wall)", round(wall, 1), "s"),
         _row(f"  {label} rows throughput", summary["rows_per_s"], "rows/s"),
