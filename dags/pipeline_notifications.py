@@ -1,6 +1,15 @@
-"""Where the DAGs' notifications go: the task log always, Slack when a connection exists.
+"""Where the DAGs' notifications go: the task log always, Slack and email when configured.
 
-The text comes from ``ml.notifications``; this module only delivers it, once per kind,
+- Slack: a ``slackwebhook`` connection, ``slack_webhook`` (``$CTR_SLACK_CONN_ID``).
+- Email: an ``smtp`` connection, ``smtp_default`` (``$CTR_SMTP_CONN_ID``), sent through
+  the SMTP provider's ``SmtpHook``. Recipients: ``$CTR_NOTIFY_EMAIL_TO`` or the
+  connection's extra ``to`` (comma-separated; none: log-only); sender: the extra
+  ``from_email`` or ``$CTR_NOTIFY_EMAIL_FROM``. The hook's own extras apply
+  (``disable_ssl``, ``disable_tls``, ``timeout``, ``retry_limit``).
+
+A missing connection makes that channel log-only; a failing channel logs a warning: a
+notification never fails the pipeline. The text comes from ``ml.notifications``; this
+module only delivers it, once per kind,
 task and try (``ml.pipeline.summary.claim_notification``), and never fails a task. Task
 log links are built from ``$AIRFLOW__API__BASE_URL`` (set by ``make airflow`` for its API
 server); without it, as under ``make run``, messages carry no link rather than a wrong
@@ -11,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,23 +33,28 @@ def api_base_url() -> str | None:
     return os.environ.get("AIRFLOW__API__BASE_URL", "").strip() or None
 
 
-def post_to_slack(text: str, conn_id: str | None = None) -> bool:
-    """Post ``text`` to the Slack webhook connection; never raises (False if not posted)."""
+def _connection(conn_id: str, kind: str, hint: str) -> Any:
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        log.info(
+            "No Airflow connection %r: %s notifications are log-only (add %s)",
+            conn_id,
+            kind,
+            hint,
+        )
+        return None
+
+
+def post_to_slack(text: str, conn_id: str | None = None) -> bool:
+    """Post ``text`` to the Slack webhook connection; never raises (False if not posted)."""
     from ml.notifications import slack_payload
 
     conn_id = conn_id or os.environ.get(SLACK_CONN_ENV, "slack_webhook")
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        log.info(
-            "No Airflow connection %r: notifications are log-only (add a 'slackwebhook' "
-            "connection named %r to post them to Slack)",
-            conn_id,
-            conn_id,
-        )
+    if _connection(conn_id, "Slack", f"a 'slackwebhook' connection named {conn_id!r}") is None:
         return False
     try:
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
@@ -49,6 +64,50 @@ def post_to_slack(text: str, conn_id: str | None = None) -> bool:
         log.warning("Slack notification via connection %r failed: %s", conn_id, exc)
         return False
     log.info("📣 Notification posted to Slack (connection %r)", conn_id)
+    return True
+
+
+def recipients(conn: Any) -> list[str]:
+    """``$CTR_NOTIFY_EMAIL_TO``, else the connection's extra ``to`` (list or text)."""
+    raw: Any = os.environ.get("CTR_NOTIFY_EMAIL_TO") or (conn.extra_dejson or {}).get("to")
+    if isinstance(raw, str):
+        raw = raw.replace(";", ",").split(",")
+    return [str(r).strip() for r in raw or () if str(r).strip()]
+
+
+def send_email(text: str, subject: str | None = None, conn_id: str | None = None) -> bool:
+    """Email ``text`` through the SMTP connection; never raises (False if not sent)."""
+    from ml.notifications import email_html, email_subject
+
+    conn_id = conn_id or os.environ.get("CTR_SMTP_CONN_ID", "smtp_default")
+    conn = _connection(conn_id, "email", f"an 'smtp' connection named {conn_id!r}")
+    if conn is None:
+        return False
+    to = recipients(conn)
+    if not to:
+        log.info(
+            "SMTP connection %r names no recipients: email notifications are log-only (set "
+            "its extra 'to' or $CTR_NOTIFY_EMAIL_TO)",
+            conn_id,
+        )
+        return False
+    sender = (conn.extra_dejson or {}).get("from_email") or os.environ.get(
+        "CTR_NOTIFY_EMAIL_FROM", f"ctr-pipeline@{socket.gethostname()}"
+    )
+    try:
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        with SmtpHook(smtp_conn_id=conn_id) as hook:
+            hook.send_email_smtp(
+                to=to,
+                subject=subject or email_subject(text),
+                html_content=email_html(text),
+                from_email=sender,
+            )
+    except Exception as exc:  # a notification problem must never fail the pipeline
+        log.warning("Email notification via connection %r failed: %s", conn_id, exc)
+        return False
+    log.info("📧 Notification emailed to %s (connection %r)", ", ".join(to), conn_id)
     return True
 
 
@@ -71,6 +130,7 @@ def deliver(text: str, *, dag_id: str, run_id: str, key: str, level: int = loggi
         log.info("(%s was already sent for this try: not sent again)", key)
         return False
     post_to_slack(text)
+    send_email(text)
     return True
 
 

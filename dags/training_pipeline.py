@@ -21,10 +21,14 @@ Train the PyTorch CTR model, gate it on quality, register it, notify.
   date), a retried `train_model` resumes from its last epoch checkpoint, and the
   registry registers one training run once.
 - **Data**: `features_path` null (default) means the config's `data.features_dir`.
+- **Drift** (`validate_features`): each feature's PSI against the production model's
+  training-data profile (else the latest staging version's); past `max_psi` it warns,
+  or fails the run with `drift_action: fail` (docs/serving.md).
 - **Schedule**: `$CTR_TRAINING_SCHEDULE` = `@weekly` (default) | `@daily` | cron | `none` |
   `asset` (after the `ctr_features` Asset is updated), no catch-up.
-- **Notifications**: a `slackwebhook` connection `slack_webhook` receives the success
-  summary and failures; without it they are log-only.
+- **Notifications**: a `slackwebhook` connection `slack_webhook` and an `smtp`
+  connection `smtp_default` (recipients in its extra `to`) receive the success summary
+  and failures; without them they are log-only.
 
 The steps are `ml.pipeline.steps` (what `ctr-pipeline run` runs); see docs/airflow.md.
 """
@@ -88,6 +92,19 @@ PARAMS = {
         minimum=1,
         maximum=10_000,
         description="Override training.epochs from the config (null: keep it).",
+    ),
+    "max_psi": Param(
+        0.25,
+        type="number",
+        exclusiveMinimum=0,
+        description="Drift check: a feature whose PSI against the production model's "
+        "training data exceeds this is drifted.",
+    ),
+    "drift_action": Param(
+        "warn",
+        type="string",
+        enum=["warn", "fail"],
+        description="Drift check: warn (log and report) or fail the run on a drifted feature.",
     ),
 }
 

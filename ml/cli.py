@@ -22,6 +22,7 @@ from ml.errors import CtrPipelineError
 def build_parser() -> argparse.ArgumentParser:
     from ml.data import cli as data_cli
     from ml.registry import cli as registry_cli
+    from ml.serving import cli as serving_cli
     from ml.training import cli as training_cli
 
     parser = argparse.ArgumentParser(
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_commands(sub)
     training_cli.add_commands(sub)
     registry_cli.add_commands(sub)
+    serving_cli.add_commands(sub)
     return parser
 
 

@@ -1,12 +1,16 @@
 """Text of the pipeline's log summaries and notifications (no Airflow, no network).
 
-The training DAG logs these lines (the spec's "Expected output in logs") and posts the
-same text to Slack when a webhook connection is configured; keeping the wording here
-lets it be tested and reused without Airflow.
+The training DAG logs these lines (the spec's "Expected output in logs") and sends the
+same text to Slack and by email when those connections are configured
+(``dags/notifications.py``); keeping the wording here lets it be tested and reused
+without Airflow. An email's subject is :func:`email_subject` of the text and its body
+:func:`email_html` (the text, escaped, in a ``<pre>`` block).
 """
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -108,6 +112,7 @@ def success_message(
     promoted: bool = False,
     gates: Sequence[Mapping[str, Any]] = (),
     rerun_try: int | None = None,
+    drift: Mapping[str, Any] | None = None,
 ) -> str:
     """The completion summary, starting with ``🎉 Training Pipeline Complete!``.
 
@@ -122,6 +127,7 @@ def success_message(
         promoted: Whether the run promoted the version to production.
         gates: Gate results (dicts with ``name``, ``passed``, ``message``).
         rerun_try: The try number when this is a re-run (a cleared task), else None.
+        drift: The drift check's report (``DriftReport.to_dict()``), if it ran.
 
     Returns:
         Multi-line text for the log and for Slack.
@@ -142,6 +148,7 @@ def success_message(
     for gate in gates:
         mark = "✅" if gate.get("passed") else "❌"
         lines.append(f"   {mark} gate {gate.get('name')}: {gate.get('message')}")
+    lines += drift_lines(drift)
     if promoted and version is not None:
         lines.append(f"   🚀 Promoted to production: {model_name} {version}")
     elif version is not None:
@@ -150,6 +157,19 @@ def success_message(
             f"{model_name} {version}`"
         )
     return "\n".join(lines)
+
+
+def drift_lines(drift: Mapping[str, Any] | None) -> list[str]:
+    """The drift report in a message: its headline and each drifted field's PSI."""
+    if not drift:
+        return []
+    lines = [f"   {drift.get('headline', '🌊 Drift check: no headline')}"]
+    for f in drift.get("fields") or ():
+        if f.get("drifted"):
+            lines.append(
+                f"      ⚠️ {f.get('field')}: PSI {f.get('psi')} ({f.get('largest_change')})"
+            )
+    return lines
 
 
 def failure_message(
@@ -214,3 +234,25 @@ def retry_message(
 def slack_payload(text: str) -> dict[str, Any]:
     """The JSON body for a Slack incoming webhook."""
     return {"text": text}
+
+
+def email_subject(text: str, prefix: str = "[ctr-pipeline]") -> str:
+    """A subject line for ``text``: its first line without the emoji, then the model
+    (a success) or the DAG run (a failure), e.g. ``[ctr-pipeline] Training Pipeline
+    Complete! – ctr_model v3 (staging)``.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return f"{prefix} notification"
+    head = re.sub(r"^\W+", "", lines[0])  # without the leading emoji
+
+    def field(name: str) -> str:
+        return next((ln.removeprefix(name).strip() for ln in lines if ln.startswith(name)), "")
+
+    detail = field("Model:") or field("DAG run:")
+    return f"{prefix} {head}" + (f" – {detail}" if detail else "")
+
+
+def email_html(text: str) -> str:
+    """The email body: ``text`` escaped in a ``<pre>`` block (the SMTP hook sends HTML)."""
+    return f'<pre style="font-family: monospace; font-size: 13px">{html.escape(text)}</pre>\n'

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ml import paths
+from ml.monitoring import cli as monitoring_cli
 
 
 def add_commands(sub: Any) -> None:
@@ -89,6 +90,7 @@ def _add_validate(data_sub: Any) -> None:
         help="NaN/inf policy for numeric columns (default: the config's data.numeric_nan)",
     )
     val.set_defaults(func=_validate)
+    monitoring_cli.add_drift_command(data_sub)  # `data drift` lives in ml/monitoring
 
 
 def _positive_int(text: str) -> int:

@@ -18,6 +18,7 @@ from ml import paths
 from ml.config import Config, load_config
 from ml.errors import ConfigError, UserError
 from ml.evaluation.gates import GateParams
+from ml.monitoring import DEFAULT_MAX_PSI, DRIFT_ACTIONS
 from ml.training.run_dir import run_key
 
 DEFAULT_MODEL_NAME = "ctr_model"
@@ -57,6 +58,9 @@ class Params:
     auto_promote: bool = False
     epochs: int | None = None
     force_retrain: bool = False
+    #: Drift check in validate (ml.monitoring.drift): PSI threshold and warn | fail.
+    max_psi: float = DEFAULT_MAX_PSI
+    drift_action: str = "warn"
     #: ``{"training": {"epochs": 2}}``-style config overrides (``ctr-pipeline run --set``).
     config_overrides: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -70,6 +74,14 @@ class Params:
         params = cls(**known, extra=extra)
         if params.epochs is not None and (isinstance(params.epochs, bool) or params.epochs < 1):
             raise UserError(f"epochs must be a positive integer or null, got {params.epochs!r}")
+        if isinstance(params.max_psi, bool) or not (
+            isinstance(params.max_psi, (int, float)) and params.max_psi > 0
+        ):
+            raise UserError(f"max_psi must be a positive number, got {params.max_psi!r}")
+        if params.drift_action not in DRIFT_ACTIONS:
+            raise UserError(
+                f"drift_action must be one of {DRIFT_ACTIONS}, got {params.drift_action!r}"
+            )
         return params
 
     @property

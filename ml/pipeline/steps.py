@@ -59,10 +59,15 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
     Returns:
         ``{"features_path"}`` (relative to the base directory when inside it).
 
+    Then the drift check (:mod:`ml.monitoring.drift`) against the production model's
+    training-data profile; its report goes into the run summary (``drift``).
+
     Raises:
         FeatureValidationError: with every problem found.
+        DriftDetectedError: a field is past ``max_psi`` and ``drift_action`` is ``fail``.
     """
     from ml.data.validate import validate_features
+    from ml.monitoring.drift import DriftDetectedError, check_drift, log_report
 
     start = time.perf_counter()
     cfg = params.config()
@@ -70,16 +75,28 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
     report = validate_features(features, cfg.features, numeric_nan=cfg.data.numeric_nan)
     for line in report.lines():
         log.info(line)
+    drift = check_drift(
+        features,
+        cfg.features,
+        model_name=params.model_name,
+        max_psi=params.max_psi,
+        action=params.drift_action,
+    )
+    log_report(drift, log)
     shown = display_path(features)
     _step(
         run,
         "validate",
         start,
+        drift.passed,
         logical_date=run.logical_date.isoformat() if run.logical_date else None,
         features_path=shown,
         model_name=params.model_name,
         validation_warnings=report.warnings,
+        drift=drift.to_dict(),
     )
+    if not drift.passed:
+        raise DriftDetectedError(drift.failure_message(), drift)
     return {"features_path": shown}
 
 
@@ -222,11 +239,13 @@ def _comparisons(params: Params, run_dir: Path, features: Path) -> tuple[Any, An
 def register(
     params: Params, run: PipelineRun, run_dir: str | None, metrics: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Register the run in staging (once per training run); promote it if asked.
+    """Register the run in staging (once per training run) with its training data's
+    profile (``data_profile.json``, the drift check's reference); promote it if asked.
 
     Returns:
         ``{"model_version", "registered_path"}``.
     """
+    from ml.monitoring.profile import profile_extra_files
     from ml.registry.model_registry import ModelRegistry
 
     start = time.perf_counter()
@@ -243,6 +262,7 @@ def register(
         dag_id=run.dag_id,
         run_id=run.run_id,
         created_by=f"airflow:{run.dag_id}" if run.dag_id != "ctr-pipeline" else None,
+        extra_files=profile_extra_files(path),  # the training data's profile, for drift
     )
     shown = display_path(rv.path)
     for line in registered_lines(rv.name, rv.version, STAGING, shown, created=rv.created):
@@ -290,6 +310,7 @@ def finish(
         promoted=bool(summary.get("promoted")) and model_version is not None,
         gates=(metrics or {}).get("gates") or (),
         rerun_try=try_number if try_number and try_number > 1 else None,
+        drift=summary.get("drift"),
     )
     update_summary(run.dag_id, run.run_id, state="success", message=text)
     return text

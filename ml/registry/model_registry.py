@@ -546,6 +546,7 @@ class ModelRegistry:
         run_id: str | None = None,
         force: bool = False,
         created_by: str | None = None,
+        extra_files: Any = None,
     ) -> RegisteredVersion:
         """Register a complete training run as the next staging version of ``name``.
 
@@ -562,6 +563,9 @@ class ModelRegistry:
             run_id: Airflow run id, recorded in the lineage.
             force: register a new version even if this run is already registered.
             created_by: who registers; defaults to ``user@host``.
+            extra_files: ``{plain file name: bytes | path}``, or a callable
+                ``(version) -> mapping`` called once the version number is known: files
+                added to the version before it is published, covered by the manifest.
 
         Returns:
             The :class:`RegisteredVersion`.
@@ -655,6 +659,7 @@ class ModelRegistry:
                     }
                     for leftover in (tmp / METADATA, tmp / MANIFEST):
                         leftover.unlink(missing_ok=True)  # from a lost race below
+                    files.update(_write_extra(tmp, extra_files, version))
                     _fs.write_file(tmp / METADATA, meta_bytes, sync=False)
                     # The manifest is written last: its presence marks the version complete.
                     _fs.write_file(tmp / MANIFEST, _fs.dumps_json(manifest), sync=False)
@@ -1206,6 +1211,21 @@ class ModelRegistry:
 
 
 # --- helpers ----------------------------------------------------------------------------
+
+
+def _write_extra(tmp: Path, extra: Any, version: str) -> dict[str, Any]:
+    """TEMP shim of the registry worker's ``extra_files``: write them into ``tmp``."""
+    mapping = extra(version) if callable(extra) else (extra or {})
+    out: dict[str, Any] = {}
+    for fname, content in mapping.items():
+        reserved = fname in (MANIFEST, METADATA, _WRITER_LOCK) or fname in RUN_ARTIFACTS.values()
+        if not _FILE_RE.match(fname) or reserved:
+            raise InvalidNameError(f"extra file name {fname!r} is not a plain, free file name")
+        data = content if isinstance(content, bytes) else Path(content).read_bytes()
+        (tmp / fname).unlink(missing_ok=True)  # from a lost race for the version number
+        _fs.write_file(tmp / fname, data, sync=True)
+        out[fname] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    return out
 
 
 def _hold_writer_lock(tmp: Path) -> int:

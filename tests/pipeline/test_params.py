@@ -23,6 +23,20 @@ def test_bad_epochs_are_refused(epochs: object) -> None:
         Params.from_mapping({"epochs": epochs})
 
 
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"max_psi": 0}, "max_psi must be a positive number"),
+        ({"max_psi": True}, "max_psi must be a positive number"),
+        ({"drift_action": "ignore"}, "drift_action must be one of"),
+    ],
+)
+def test_bad_drift_params_are_refused(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        Params.from_mapping(raw)
+    assert Params().max_psi == 0.25 and Params().drift_action == "warn"
+
+
 def test_config_applies_overrides_then_epochs(project_home: Path) -> None:
     params = Params(epochs=3, config_overrides={"training": {"epochs": 9, "batch_size": 64}})
     cfg = params.config()

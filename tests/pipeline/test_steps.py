@@ -64,6 +64,7 @@ def test_train_retry_resumes_from_the_last_epoch_checkpoint(
     (run,) = (home / "experiments" / "runs").iterdir()
     assert (run / "checkpoint_last.pt").is_file() and not (run / "COMPLETE").exists()
     monkeypatch.setattr(Trainer, "checkpoint_and_early_stop", original)
+    caplog.clear()  # keep only the retry's lines
     with caplog.at_level(logging.INFO, logger="ml.pipeline"):
         out = steps.train(params(epochs=3), pipeline_run("manual__retry"), None)
     assert home / out["run_dir"] == run and (run / "COMPLETE").is_file()

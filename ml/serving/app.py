@@ -1,0 +1,333 @@
+"""The HTTP scoring service: FastAPI routes over a :class:`Service`.
+
+Routes (OpenAPI at ``/docs``)::
+
+    POST /predict   {"rows": [{field: value}, ...], "key": optional}
+                    -> {"request_id", "model", "version", "variant", "probabilities"}
+    POST /feedback  {"request_id", "clicked": bool | [bool, ...], "row": 0}  -> 202
+    GET  /healthz   the process answers
+    GET  /readyz    which versions serve (503 until the models are loaded)
+    GET  /metrics   Prometheus text (all workers)
+
+``/predict`` reads the control model once per request (:mod:`ml.serving.models`: hot
+reload swaps it between requests), picks the variant from the request key
+(:mod:`ml.serving.settings`), scores every row with that one model, and answers; the
+log line (and the shadow model's scores) is written after the response is sent. A bad
+body is a 422 naming the row and field (:mod:`ml.serving.validation`), a body over
+``max_body_bytes`` a 413; any other failure is a 500 with the request id, logged; the
+service keeps running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError as FastAPIValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from starlette.background import BackgroundTask
+
+from ml.config import FeatureSpec
+from ml.serving.metrics import CONTENT_TYPE, ServingMetrics
+from ml.serving.models import CurrentWatcher, LoadedModel, load_pinned
+from ml.serving.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, now
+from ml.serving.settings import CANDIDATE, CONTROL, SETTINGS_ENV, ServeSettings, choose_variant
+from ml.serving.validation import ParsedRequest, RequestValidationError, parse_predict
+
+log = logging.getLogger("ml.serving")
+_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+Click = StrictBool | Annotated[int, Field(ge=0, le=1, strict=True)]
+
+
+class PredictRequest(BaseModel):
+    """Raw feature rows (null numerics score with the train mean, unseen categories as OOV)."""
+
+    rows: list[dict[str, str | int | float | None]] = Field(min_length=1)
+    key: str | int | None = Field(
+        None, description="A/B key (default: the first row's key field, e.g. user_id)"
+    )
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    model: str
+    version: str
+    variant: str
+    probabilities: list[float]
+
+
+class Feedback(BaseModel):
+    """The outcome of a scored row: ``clicked`` for row ``row`` (or a list from row 0)."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(pattern=_ID_PATTERN)
+    clicked: Click | list[Click] = Field(description="true/false or 1/0, or one per row")
+    row: int = Field(0, ge=0, le=1_000_000, strict=True)
+
+
+def _union_spec(models: list[LoadedModel]) -> FeatureSpec:
+    cat: dict[str, None] = {}
+    num: dict[str, None] = {}
+    for m in models:
+        cat.update(dict.fromkeys(m.predictor.features.categorical))
+        num.update(dict.fromkeys(c for c in m.predictor.features.numeric if c not in cat))
+    return FeatureSpec(categorical=tuple(cat), numeric=tuple(num))
+
+
+class Service:
+    """The models, logs and counters of one worker process."""
+
+    def __init__(self, settings: ServeSettings, registry: Any = None) -> None:
+        from ml.registry.model_registry import ModelRegistry
+
+        self.settings = settings.check()
+        self.registry = registry or ModelRegistry(settings.registry_dir)
+        self.metrics = ServingMetrics()
+        self._specs: tuple[int, FeatureSpec] | None = None
+        self.watcher = CurrentWatcher(
+            self.registry,
+            settings.model,
+            poll_interval=settings.poll_interval,
+            on_event=self._on_reload,
+        )
+        self.candidate = self._pinned(settings.candidate, CANDIDATE)
+        self.shadow = self._pinned(settings.shadow, "shadow")
+        log_dir = settings.log_path()
+        self.predictions = AppendLog(log_dir / PREDICTIONS_FILE)
+        self.feedback = AppendLog(log_dir / FEEDBACK_FILE)
+
+    def _pinned(self, version: str | None, role: str) -> LoadedModel | None:
+        if version is None:
+            return None
+        model = load_pinned(self.registry, self.settings.model, version)
+        log.info("%s: %s (verified, %.2f s)", role, model.describe(), model.load_seconds)
+        self.metrics.set_serving(role, version)
+        return model
+
+    def _on_reload(self, outcome: str, version: str) -> None:
+        self.metrics.reloads.labels(outcome).inc()
+        if outcome == "loaded":
+            previous = getattr(getattr(self, "watcher", None), "model", None)
+            self.metrics.set_serving(CONTROL, version, previous.version if previous else None)
+
+    def spec(self, control: LoadedModel) -> FeatureSpec:
+        """The columns a request must carry: every loaded model's (cached per control)."""
+        cached = self._specs
+        if cached is None or cached[0] != id(control):
+            models = [m for m in (control, self.candidate, self.shadow) if m is not None]
+            cached = self._specs = (id(control), _union_spec(models))
+        return cached[1]
+
+    def close(self) -> None:
+        self.watcher.stop()
+        self.predictions.close()
+        self.feedback.close()
+
+    # --- /predict -----------------------------------------------------------------------
+
+    async def predict(self, request: Request) -> Response:
+        start = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.settings.max_body_bytes:
+            return self._reject(413, "body_too_large", request_id, self._too_large(int(length)))
+        body = await request.body()
+        if len(body) > self.settings.max_body_bytes:
+            return self._reject(413, "body_too_large", request_id, self._too_large(len(body)))
+        control = self.watcher.model  # read once: this request never sees another version
+        try:
+            parsed = parse_predict(
+                body,
+                self.spec(control),
+                max_batch=self.settings.max_batch,
+                key_field=self.settings.key_field,
+            )
+        except RequestValidationError as exc:
+            return self._reject(422, str(exc.errors[0]["type"]), request_id, exc.errors)
+        variant, model = CONTROL, control
+        if self.candidate is not None:
+            s = self.settings
+            variant = choose_variant(parsed.key or request_id, s.experiment_salt, s.traffic)
+            model = self.candidate if variant == CANDIDATE else control
+        try:
+            scores = model.scorer.predict_proba(parsed).tolist()
+        except Exception as exc:  # never let one request take the worker down
+            log.exception("request %s: scoring with %s failed", request_id, model.describe())
+            msg = f"scoring failed ({type(exc).__name__}: {exc}); request id {request_id}"
+            return self._reject(500, "scoring_failed", request_id, msg)
+        payload = {
+            "request_id": request_id,
+            "model": model.name,
+            "version": model.version,
+            "variant": variant,
+            "probabilities": scores,
+        }
+        self.metrics.observe(
+            variant, model.version, len(scores), sum(scores), time.perf_counter() - start
+        )
+        record = {"at": now(), **payload}
+        task = (
+            BackgroundTask(self._log_with_shadow, record, parsed)
+            if self.shadow is not None
+            else BackgroundTask(self._log, record)
+        )
+        return Response(
+            json.dumps(payload, separators=(",", ":")),
+            media_type="application/json",
+            headers={"X-Request-ID": request_id},
+            background=task,
+        )
+
+    def _too_large(self, size: int) -> str:
+        return (
+            f"the body is {size:,} bytes; the limit is {self.settings.max_body_bytes:,} "
+            f"(send at most {self.settings.max_batch} rows per request)"
+        )
+
+    def _reject(self, status: int, reason: str, request_id: str, detail: Any) -> JSONResponse:
+        self.metrics.rejected.labels("predict", reason).inc()
+        return JSONResponse(
+            {"detail": detail, "request_id": request_id},
+            status_code=status,
+            headers={"X-Request-ID": request_id},
+        )
+
+    async def _log(self, record: dict[str, Any]) -> None:
+        self._append(record)
+
+    def _append(self, record: dict[str, Any]) -> None:
+        record.pop("model", None)
+        record["scores"] = record.pop("probabilities")
+        try:
+            self.predictions.append(record)
+        except OSError as exc:
+            log.error("cannot log request %s: %s", record.get("request_id"), exc)
+
+    def _log_with_shadow(self, record: dict[str, Any], parsed: ParsedRequest) -> None:
+        shadow = self.shadow
+        assert shadow is not None
+        try:
+            scores = shadow.scorer.predict_proba(parsed).tolist()
+            record["shadow"] = {"version": shadow.version, "scores": scores}
+            self.metrics.shadow_rows.labels(shadow.version).inc(len(scores))
+            self.metrics.shadow_score_sum.labels(shadow.version).inc(sum(scores))
+        except Exception as exc:
+            log.exception("shadow %s failed on request %s", shadow.version, record["request_id"])
+            record["shadow"] = {"version": shadow.version, "error": str(exc)}
+        self._append(record)
+
+    # --- the rest ---------------------------------------------------------------------
+
+    def record_feedback(self, fb: Feedback) -> dict[str, Any]:
+        values = fb.clicked if isinstance(fb.clicked, list) else [fb.clicked]
+        clicks = [int(v) for v in values]
+        self.feedback.append(
+            {
+                "at": now(),
+                "request_id": fb.request_id,
+                "row": fb.row,
+                "clicked": clicks if isinstance(fb.clicked, list) else clicks[0],
+            }
+        )
+        for c in clicks:
+            self.metrics.feedback.labels(str(bool(c)).lower()).inc()
+        return {"request_id": fb.request_id, "recorded": len(clicks)}
+
+    def readiness(self) -> dict[str, Any]:
+        def info(m: LoadedModel | None) -> dict[str, Any] | None:
+            return None if m is None else {"version": m.version, "stage": m.stage}
+
+        return {
+            "status": "ready",
+            "model": self.settings.model,
+            "control": info(self.watcher.model),
+            "candidate": info(self.candidate),
+            "traffic": self.settings.traffic if self.candidate else 0.0,
+            "shadow": info(self.shadow),
+            "last_reload_error": self.watcher.last_error,
+            "pid": os.getpid(),
+        }
+
+
+def create_app(settings: ServeSettings, registry: Any = None) -> FastAPI:
+    """Load the models (verified) and build the app; the watcher starts with the app."""
+    service = Service(settings, registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.watcher.start()
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(
+        title=f"CTR scoring service: {settings.model}",
+        version="1",
+        description=__doc__,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    _routes(app, service)
+    return app
+
+
+def _routes(app: FastAPI, service: Service) -> None:
+    body_schema = {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+        }
+    }
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        openapi_extra=body_schema,
+        summary=f"Click probabilities for up to {service.settings.max_batch} rows",
+        responses={413: {"description": "body too large"}, 422: {"description": "bad rows"}},
+    )
+    async def predict(request: Request) -> Response:
+        return await service.predict(request)
+
+    @app.post("/feedback", status_code=202, summary="Record whether scored rows were clicked")
+    def feedback(body: Feedback) -> dict[str, Any]:
+        return service.record_feedback(body)
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: the versions being served")
+    async def readyz() -> dict[str, Any]:
+        return service.readiness()
+
+    @app.get("/metrics", summary="Prometheus metrics (all workers)")
+    def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.exception_handler(FastAPIValidationError)
+    async def rejected(request: Request, exc: FastAPIValidationError) -> Response:
+        service.metrics.rejected.labels(request.url.path.strip("/"), "invalid").inc()
+        return await request_validation_exception_handler(request, exc)
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory: settings from ``$CTR_SERVING_SETTINGS`` (set by the CLI)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = ServeSettings.from_json(os.environ[SETTINGS_ENV])
+    import torch
+
+    torch.set_num_threads(settings.torch_threads())
+    return create_app(settings)

@@ -1,0 +1,184 @@
+"""``ctr-pipeline serve``, ``ctr-pipeline serve report`` and ``ctr-pipeline predict``.
+
+- ``serve``: the HTTP scoring service over production's current version, with an
+  optional A/B candidate (``--candidate vN --traffic 0.1`` or ``--ab FILE.yaml``) and a
+  shadow version (``--shadow vN``); see docs/serving.md.
+- ``serve report``: realised CTR and AUC per variant from the service's logs, with
+  confidence intervals and a verdict (better / worse / undecided).
+- ``predict``: batch scoring of parquet/CSV files in bounded memory.
+
+Nothing heavy is imported until a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from typing import Any
+
+from ml import paths
+from ml.serving.settings import (
+    DEFAULT_CHUNK_ROWS,
+    DEFAULT_KEY_FIELD,
+    DEFAULT_MAX_BATCH,
+    ServeSettings,
+)
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``serve`` (with ``serve report``) and ``predict``."""
+    p = sub.add_parser(
+        "serve",
+        help="HTTP scoring service: hot reload, A/B split, shadow, feedback (docs/serving.md)",
+        description="Serve production/<model>/current over HTTP (POST /predict, /feedback; "
+        "GET /healthz, /readyz, /metrics; OpenAPI at /docs). A promotion or rollback is "
+        "picked up without a restart.",
+    )
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (%(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (%(default)s)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (%(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker")
+    p.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="rows per request")
+    ab = p.add_mutually_exclusive_group()
+    ab.add_argument("--candidate", help="A/B: the version that gets --traffic (e.g. v4)")
+    ab.add_argument("--ab", metavar="FILE.yaml", help="A/B: candidate, traffic, key, salt, shadow")
+    p.add_argument("--traffic", type=float, default=0.0, help="A/B: share of keys (0..1)")
+    p.add_argument("--key-field", default=DEFAULT_KEY_FIELD, help="A/B: sticky key (%(default)s)")
+    p.add_argument("--salt", default=None, help="A/B: hash salt (default: <model>:<candidate>)")
+    p.add_argument("--shadow", help="also score every request with this version (logged only)")
+    p.add_argument("--poll-interval", type=float, default=0.25, help="hot reload check (s)")
+    p.add_argument("--check", action="store_true", help="check the versions, print, exit")
+    p.set_defaults(func=_serve)
+    serve_sub = p.add_subparsers(dest="serve_command", metavar="SUBCOMMAND")
+    r = serve_sub.add_parser(
+        "report",
+        help="realised CTR and AUC per variant, and whether the candidate is better",
+        description="Join the service's prediction and feedback logs; per variant: CTR "
+        "(Wilson interval), mean score, AUC (DeLong interval); candidate vs control on "
+        "--metric (auc: DeLong test for independent samples; ctr: two-proportion z-test).",
+    )
+    _common(r)
+    r.add_argument("--metric", choices=("auc", "ctr"), default="auc", help="%(default)s")
+    r.add_argument("--alpha", type=float, default=0.05, help="1 - confidence (%(default)s)")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r.set_defaults(func=_report)
+
+    p = sub.add_parser(
+        "predict",
+        help="batch-score parquet/CSV files with a registered model",
+        description="Score a file or every .parquet/.csv under a directory in chunks; write "
+        "the id column (or row number) and the probability to --output (.parquet or .csv).",
+    )
+    p.add_argument("--model", required=True, help="NAME (current), NAME/vN or NAME/latest")
+    p.add_argument("--input", required=True, help="a .parquet/.csv file or a directory")
+    p.add_argument("--output", required=True, help="output .parquet or .csv")
+    p.add_argument("--id-column", default=None, help="input column written beside the score")
+    p.add_argument(
+        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (%(default)s)"
+    )
+    p.add_argument("--registry", default=paths.MODELS_DIR, help="registry root (%(default)s)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_predict)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="ctr_model", help="registered model name (%(default)s)")
+    p.add_argument("--registry", default=paths.MODELS_DIR, help="registry root (%(default)s)")
+    p.add_argument(
+        "--log-dir",
+        default=None,
+        help="prediction/feedback logs (default: experiments/serving/<model>)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    settings = ServeSettings(
+        model=args.model,
+        registry_dir=args.registry,
+        log_dir=args.log_dir,
+        max_batch=args.max_batch,
+        candidate=args.candidate,
+        traffic=args.traffic,
+        key_field=args.key_field,
+        salt=args.salt,
+        shadow=args.shadow,
+        poll_interval=args.poll_interval,
+        threads=args.threads,
+        workers=args.workers,
+    )
+    if args.ab:
+        settings = settings.with_ab_file(args.ab)
+        if args.shadow:  # the command line wins over the file
+            settings = dataclasses.replace(settings, shadow=args.shadow)
+    return settings.check()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ml.serving.server import preflight, run
+
+    settings = settings_from_args(args)
+    for line in preflight(settings):
+        print(line, flush=True)
+    if args.check:
+        return 0
+    print(
+        f"Serving on http://{args.host}:{args.port} ({settings.workers} worker(s)); "
+        f"docs at /docs; logs in {settings.log_path()}",
+        flush=True,
+    )
+    run(settings, host=args.host, port=args.port)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ml.serving.report import ab_report, report_lines
+
+    log_dir = ServeSettings(model=args.model, log_dir=args.log_dir).log_path()
+    report = ab_report(log_dir, alpha=args.alpha, metric=args.metric)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print("\n".join(report_lines(report)))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ml.fsutil import display_path
+    from ml.registry.model_registry import ModelRegistry
+    from ml.serving.batch import score_files
+    from ml.serving.models import load_version
+    from ml.serving.refs import resolve_ref
+
+    registry = ModelRegistry(args.registry)
+    name, stage, version = resolve_ref(registry, args.model)
+    model = load_version(registry, name, version, stage)
+    if not args.json:
+        print(f"Scoring with {model.describe()} (verified)", flush=True)
+    report = score_files(
+        model.predictor,
+        args.input,
+        args.output,
+        id_column=args.id_column,
+        chunk_rows=args.chunk_rows,
+        progress=None if args.json else print,
+    )
+    summary = {
+        "model": name,
+        "version": version,
+        "stage": stage,
+        "output": display_path(report.output),
+        "files": report.files,
+        "rows": report.rows,
+        "seconds": round(report.seconds, 3),
+        "rows_per_s": round(report.rows_per_s),
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"✅ {report.rows:,} rows from {report.files} file(s) scored into "
+            f"{summary['output']} in {report.seconds:.1f} s ({report.rows_per_s:,.0f} rows/s)"
+        )
+    return 0

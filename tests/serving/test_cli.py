@@ -1,0 +1,75 @@
+"""``ctr-pipeline predict``, ``serve --check`` and ``serve report`` through ml.cli.main."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.cli import main
+from ml.registry.model_registry import ModelRegistry
+from testkit.serving import NAME, write_ab_logs
+
+
+def test_predict_scores_with_a_named_version(
+    registry_dir: Path, tiny_features_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tiny_features_dir / "test" / "data.parquet"
+    out = tmp_path / "scores.parquet"
+    args = ["predict", "--registry", str(registry_dir), "--input", str(src), "--output", str(out)]
+    assert main([*args, "--model", f"{NAME}/v3", "--id-column", "item_id", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["version"] == "v3" and summary["stage"] == "staging" and summary["rows"] == 450
+    scores = pd.read_parquet(out)
+    df = pd.read_parquet(src)
+    want = ModelRegistry(registry_dir).load(NAME, "v3").predict_proba(df)
+    assert scores["item_id"].tolist() == df["item_id"].tolist()
+    np.testing.assert_allclose(scores["probability"], want, rtol=1e-6)
+    assert main([*args, "--model", NAME]) == 0  # production's current (v1)
+    assert "Scoring with ctr_model v1 (production) (verified)" in capsys.readouterr().out
+
+
+def test_predict_errors_exit_2(
+    registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["predict", "--registry", str(registry_dir), "--output", str(tmp_path / "o.csv")]
+    assert main([*args, "--model", f"{NAME}/v9", "--input", str(tmp_path)]) == 2
+    assert "version v9 not found" in capsys.readouterr().err
+    assert main([*args, "--model", f"{NAME}/", "--input", str(tmp_path)]) == 2
+    assert "is not NAME or NAME/VERSION" in capsys.readouterr().err
+    assert main([*args, "--model", NAME, "--input", str(tmp_path)]) == 2
+    assert "holds no .parquet or .csv file" in capsys.readouterr().err
+
+
+def test_serve_check_prints_what_would_be_served(
+    registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ab = tmp_path / "ab.yaml"
+    ab.write_text("candidate: v2\ntraffic: 0.1\nshadow: v3\n")
+    assert main(["serve", "--registry", str(registry_dir), "--ab", str(ab), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "control: ctr_model v1 (production, follows production/current)" in out
+    assert "candidate: ctr_model v2 (staging, 10.0% of keys by user_id)" in out
+    assert "shadow: ctr_model v3 (staging, scored and logged, never returned)" in out
+    bad = ["serve", "--registry", str(registry_dir), "--candidate", "v7", "--traffic", "0.1"]
+    assert main([*bad, "--check"]) == 2
+    assert "version v7 not found" in capsys.readouterr().err
+    assert main(["serve", "--registry", str(registry_dir), "--traffic", "0.1", "--check"]) == 2
+    assert "--traffic needs --candidate" in capsys.readouterr().err
+    empty = tmp_path / "empty_models"
+    assert main(["serve", "--registry", str(empty), "--check"]) == 2
+    assert "has no current production version" in capsys.readouterr().err
+
+
+def test_serve_report_prints_the_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_ab_logs(tmp_path / "logs", n=4000, candidate_noise=0.2)
+    assert main(["serve", "report", "--log-dir", str(tmp_path / "logs")]) == 0
+    out = capsys.readouterr().out
+    assert "control" in out and "candidate" in out and "BETTER on auc" in out
+    assert main(["serve", "report", "--log-dir", str(tmp_path / "logs"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["comparison"]["verdict"] == "better"
