@@ -546,6 +546,7 @@ class ModelRegistry:
         run_id: str | None = None,
         force: bool = False,
         created_by: str | None = None,
+        extra_files: Any = None,
     ) -> RegisteredVersion:
         """Register a complete training run as the next staging version of ``name``.
 
@@ -655,6 +656,18 @@ class ModelRegistry:
                     }
                     for leftover in (tmp / METADATA, tmp / MANIFEST):
                         leftover.unlink(missing_ok=True)  # from a lost race below
+                    if extra_files is not None:  # TEMP shim of the registry's extra_files
+                        extra = extra_files(version) if callable(extra_files) else extra_files
+                        for fname, value in extra.items():
+                            if not _FILE_RE.match(fname) or fname in (METADATA, MANIFEST):
+                                raise RegistryError(f"extra file name {fname!r} is not allowed")
+                            data = value if isinstance(value, bytes) else Path(value).read_bytes()
+                            (tmp / fname).unlink(missing_ok=True)  # a lost race's copy
+                            _fs.write_file(tmp / fname, data, sync=True)
+                            files[fname] = {
+                                "sha256": hashlib.sha256(data).hexdigest(),
+                                "size": len(data),
+                            }
                     _fs.write_file(tmp / METADATA, meta_bytes, sync=False)
                     # The manifest is written last: its presence marks the version complete.
                     _fs.write_file(tmp / MANIFEST, _fs.dumps_json(manifest), sync=False)
