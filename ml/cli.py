@@ -20,6 +20,7 @@ from ml.errors import CtrPipelineError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ml.cards import cli as cards_cli
     from ml.data import cli as data_cli
     from ml.registry import cli as registry_cli
     from ml.training import cli as training_cli
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_commands(sub)
     training_cli.add_commands(sub)
     registry_cli.add_commands(sub)
+    cards_cli.add_commands(sub)
     return parser
 
 
