@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ml import paths
+from ml.cards import files as cf
 from ml.cards import plots
 from ml.cards.content import CardInputs, card_content
 from ml.cards.errors import CardError
+from ml.cards.files import CACHE_DIR, CARD_HTML, CARD_MD
 from ml.cards.predictions import Predictions, predictions_for_card, score_model_on
 from ml.cards.render import html_page, markdown
 from ml.errors import CtrPipelineError
@@ -32,12 +34,6 @@ from ml.training import run_dir as rd
 
 log = logging.getLogger(__name__)
 
-CARD_MD = "model_card.md"
-CARD_HTML = "model_card.html"
-#: Every file a card adds to a version (the plots only when predictions exist).
-CARD_FILES = (CARD_MD, CARD_HTML, *plots.PLOT_FILES)
-#: Cards of versions registered without one, under the registry root.
-CACHE_DIR = ".cards"
 _CACHE_STAMP = "source.json"
 
 
@@ -65,16 +61,16 @@ def make_plots(preds: Predictions | None, metrics: dict[str, Any]) -> dict[str, 
     if preds is not None and 0 < preds.labels.sum() < preds.rows:
         label = f"production {preds.production_version}"
         prod = preds.production_scores
-        images[plots.PLOT_ROC] = plots.roc_png(preds.labels, preds.scores, prod, label)
-        images[plots.PLOT_PR] = plots.pr_png(preds.labels, preds.scores, prod, label)
-        images[plots.PLOT_CALIBRATION] = plots.calibration_png(
+        images[cf.PLOT_ROC] = plots.roc_png(preds.labels, preds.scores, prod, label)
+        images[cf.PLOT_PR] = plots.pr_png(preds.labels, preds.scores, prod, label)
+        images[cf.PLOT_CALIBRATION] = plots.calibration_png(
             calibration_table(preds.labels, preds.scores),
             calibration_table(preds.labels, prod) if prod is not None else None,
         )
-        images[plots.PLOT_SCORES] = plots.scores_png(preds.labels, preds.scores)
+        images[cf.PLOT_SCORES] = plots.scores_png(preds.labels, preds.scores)
     history = metrics.get("history")
     if isinstance(history, list) and history:
-        images[plots.PLOT_TRAINING] = plots.training_png(history, metrics.get("best_epoch"))
+        images[cf.PLOT_TRAINING] = plots.training_png(history, metrics.get("best_epoch"))
     return images
 
 

@@ -79,7 +79,8 @@ def register_card(
 def _card(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ml.cards.build import CACHE_DIR, CARD_HTML, CARD_MD, version_card_dir
+    from ml.cards.build import version_card_dir
+    from ml.cards.files import CACHE_DIR, CARD_HTML, CARD_MD
     from ml.registry.model_registry import ModelRegistry
 
     registry = ModelRegistry(args.base_dir)

@@ -15,14 +15,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-#: Plot file names in a version (flat: the registry's manifest takes plain names).
-PLOT_ROC = "plot_roc.png"
-PLOT_PR = "plot_pr.png"
-PLOT_CALIBRATION = "plot_calibration.png"
-PLOT_TRAINING = "plot_training.png"
-PLOT_SCORES = "plot_scores.png"
-PLOT_FILES = (PLOT_ROC, PLOT_PR, PLOT_CALIBRATION, PLOT_TRAINING, PLOT_SCORES)
-
 SIZE = (5.2, 3.9)
 DPI = 96
 MAX_POINTS = 2000

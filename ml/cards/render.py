@@ -10,14 +10,14 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ml.cards import plots
+from ml.cards import files as cf
 
 PLOT_TITLES = {
-    plots.PLOT_ROC: "ROC curve",
-    plots.PLOT_PR: "Precision-recall",
-    plots.PLOT_CALIBRATION: "Calibration",
-    plots.PLOT_SCORES: "Score distribution",
-    plots.PLOT_TRAINING: "Training curves",
+    cf.PLOT_ROC: "ROC curve",
+    cf.PLOT_PR: "Precision-recall",
+    cf.PLOT_CALIBRATION: "Calibration",
+    cf.PLOT_SCORES: "Score distribution",
+    cf.PLOT_TRAINING: "Training curves",
 }
 METRIC_LABELS = {
     "test_auc": "test AUC",
@@ -307,7 +307,7 @@ def html_page(c: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     if images:
         parts.append("<h2>Plots</h2><div class=plots>")
         for name, data in images.items():
-            wide = " class=wide" if name == plots.PLOT_TRAINING else ""
+            wide = " class=wide" if name == cf.PLOT_TRAINING else ""
             src = "data:image/png;base64," + base64.b64encode(data).decode()
             title = PLOT_TITLES.get(name, name)
             parts.append(
