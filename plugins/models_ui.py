@@ -70,6 +70,7 @@ class CtrModelsPlugin(AirflowPlugin):
             "href": f"{APP_PREFIX.lstrip('/')}/",
             "destination": "nav",
             "url_route": NAV_ROUTE,
+            "icon": f"{APP_PREFIX.lstrip('/')}/icon.svg",
         },
         {
             "name": "Model card",

@@ -178,7 +178,7 @@ def model_section(
         else ""
     )
     more_link = (
-        f" · <a href='{_h(root)}/view/{_q(name)}'>all {summary['versions']} versions</a>"
+        f" · <a href='{_h(root)}/view/{_q(name)}'>all {_plural(summary['versions'], 'version')}</a>"
         if more
         else ""
     )
@@ -186,7 +186,7 @@ def model_section(
         f"<div class=model data-testid='model-{_h(name)}'><div class=head>"
         f"<h2><a href='{_h(root)}/view/{_q(name)}'>{_h(name)}</a></h2>"
         f"<span class=muted>production: <b>{_h(current or 'none')}</b> · "
-        f"{summary['versions']} staging versions{more_link}</span>{rollback}</div>"
+        f"{_plural(summary['versions'], 'staging version')}{more_link}</span>{rollback}</div>"
         f"<div class=msg id='msg-{_h(name)}'></div>"
         + (_confirm_boxes(root, name, records) if can_edit else "")
         + f"<form id='cmp-{_h(name)}' method=get action='{_h(root)}/view/{_q(name)}/compare'>"
@@ -197,6 +197,10 @@ def model_section(
         + _history_table(events)
         + "</div>"
     )
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def models_page(root: str, sections: Sequence[str], user: str, can_edit: bool) -> str:

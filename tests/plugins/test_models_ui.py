@@ -69,6 +69,7 @@ def test_plugin_registers_the_app_the_nav_entry_and_the_dag_run_tab(plugin: Any)
     (app,) = cls.fastapi_apps
     assert app["url_prefix"] == "/models-ui" and app["app"] is plugin.app
     views = [ExternalViewResponse.model_validate(v) for v in cls.external_views]
+    assert views[0].icon == "models-ui/icon.svg"
     assert [(v.destination, v.url_route, v.href) for v in views] == [
         ("nav", "models", "models-ui/"),
         ("dag_run", "model-card", "models-ui/dag-run/{DAG_ID}/{RUN_ID}"),
