@@ -76,6 +76,14 @@ def make_plots(preds: Predictions | None, metrics: dict[str, Any]) -> dict[str, 
 
 def prepare(inputs: CardInputs) -> PreparedCard:
     """Compute a card's content and plots (the slow part, done once)."""
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS/OpenMP thread: small vectors, and a busy machine makes extra threads slower.
+    with threadpool_limits(1):
+        return _prepare(inputs)
+
+
+def _prepare(inputs: CardInputs) -> PreparedCard:
     if inputs.predictions is not None and inputs.predictions.labels.sum() in (
         0,
         inputs.predictions.rows,

@@ -45,6 +45,8 @@ def compare_predictors(
         CardError: fewer than two models.
         DataLoadError: the split is missing or lacks a column one of the models reads.
     """
+    from threadpoolctl import threadpool_limits
+
     from ml.data.loading import load_split
 
     if len(models) < 2:
@@ -59,14 +61,8 @@ def compare_predictors(
         {"label": label, **model_metrics(labels, s)}
         for (label, _), s in zip(models, scores, strict=True)
     ]
-    diffs = []
-    for i in range(1, len(models)):
-        entry: dict[str, Any] = {"a": models[0][0], "b": models[i][0]}
-        entry.update({k: rows[i][k] - rows[0][k] for k in METRICS})
-        entry["auc_interval"] = bootstrap_auc_difference(
-            labels, scores[0], scores[i], n_boot=n_boot, seed=seed
-        )
-        diffs.append(entry)
+    with threadpool_limits(1):  # the bootstrap's small vectors: extra BLAS threads only wait
+        diffs = _differences(models, labels, scores, rows, n_boot, seed)
     return {
         "features_dir": display_path(paths.resolve(features_dir)),
         "split": split,
@@ -75,6 +71,25 @@ def compare_predictors(
         "models": rows,
         "differences": diffs,
     }
+
+
+def _differences(
+    models: Sequence[tuple[str, Any]],
+    labels: Any,
+    scores: list[Any],
+    rows: list[dict[str, Any]],
+    n_boot: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    diffs = []
+    for i in range(1, len(models)):
+        entry: dict[str, Any] = {"a": models[0][0], "b": models[i][0]}
+        entry.update({k: rows[i][k] - rows[0][k] for k in METRICS})
+        entry["auc_interval"] = bootstrap_auc_difference(
+            labels, scores[0], scores[i], n_boot=n_boot, seed=seed
+        )
+        diffs.append(entry)
+    return diffs
 
 
 def _version_number(version: str) -> int:

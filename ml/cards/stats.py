@@ -42,7 +42,8 @@ class _Ranked:
         if total <= 0:
             return float("nan")
         below = np.cumsum(neg) - neg
-        return float(np.dot(pos, below + 0.5 * neg) / total)
+        # einsum, not np.dot: BLAS threads cost milliseconds per call on a busy machine.
+        return float(np.einsum("i,i->", pos, below + 0.5 * neg) / total)
 
 
 def weighted_auc(

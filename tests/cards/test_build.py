@@ -177,3 +177,11 @@ def test_card_of_an_unknown_version_is_a_user_error(
 ) -> None:
     assert cli_main(["registry", "card", "ctr_model", "v9"]) == 2
     assert "v9" in capsys.readouterr().err
+
+
+def test_run_summary_records_the_card_path(shared_home: Any) -> None:
+    from ml.pipeline.summary import read_summary
+
+    summary = read_summary("training_pipeline", "manual__b")
+    assert summary is not None
+    assert summary["card_path"] == "models/staging/ctr_model/v2/model_card.html"
