@@ -291,7 +291,7 @@ def _prepare_card(params: Params, run_dir: Path, registry: Any, metrics: dict[st
 
 
 def _card_path(version_dir: Path) -> str | None:
-    from ml.cards.build import CARD_HTML
+    from ml.cards.files import CARD_HTML
 
     card = version_dir / CARD_HTML
     if not card.is_file():
