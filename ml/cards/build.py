@@ -46,13 +46,23 @@ class PreparedCard:
     images: dict[str, bytes] = field(default_factory=dict)
 
     def files(self, version: str) -> dict[str, bytes]:
-        """The card's files for ``version`` (quick: the registry calls it under its lock)."""
+        """The card's files for ``version`` (quick: the registry calls it under its lock).
+
+        A rendering problem leaves the version without a card (logged), never
+        unregistered.
+        """
         content = {**self.content, "version": version}
-        return {
-            CARD_MD: markdown(content, list(self.images)).encode(),
-            CARD_HTML: html_page(content, self.images).encode(),
-            **self.images,
-        }
+        try:
+            return {
+                CARD_MD: markdown(content, list(self.images)).encode(),
+                CARD_HTML: html_page(content, self.images).encode(),
+                **self.images,
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning(
+                "⚠️  Model card of %s not rendered: %r (registering without one)", version, exc
+            )
+            return {}
 
 
 def make_plots(preds: Predictions | None, metrics: dict[str, Any]) -> dict[str, bytes]:

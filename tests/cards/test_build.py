@@ -185,3 +185,17 @@ def test_run_summary_records_the_card_path(shared_home: Any) -> None:
     summary = read_summary("training_pipeline", "manual__b")
     assert summary is not None
     assert summary["card_path"] == "models/staging/ctr_model/v2/model_card.html"
+
+
+def test_a_card_that_cannot_be_rendered_does_not_stop_the_registration(
+    own_home: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from ml.cards.build import prepare_run_card
+
+    card = prepare_run_card(own_home.run_b, "ctr_model")
+    del card.content["metrics"]  # a rendering bug
+    version = ModelRegistry("models").register(
+        own_home.run_b, "ctr_model", force=True, extra_files=card.files
+    )
+    assert version.created and not (version.path / CARD_HTML).exists()
+    assert "Model card of v3 not rendered" in caplog.text
