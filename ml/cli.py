@@ -20,6 +20,7 @@ from ml.errors import CtrPipelineError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ml.cards import cli as cards_cli
     from ml.data import cli as data_cli
     from ml.registry import cli as registry_cli
     from ml.serving import cli as serving_cli
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     training_cli.add_commands(sub)
     registry_cli.add_commands(sub)
     serving_cli.add_commands(sub)
+    cards_cli.add_commands(sub)
     return parser
 
 

@@ -203,7 +203,16 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
         raise GateFailedError(
             f"{report.summary()} (run {display_path(path)}; nothing was registered)", report
         )
+    _save_test_predictions(params, path, features)
     return {"metrics": summary}
+
+
+def _save_test_predictions(params: Params, run_dir: Path, features: Path) -> None:
+    """The model card's test predictions (this model's and production's scores)."""
+    from ml.cards.predictions import save_run_predictions
+    from ml.registry.model_registry import ModelRegistry
+
+    save_run_predictions(run_dir, features, registry=ModelRegistry(), model_name=params.model_name)
 
 
 def _comparisons(params: Params, run_dir: Path, features: Path) -> tuple[Any, Any]:
@@ -256,17 +265,19 @@ def register(
         run_dir = run_dir or str(metrics["run_dir"])
     path = find_run_dir(params, run, run_dir)
     registry = ModelRegistry()
+    card = _prepare_card(params, path, registry, metrics)
     rv = registry.register(
         path,
         params.model_name,
         dag_id=run.dag_id,
         run_id=run.run_id,
         created_by=f"airflow:{run.dag_id}" if run.dag_id != "ctr-pipeline" else None,
-        extra_files=profile_extra_files(path),  # the training data's profile, for drift
+        extra_files=_extra_files(profile_extra_files(path), card),
     )
     shown = display_path(rv.path)
     for line in registered_lines(rv.name, rv.version, STAGING, shown, created=rv.created):
         log.info(line)
+    card_path = _card_path(rv.path)
     promoted = False
     if params.auto_promote:
         promotion = registry.promote_to_production(
@@ -280,9 +291,40 @@ def register(
         else:
             log.info("🚀 %s %s is already the production model", rv.name, rv.version)
     _step(
-        run, "register", start, model_version=rv.version, registered_path=shown, promoted=promoted
+        run,
+        "register",
+        start,
+        model_version=rv.version,
+        registered_path=shown,
+        promoted=promoted,
+        card_path=card_path,
     )
     return {"model_version": rv.version, "registered_path": shown}
+
+
+def _extra_files(profile: dict[str, bytes], card: Any) -> Any:
+    """The files added to the version before it is published: the training data's profile
+    (the drift check's reference) and the model card, which names the version."""
+    if card is None:
+        return profile
+    return lambda version: {**profile, **card.files(version)}
+
+
+def _prepare_card(params: Params, run_dir: Path, registry: Any, metrics: dict[str, Any]) -> Any:
+    """The model card, computed before the version is published (None: logged why)."""
+    from ml.cards.build import try_prepare_run_card
+
+    return try_prepare_run_card(run_dir, params.model_name, registry=registry, evaluation=metrics)
+
+
+def _card_path(version_dir: Path) -> str | None:
+    from ml.cards.files import CARD_HTML
+
+    card = version_dir / CARD_HTML
+    if not card.is_file():
+        return None
+    log.info("🪪 Model card: %s", display_path(card))
+    return display_path(card)
 
 
 def finish(
@@ -312,8 +354,17 @@ def finish(
         rerun_try=try_number if try_number and try_number > 1 else None,
         drift=summary.get("drift"),
     )
+    text += _card_link(params, model_version)
     update_summary(run.dag_id, run.run_id, state="success", message=text)
     return text
+
+
+def _card_link(params: Params, version: str | None) -> str:
+    """``\n   Model card: <url>`` when the Airflow UI's base URL is configured."""
+    from ml.cards.links import card_url
+
+    url = card_url(params.model_name, version) if version else None
+    return f"\n   Model card: {url}" if url else ""
 
 
 def record_failure(run: PipelineRun, step: str, error: BaseException) -> None:

@@ -101,6 +101,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=_gc)
 
+    from ml.cards.cli import add_registry_commands  # card, compare (ml/cards)
+
+    add_registry_commands(sub, common)
+
 
 def _registry(args: argparse.Namespace) -> ModelRegistry:
     return ModelRegistry(args.base_dir)
@@ -180,8 +184,16 @@ def _latest(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    result = _registry(args).register(
-        args.run_dir, args.name, dag_id=args.dag_id, run_id=args.run_id, force=args.force
+    from ml.cards.cli import register_card
+
+    reg = _registry(args)
+    result = reg.register(
+        args.run_dir,
+        args.name,
+        dag_id=args.dag_id,
+        run_id=args.run_id,
+        force=args.force,
+        extra_files=register_card(reg, args.run_dir, args.name),
     )
     verb = "registered" if result.created else "already registered as"
     _emit(

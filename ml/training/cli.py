@@ -78,8 +78,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
     p.set_defaults(func=_cmd_run)
 
-    runs = sub.add_parser("runs", help="training run directories: retention")
-    runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+
+def add_prune_command(runs_sub: Any) -> None:
+    """Add ``prune`` to the ``ctr-pipeline runs`` subcommands (retention of run dirs)."""
     p = runs_sub.add_parser(
         "prune",
         help="remove old run directories (dry run unless --apply)",

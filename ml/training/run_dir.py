@@ -42,6 +42,8 @@ CONFIG_YAML = "config.yaml"
 METRICS_JSON = "metrics.json"
 RUN_JSON = "run.json"
 COMPLETE = "COMPLETE"
+#: Test-split labels and scores (the challenger's and production's) written by evaluate.
+TEST_PREDICTIONS = "test_predictions.npz"
 #: Every file a complete run holds.
 RUN_FILES = (MODEL_BEST, CONFIG_YAML, METRICS_JSON, RUN_JSON, COMPLETE)
 

@@ -39,8 +39,9 @@ TASKS = (
 #: Tiny data and a short training run keep a whole DAG run around a minute on 2 cores.
 ROWS = 4000
 EPOCHS = 2
-#: The conf of the good run: gates low enough for 4000 rows and 2 epochs.
-GOOD_CONF = {"epochs": EPOCHS, "min_auc": 0.5, "min_accuracy": 0.5}
+#: The conf of the good run: gates low enough for 4000 rows and 2 epochs (2 epochs do not
+#: reach the logistic-regression baseline on 4000 rows: that gate is off).
+GOOD_CONF = {"epochs": EPOCHS, "min_auc": 0.5, "min_accuracy": 0.5, "baseline_tolerance": None}
 #: Redis database number reserved for tests (the postgres-celery profile uses 6).
 TEST_REDIS_DB = 13
 
@@ -242,6 +243,8 @@ def stack_env(home: Path, **extra: str) -> dict[str, str]:
         # Bytecode for dags/ and ml/ goes to the temp dir, not into the checkout.
         "PYTHONPYCACHEPREFIX": str(home / "pycache"),
         "OMP_NUM_THREADS": "1",
+        # An admin and a read-only viewer (SimpleAuthManager; the Models page tests both).
+        "CTR_AIRFLOW_USERS": "admin:admin,viewer:viewer",
         **extra,
     }
 

@@ -1,0 +1,156 @@
+"""The Models app with stand-in auth dependencies (the plugin supplies Airflow's)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from fastapi import HTTPException
+from fastapi.testclient import TestClient
+
+from ml.cards.webapp import Access, create_app
+from ml.pipeline.summary import update_summary
+from ml.registry.model_registry import ModelRegistry
+
+
+def _client(can_edit: bool = True, can_read: bool = True) -> TestClient:
+    def reader() -> Access:
+        if not can_read:
+            raise HTTPException(401, "Not authenticated")
+        return Access("alice", can_edit)
+
+    def editor() -> str:
+        if not can_edit:
+            raise HTTPException(403, "Forbidden")
+        return "alice (test)"
+
+    return TestClient(create_app(reader=reader, editor=editor))
+
+
+def _state(home: Any) -> tuple[str | None, int]:
+    registry = ModelRegistry("models")
+    return registry.current_version("ctr_model"), len(registry.history("ctr_model"))
+
+
+def test_read_only_json(shared_home: Any) -> None:
+    client = _client(can_edit=False)
+    assert client.get("/models").json() == [
+        {
+            "name": "ctr_model",
+            "current": "v1",
+            "versions": 2,
+            "latest": "v2",
+            "production_versions": ["v1"],
+        }
+    ]
+    versions = client.get("/models/ctr_model/versions").json()
+    assert [(v["version"], v["stages"], v["current"]) for v in versions] == [
+        ("v2", ["staging"], False),
+        ("v1", ["staging", "production"], True),
+    ]
+    assert versions[0]["card_page"] == "/models-ui/view/ctr_model/v2"
+    assert versions[0]["dag_id"] == "training_pipeline" and versions[0]["run_id"] == "manual__b"
+    assert isinstance(versions[0]["test_auc"], float) and versions[0]["created_at"]
+    events = client.get("/models/ctr_model/history").json()
+    assert [e["event"] for e in events] == ["register", "promote", "register"]  # newest first
+    assert client.get("/me").json() == {"user": "alice", "can_edit": False}
+    assert client.get("/models/nope/versions").status_code == 404
+    assert client.get("/models/nope").status_code == 404
+    assert client.get("/models/ctr_model/versions/v9").status_code == 404
+
+
+def test_page_lists_versions_history_and_offers_actions_to_editors(shared_home: Any) -> None:
+    page = _client(can_edit=True).get("/").text
+    assert "data-testid='versions-ctr_model'" in page and "data-testid='history'" in page
+    assert "data-testid='promote-v2'" in page and "data-testid='promote-v1'" not in page
+    assert "href='/view/ctr_model/v2'" in page
+    readonly = _client(can_edit=False).get("/").text
+    assert "promote-v2" not in readonly and "read only" in readonly
+
+
+def test_card_page_serves_the_versions_card_with_a_way_back(shared_home: Any) -> None:
+    html = _client().get("/view/ctr_model/v2").text
+    assert "<h1>Model card: ctr_model v2</h1>" in html
+    assert "href='/view/ctr_model'>← ctr_model</a>" in html
+    assert len(re.findall(r"data:image/png;base64,", html)) == 5
+    md = _client().get("/models/ctr_model/versions/v2/card.md")
+    assert md.headers["content-type"].startswith("text/markdown")
+    assert md.text.startswith("# Model card: ctr_model v2")
+
+
+def test_unauthenticated_reads_get_401_and_a_sign_in_page(shared_home: Any) -> None:
+    client = _client(can_read=False)
+    assert client.get("/models").status_code == 401
+    assert client.get("/models").json() == {"detail": "Not authenticated"}
+    page = client.get("/view/ctr_model/v2")
+    assert page.status_code == 401 and "<h1>Sign in needed</h1>" in page.text
+    assert "Model card" not in page.text
+
+
+def test_promote_and_rollback_by_an_editor(own_home: Any) -> None:
+    client = _client()
+    r = client.post("/models/ctr_model/versions/v2/promote", json={"reason": "better AUC"})
+    assert r.status_code == 200, r.text
+    assert r.json()["message"] == "ctr_model v2 promoted to production (current: v1 → v2)"
+    assert _state(own_home)[0] == "v2"
+    last = ModelRegistry("models").history("ctr_model")[-1]
+    assert (last["event"], last["by"], last["reason"]) == ("promote", "alice (test)", "better AUC")
+    r = client.post("/models/ctr_model/rollback", json={})
+    assert r.status_code == 200 and r.json()["version"] == "v1"
+    assert _state(own_home)[0] == "v1"
+
+
+def test_refused_actions_change_nothing(own_home: Any) -> None:
+    before = _state(own_home)
+    viewer = _client(can_edit=False)
+    assert viewer.post("/models/ctr_model/versions/v2/promote", json={}).status_code == 403
+    assert viewer.post("/models/ctr_model/rollback", json={}).status_code == 403
+    editor = _client()
+    form = editor.post(
+        "/models/ctr_model/versions/v2/promote",
+        content="reason=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code in (415, 422)
+    assert editor.post("/models/ctr_model/rollback", json={}).status_code == 409  # no previous
+    assert editor.post("/models/ctr_model/versions/v9/promote", json={}).status_code == 404
+    assert _state(own_home) == before
+
+
+def test_compare_page_and_json(shared_home: Any) -> None:
+    client = _client()
+    data = client.get("/models/ctr_model/compare?versions=v1&versions=v2&bootstrap=30").json()
+    assert [m["label"] for m in data["models"]] == ["v1", "v2"] and data["rows"] == 450
+    page = client.get("/view/ctr_model/compare?versions=v1&versions=v2").text
+    assert "data-testid='comparison'" in page and "95% bootstrap interval" in page
+    one = client.get("/view/ctr_model/compare?versions=v1")
+    assert one.status_code == 400 and "at least two different versions" in one.text
+
+
+@pytest.mark.parametrize("with_summary", [True, False])
+def test_dag_run_view_opens_the_card_of_the_version_it_registered(
+    own_home: Any, with_summary: bool
+) -> None:
+    if not with_summary:  # found through the versions' recorded producers instead
+        for path in (own_home.home / "experiments" / "summaries").rglob("*.json"):
+            path.unlink()
+    else:  # the summary names the version (even one a search would not find first)
+        update_summary(
+            "training_pipeline", "manual__zzz", model_name="ctr_model", model_version="v1"
+        )
+        assert (
+            "Model card: ctr_model v1"
+            in _client().get("/dag-run/training_pipeline/manual__zzz").text
+        )
+    page = _client().get("/dag-run/training_pipeline/manual__b").text
+    assert "<h1>Model card: ctr_model v2</h1>" in page
+    none = _client().get("/dag-run/training_pipeline/manual__none").text
+    assert "registered no model version" in none
+
+
+def test_json_errors_are_json(shared_home: Any) -> None:
+    r = _client().get("/models/bad..name")
+    assert r.status_code == 400
+    assert json.loads(r.text)["detail"].startswith("invalid model name 'bad..name'")
