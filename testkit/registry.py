@@ -234,9 +234,7 @@ def lay_out_versions(base: Path, name: str, versions: int) -> None:
             "source_key": f"{n:064x}"[::-1],
         }
         lines.append(json.dumps(fact, separators=(",", ":")) + "\n")
-    layout.published_file(STAGING, name).write_text(
-        "".join(f"{n};\n" for n in range(1, versions + 1))
-    )
+    layout.published_file(STAGING, name).write_text(f"1-{versions};\n")
     layout.meta_file(name, INDEX).write_text("".join(lines))
 
 

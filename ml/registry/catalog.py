@@ -35,8 +35,12 @@ def visible_numbers(layout: Layout, stage: str, name: str) -> list[int]:
     nums = layout.version_numbers(stage, name)
     if not nums:
         return nums
-    listed = index.published(layout, stage, name) or set()
-    return [n for n in nums if n in listed or layout.has_manifest(stage, name, f"v{n}")]
+    listed = index.in_ranges(nums, index.published(layout, stage, name) or [])
+    return [
+        n
+        for n, ok in zip(nums, listed, strict=True)
+        if ok or layout.has_manifest(stage, name, f"v{n}")
+    ]
 
 
 def list_models(layout: Layout, stage: str = STAGING) -> dict[str, list[str]]:
@@ -197,18 +201,22 @@ def find_version(
     """The newest visible version trained on this data, config and code, or None.
 
     The index narrows the search (lines containing the data digest); the candidate's
-    own ``metadata.json`` confirms it. Versions the index lacks are read directly.
+    own ``metadata.json`` confirms it, so a deleted version never matches. Versions the
+    index lacks are read directly: those ``published-staging`` lists, or, in a registry
+    without that file (written before it existed), every visible one.
     """
     validate_name(name)
     wanted = (data_digest, config_digest, code_digest)
     if not all(isinstance(d, str) and d for d in wanted):
         return None
-    visible = set(visible_numbers(layout, STAGING, name)) | set(
-        visible_numbers(layout, PRODUCTION, name)
-    )
     indexed, candidates = index.search(layout, name, data_digest)
-    candidates = {n: fact for n, fact in candidates.items() if n in visible}
-    candidates.update(_facts(layout, name, visible - indexed))
+    ranges = index.published(layout, STAGING, name)
+    if ranges is None:  # no scan otherwise: this stays fast with many versions
+        known = set(visible_numbers(layout, STAGING, name))
+        known |= set(visible_numbers(layout, PRODUCTION, name))
+    else:
+        known = {n for lo, hi in ranges for n in range(lo, hi + 1)}
+    candidates.update(_facts(layout, name, known - indexed))
     for n in sorted(candidates, reverse=True):
         fact = candidates[n]
         if (fact.get("data_digest"), fact.get("config_digest"), fact.get("code_digest")) != wanted:

@@ -5,11 +5,11 @@ directories say, written after a version is published (and by recovery when its
 writer died first), so readers check them against the directories and fall back to
 the directories for anything missing:
 
-- ``published-<stage>``: the version numbers the registry published in a stage, one per
-  line, each ended by ``;`` (a number torn by a crash lacks it and is ignored). A ``vN``
-  directory only appears by renaming a complete one, so a listed number needs no
-  ``stat`` of its manifest; an unlisted ``vN`` (made by hand, or published just now) is
-  checked for its manifest. This keeps ``list_models`` at one ``scandir`` plus
+- ``published-<stage>``: the version numbers the registry published in a stage, as
+  ranges (``1-9999;`` then ``10001;``...), replaced atomically. A ``vN`` directory only
+  appears by renaming a complete one, so a listed number needs no ``stat`` of its
+  manifest; an unlisted ``vN`` (made by hand, or published just now) is checked for its
+  manifest. This keeps ``list_models`` at one ``scandir`` plus
   one small read per model (10,000 versions in a few milliseconds).
 - ``index.jsonl``: one line of facts per published version, newest last: ``version``,
   ``created_at``, ``test_auc``, ``test_logloss``, the producing run (``dag_id``,
@@ -23,8 +23,10 @@ unique after versions are purged for good (``gc --keep-last``).
 
 from __future__ import annotations
 
+import bisect
 import errno
 import json
+import re
 from typing import Any
 
 from ml.fsutil import atomic_write_bytes, fsync_dir
@@ -33,28 +35,60 @@ from ml.registry.errors import IntegrityError
 from ml.registry.layout import INDEX, LAST_VERSION, Layout, version_number
 from ml.registry.provenance import lineage_digests, source_key
 
-_PREFIX = '{"version":"v'
+_RANGE = re.compile(rb"(\d+)(?:-(\d+))?;")
+#: the start of an index line (the version comes first). JSON escapes a quote inside a
+#: string, so this text only ever appears where a line's object begins.
+_LINE_START = re.compile(rb'\{"version":"v([1-9][0-9]{0,17})"')
 
 
-def published(layout: Layout, stage: str, name: str) -> set[int] | None:
-    """Numbers listed in ``published-<stage>``; None when the file does not exist."""
+def _ranges(raw: bytes) -> list[tuple[int, int]]:
+    return [(int(lo), int(hi or lo)) for lo, hi in _RANGE.findall(raw)]
+
+
+def published(layout: Layout, stage: str, name: str) -> list[tuple[int, int]] | None:
+    """The ranges of numbers listed in ``published-<stage>``; None when there is no file."""
     path = layout.published_file(stage, name)
     try:
         raw = _fs.read_regular(path, limit=1 << 28)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    # "12;": a number cut short by a crash ("12" of "123;") lacks its ";" and is skipped
-    return {int(tok[:-1]) for tok in raw.split() if tok[-1:] == b";" and tok[:-1].isdigit()}
+    return _ranges(raw)
 
 
-def add_published(layout: Layout, stage: str, name: str, number: int) -> None:
-    _fs.append_line(layout.published_file(stage, name), f"{number};\n".encode(), sync=False)
+def in_ranges(numbers: list[int], ranges: list[tuple[int, int]]) -> list[bool]:
+    """For each of the ascending ``numbers``, whether one of ``ranges`` holds it."""
+    if len(ranges) == 1 and numbers and ranges[0][0] <= numbers[0] and numbers[-1] <= ranges[0][1]:
+        return [True] * len(numbers)  # the usual case: one unbroken run of versions
+    starts = [lo for lo, _ in ranges]
+    out = []
+    for n in numbers:
+        i = bisect.bisect_right(starts, n) - 1
+        out.append(i >= 0 and n <= ranges[i][1])
+    return out
 
 
 def write_published(layout: Layout, stage: str, name: str, numbers: list[int]) -> None:
-    """Replace ``published-<stage>`` (after a delete, or to backfill an old registry)."""
-    text = "".join(f"{n};\n" for n in sorted(numbers))
+    """Replace ``published-<stage>`` with ``numbers``, kept as ranges (``1-9999;``)."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    text = "".join(f"{lo}-{hi};\n" if hi != lo else f"{lo};\n" for lo, hi in runs)
     atomic_write_bytes(layout.published_file(stage, name), text.encode())
+
+
+def change_published(
+    layout: Layout, stage: str, name: str, *, add: int | None = None, remove: int | None = None
+) -> None:
+    """Add or remove one number (a rewrite of a few ranges, under the model's lock)."""
+    numbers = {n for lo, hi in published(layout, stage, name) or [] for n in range(lo, hi + 1)}
+    if add is not None:
+        numbers.add(add)
+    if remove is not None:
+        numbers.discard(remove)
+    write_published(layout, stage, name, sorted(numbers))
 
 
 def entry(metadata: dict[str, Any], version: str) -> dict[str, Any]:
@@ -88,42 +122,11 @@ def append(layout: Layout, name: str, line: dict[str, Any]) -> None:
     _fs.append_line(layout.meta_file(name, INDEX), blob.encode(), sync=False)
 
 
-def _lines(layout: Layout, name: str) -> list[bytes]:
-    path = layout.meta_file(name, INDEX)
+def _raw(layout: Layout, name: str) -> bytes:
     try:
-        return _fs.read_regular(path, limit=1 << 30).splitlines()
+        return _fs.read_regular(layout.meta_file(name, INDEX), limit=1 << 30)
     except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _number(line: bytes) -> int | None:
-    text = line[: len(_PREFIX) + 20].decode("ascii", "replace")
-    if not text.startswith(_PREFIX):
-        return None
-    end = text.find('"', len(_PREFIX))
-    return version_number(text[len(_PREFIX) - 1 : end]) if end > 0 else None
-
-
-def indexed_numbers(layout: Layout, name: str) -> set[int]:
-    """Numbers of the versions that have an index line (the lines are not parsed)."""
-    return {n for n in map(_number, _lines(layout, name)) if n is not None}
-
-
-def search(layout: Layout, name: str, text: str) -> tuple[set[int], dict[int, dict[str, Any]]]:
-    """In one read: every indexed number, and the parsed lines that contain ``text``."""
-    numbers: set[int] = set()
-    found: dict[int, dict[str, Any]] = {}
-    needle = text.encode()
-    for line in _lines(layout, name):
-        n = _number(line)
-        if n is None:
-            continue
-        numbers.add(n)
-        if needle in line:
-            record = _parse(line)
-            if record is not None:
-                found[n] = record
-    return numbers, found
+        return b""
 
 
 def _parse(line: bytes) -> dict[str, Any] | None:
@@ -134,17 +137,51 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def _line_at(raw: bytes, pos: int) -> bytes:
+    start = raw.rfind(b"\n", 0, pos) + 1
+    end = raw.find(b"\n", pos)
+    return raw[start : end if end >= 0 else len(raw)]
+
+
+def indexed_numbers(layout: Layout, name: str) -> set[int]:
+    """Numbers of the versions that have an index line (the lines are not parsed)."""
+    return set(map(int, _LINE_START.findall(_raw(layout, name))))
+
+
+def search(layout: Layout, name: str, text: str) -> tuple[set[int], dict[int, dict[str, Any]]]:
+    """In one read: every indexed number, and the parsed lines that contain ``text``."""
+    raw = _raw(layout, name)
+    found: dict[int, dict[str, Any]] = {}
+    needle, pos = text.encode(), 0
+    while needle and (pos := raw.find(needle, pos)) >= 0:
+        line = _line_at(raw, pos)
+        record = _parse(line)
+        n = version_number(str(record.get("version"))) if record else None
+        if record is not None and n is not None:
+            found[n] = record
+        pos += len(needle)
+    return set(map(int, _LINE_START.findall(raw))), found
+
+
 def entries(
     layout: Layout, name: str, numbers: set[int] | None = None
 ) -> dict[int, dict[str, Any]]:
-    """Index lines by version number (only ``numbers`` when given)."""
+    """Index lines by version number (only ``numbers`` when given; the newest line wins)."""
+    raw = _raw(layout, name)
     out: dict[int, dict[str, Any]] = {}
-    for line in _lines(layout, name):
-        n = _number(line)
-        if n is None or (numbers is not None and n not in numbers):
-            continue
-        record = _parse(line)
-        if record is not None:
+    if numbers is None:
+        for line in raw.splitlines():
+            record = _parse(line)
+            n = version_number(str(record.get("version"))) if record else None
+            if record is not None and n is not None:
+                out[n] = record
+        return out
+    for n in numbers:  # a few versions (a listing's page): look each one up from the end
+        pos = raw.rfind(b'\n{"version":"v%d"' % n)
+        if pos < 0 and raw.startswith(b'{"version":"v%d"' % n):
+            pos = 0
+        record = _parse(_line_at(raw, pos + 1)) if pos >= 0 else None
+        if record is not None and record.get("version") == f"v{n}":
             out[n] = record
     return out
 

@@ -237,9 +237,16 @@ class Layout:
             return nums
         with it:
             for entry in it:
-                n = version_number(entry.name)
-                if n is not None and (not dirs_only or entry.is_dir(follow_symlinks=False)):
-                    nums.append(n)
+                n = entry.name  # inline version_number(): this loop runs 10,000 times
+                if (
+                    n[:1] == "v"
+                    and 2 <= len(n) <= 19
+                    and n[1] != "0"
+                    and n[1:].isascii()
+                    and n[1:].isdigit()
+                    and (not dirs_only or entry.is_dir(follow_symlinks=False))
+                ):
+                    nums.append(int(n[1:]))
         nums.sort()
         return nums
 

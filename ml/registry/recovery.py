@@ -144,14 +144,12 @@ def complete(layout: Layout, name: str, intent: dict[str, Any], *, recovered: bo
     kind, n = intent["kind"], version_number(str(intent.get("version")))
     if kind == REGISTER and n is not None:
         index.append(layout, name, intent["index"])
-        index.add_published(layout, STAGING, name, n)
+        index.change_published(layout, STAGING, name, add=n)
         index.raise_last_version(layout, name, n)
     elif kind == PROMOTE and n is not None and intent.get("copied"):
-        index.add_published(layout, PRODUCTION, name, n)
+        index.change_published(layout, PRODUCTION, name, add=n)
     elif kind == DELETE and n is not None:
-        listed = index.published(layout, intent["stage"], name)
-        if listed is not None and n in listed:
-            index.write_published(layout, intent["stage"], name, sorted(listed - {n}))
+        index.change_published(layout, intent["stage"], name, remove=n)
     event = {**intent["event"], "op": intent["op"]}
     if recovered:
         event["recovered"] = True

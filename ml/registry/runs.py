@@ -123,12 +123,18 @@ def read_mapping(path: Path, kind: str) -> dict[str, Any]:
 def check_checkpoint(copy: Path, source: Path) -> None:
     """Refuse a model file that is not a checkpoint this code can load.
 
-    ``copy`` (the registry's copy, the bytes that will be published) is loaded with
-    ``torch.load(weights_only=True)`` and its keys checked, so arbitrary bytes or a
-    pickle that would run code never reach the registry. Messages name ``source``.
+    ``copy`` (the registry's copy, the bytes that will be published) goes through the
+    shared loader (``torch.load(weights_only=True)``, the checkpoint keys and format
+    version), so arbitrary bytes or a pickle that would run code never reach the
+    registry. The tensors are memory-mapped, not read: checking a 100 MB checkpoint
+    costs milliseconds, not a second pass over the file. Messages name ``source``.
     """
-    from ml.serving.predictor import load_checkpoint  # imports torch: only when registering
+    from torch.utils.serialization import config as torch_config  # only when registering
 
+    from ml.serving.predictor import load_checkpoint
+
+    mmap_before = torch_config.load.mmap
+    torch_config.load.mmap = True  # torch.load(mmap=None) follows this switch
     try:
         load_checkpoint(copy)
     except ml_errors.CheckpointError as exc:
@@ -137,3 +143,5 @@ def check_checkpoint(copy: Path, source: Path) -> None:
             f"{source} is not a model checkpoint this code can load ({reason}); register "
             "the run directory of a finished training"
         ) from exc
+    finally:
+        torch_config.load.mmap = mmap_before

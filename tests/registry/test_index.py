@@ -24,16 +24,23 @@ def test_published_is_none_without_a_file(layout: Layout) -> None:
     assert index.published(layout, "staging", "m") is None
 
 
-def test_published_ignores_a_number_torn_by_a_crash(layout: Layout) -> None:
-    layout.published_file("staging", "m").write_bytes(b"1;\n2;\n12")  # "123;" cut short
-    assert index.published(layout, "staging", "m") == {1, 2}
-    index.add_published(layout, "staging", "m", 3)
-    assert index.published(layout, "staging", "m") == {1, 2, 3}
+def test_published_numbers_are_kept_as_ranges(layout: Layout) -> None:
+    index.write_published(layout, "production", "m", [3, 1, 2, 7, 5, 6])
+    assert layout.published_file("production", "m").read_text() == "1-3;\n5-7;\n"
+    assert index.published(layout, "production", "m") == [(1, 3), (5, 7)]
+    index.change_published(layout, "production", "m", add=4, remove=6)
+    assert index.published(layout, "production", "m") == [(1, 5), (7, 7)]
 
 
-def test_write_published_replaces_the_list(layout: Layout) -> None:
-    index.write_published(layout, "production", "m", [3, 1])
-    assert layout.published_file("production", "m").read_text() == "1;\n3;\n"
+def test_in_ranges_checks_each_number(layout: Layout) -> None:
+    assert index.in_ranges([1, 2, 3], [(1, 9)]) == [True, True, True]
+    assert index.in_ranges([1, 4, 8, 12], [(1, 2), (4, 8)]) == [True, True, True, False]
+    assert index.in_ranges([5], []) == [False]
+
+
+def test_published_ignores_what_is_not_a_range(layout: Layout) -> None:
+    layout.published_file("staging", "m").write_bytes(b"1-3;\ngarbage\n12")  # "12" unended
+    assert index.published(layout, "staging", "m") == [(1, 3)]
 
 
 def test_entry_summarises_metadata() -> None:

@@ -55,16 +55,18 @@ def test_a_fault_right_after_the_point_of_no_return_is_recorded_and_retried_once
     assert not found["unrecorded"] and not found["duplicate"]
 
 
-def test_fault_matrix_sample_leaves_no_inconsistency(tmp_path: Path) -> None:
-    summary = faults.run_matrix(tmp_path, every=7)
+def test_fault_matrix_sample_leaves_no_inconsistency() -> None:
+    with faults.scratch() as tmp:
+        summary = faults.run_matrix(tmp, every=7)
     assert summary["problems"] == []
     assert summary["trials"] >= 25 and summary["fired"] == summary["trials"]
     assert set(summary["points"]) == {s.name for s in faults.SCENARIOS}
 
 
 @pytest.mark.long
-def test_fault_matrix_every_point_every_kind(tmp_path: Path) -> None:
-    summary = faults.run_matrix(tmp_path)
+def test_fault_matrix_every_point_every_kind() -> None:
+    with faults.scratch() as tmp:
+        summary = faults.run_matrix(tmp)
     assert summary["problems"] == []
     assert (summary["inconsistent"], summary["duplicate"]) == (0, 0)
 
