@@ -32,6 +32,7 @@ from ml.registry._lock import probe_lock, remove_if_free
 from ml.registry.errors import VersionInUseError, os_errors
 from ml.registry.layout import (
     ARCHIVE,
+    LEGACY_WRITER_LOCK,
     LINK_PREFIX,
     MANIFEST,
     PRODUCTION,
@@ -201,8 +202,11 @@ def _clean_model(layout: Layout, name: str, min_age: float, report: GcReport) ->
 
 
 def _writer_alive(layout: Layout, name: str, tmp: Path) -> bool:
-    """The writer lock of ``tmp`` is held (or, from older code, ``tmp/.writer.lock``)."""
-    return "held" in (probe_lock(layout.writer_lock(name, tmp)), probe_lock(tmp / ".writer.lock"))
+    """The writer lock of ``tmp`` is held (or, from older code, the lock file inside it)."""
+    return "held" in (
+        probe_lock(layout.writer_lock(name, tmp)),
+        probe_lock(tmp / LEGACY_WRITER_LOCK),
+    )
 
 
 def _clean_meta(layout: Layout, name: str, report: GcReport) -> None:

@@ -40,7 +40,11 @@ def add_commands(subparsers: Any) -> None:
         "registry", help="list, promote, roll back and verify registered models"
     )
     sub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND", required=True)
+    _add_reading_commands(sub, common)
+    _add_writing_commands(sub, common)
 
+
+def _add_reading_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "list", parents=[common], help="models and their versions; with NAME, one row a version"
     )
@@ -62,6 +66,18 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--stage", choices=STAGES, default=STAGING)
     p.set_defaults(func=_latest)
 
+    p = sub.add_parser("history", parents=[common], help="registrations, promotions, rollbacks")
+    p.add_argument("name")
+    p.set_defaults(func=_history)
+
+    p = sub.add_parser("verify", parents=[common], help="recompute digests against manifests")
+    p.add_argument("name")
+    p.add_argument("versions", nargs="*", help="versions to check (default: all in the stage)")
+    p.add_argument("--stage", choices=STAGES, default=STAGING)
+    p.set_defaults(func=_verify)
+
+
+def _add_writing_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("register", parents=[common], help="register a complete training run")
     p.add_argument("run_dir")
     p.add_argument("--name", default="ctr_model")
@@ -80,16 +96,6 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("name")
     p.add_argument("--reason", default=None)
     p.set_defaults(func=_rollback)
-
-    p = sub.add_parser("history", parents=[common], help="registrations, promotions, rollbacks")
-    p.add_argument("name")
-    p.set_defaults(func=_history)
-
-    p = sub.add_parser("verify", parents=[common], help="recompute digests against manifests")
-    p.add_argument("name")
-    p.add_argument("versions", nargs="*", help="versions to check (default: all in the stage)")
-    p.add_argument("--stage", choices=STAGES, default=STAGING)
-    p.set_defaults(func=_verify)
 
     p = sub.add_parser("delete", parents=[common], help="soft-delete (archive) a version")
     p.add_argument("name")

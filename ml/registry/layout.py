@@ -72,6 +72,8 @@ CURRENT = "current"
 TMP_PREFIX = ".tmp-"
 LINK_PREFIX = ".current-"
 ARCHIVE = ".archive"
+#: the writer lock inside a temporary directory, as registries before the writers/ dir had it
+LEGACY_WRITER_LOCK = ".writer.lock"
 
 # --- bookkeeping: .registry/<name>/ -----------------------------------------------------
 META = ".registry"

@@ -271,7 +271,9 @@ def _publish(
         _fs.write_file(
             tmp / MANIFEST, dumps_json(manifest).encode(), sync=False, mode=prepared.mode
         )
-        _fs.fsync_paths([tmp / f for f in os.listdir(tmp)] + [tmp])
+        # The run's files were fsynced as they were copied; the rest, and the directory:
+        written = sorted(set(files) - set(prepared.files))
+        _fs.fsync_paths([tmp / f for f in written] + [tmp / MANIFEST, tmp])
         intent = session.begin(
             recovery.REGISTER,
             {
