@@ -17,8 +17,9 @@ the directories for anything missing:
   ``code_digest``) and ``source_key``. Versions are immutable, so a line never goes stale;
   a deleted version simply is not listed any more.
 
-``last_version`` (also here) is the highest number ever handed out, so that numbers stay
-unique after versions are purged for good (``gc --keep-last``).
+``last_version`` (also here) is the highest number ever handed out. The version
+directories and ``.archive/`` already keep numbers unique, so it is written (durably)
+only before retention purges versions for good (``gc --keep-last``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Under the registry root (``models/`` in the base directory by default)::
         ├── writers/<id>        flock'ed by the live writer of .tmp-<id> (see _lock.py)
         ├── history.jsonl       append-only event log (see journal.py)
         ├── intent.json         the operation in flight, for recovery (see recovery.py)
-        ├── last_version        highest version number ever handed out
+        ├── last_version        highest number handed out (written before a purge)
         ├── index.jsonl         one line of facts per published version (see index.py)
         └── published-<stage>   version numbers the registry published in <stage>
 

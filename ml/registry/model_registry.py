@@ -24,7 +24,7 @@ from typing import Any
 from ml import paths
 from ml.registry import catalog, cleanup, integrity, journal, production, publish, recovery
 from ml.registry.cleanup import DEFAULT_GC_MIN_AGE, GcReport
-from ml.registry.errors import ModelNotFoundError, os_errors
+from ml.registry.errors import InvalidNameError, ModelNotFoundError, os_errors
 from ml.registry.integrity import VerifyReport
 from ml.registry.layout import (
     CURRENT,
@@ -375,6 +375,8 @@ class ModelRegistry:
             dry_run: report without changing anything. Default: True with ``keep_last``
                 (retention deletes for good), else False.
         """
+        if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 0):
+            raise InvalidNameError(f"keep_last must be a whole number >= 0, got {keep_last!r}")
         if dry_run is None:
             dry_run = keep_last is not None
         with os_errors("cleaning the registry", self.base_dir):

@@ -13,7 +13,7 @@ The invariants, each kept by the code named:
    or ``.tmp-<id>`` (delete, purge, see :mod:`.cleanup`). Readers see the state before
    it or after it, never between.
 4. **Journal before answer.** After it, the writer updates the bookkeeping (index,
-   ``published-<stage>``, ``last_version``), appends the history event (fsynced) and only
+   ``published-<stage>``), appends the history event (fsynced) and only
    then clears the intent (durably) and returns (:meth:`Session.commit`).
 5. **The next writer finishes the job.** A writer that finds a pending intent owns the
    lock, so the intent's writer is dead or failed (:func:`recover`). If the point of no
@@ -145,7 +145,6 @@ def complete(layout: Layout, name: str, intent: dict[str, Any], *, recovered: bo
     if kind == REGISTER and n is not None:
         index.append(layout, name, intent["index"])
         index.change_published(layout, STAGING, name, add=n)
-        index.raise_last_version(layout, name, n)
     elif kind == PROMOTE and n is not None and intent.get("copied"):
         index.change_published(layout, PRODUCTION, name, add=n)
     elif kind == DELETE and n is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ml.registry._lock import WriterLock
-from ml.registry.errors import ModelNotFoundError, VersionInUseError
+from ml.registry.errors import InvalidNameError, ModelNotFoundError, VersionInUseError
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import age_versions, check_consistent, leftovers, make_run_dir
 
@@ -188,6 +188,11 @@ def test_retention_keeps_current_rollback_target_and_the_newest(
 def test_retention_never_reuses_a_purged_number(aged: ModelRegistry, make_run: MakeRun) -> None:
     aged.gc(min_age=0, keep_last=0, dry_run=False)
     assert aged.register(make_run()).version == "v6"
+
+
+def test_retention_refuses_a_negative_count(registry: ModelRegistry) -> None:
+    with pytest.raises(InvalidNameError, match="keep_last must be a whole number >= 0, got -1"):
+        registry.gc(keep_last=-1)
 
 
 def test_retention_keeps_versions_younger_than_a_day(

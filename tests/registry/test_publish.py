@@ -259,7 +259,7 @@ def test_numbers_count_archived_and_production_versions(
         registry.register(make_run())
     registry.promote_to_production("ctr_model", "v3")
     registry.delete("ctr_model", "v3")
-    (home / "models" / ".registry" / "ctr_model" / "last_version").unlink()
+    (home / "models" / ".registry" / "ctr_model" / "last_version").unlink(missing_ok=True)
     assert registry.register(make_run()).version == "v4"
 
 
