@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ml.registry import journal
 from ml.registry._lock import probe_lock
 from ml.registry.errors import NoPreviousVersionError, RegistryError
 from ml.registry.layout import INDEX, INTENT, LOCK, WRITERS, Layout
@@ -153,13 +152,13 @@ def history_problems(registry: ModelRegistry, name: str) -> list[str]:
     ]
 
 
-def check_consistent(registry: ModelRegistry, name: str) -> list[str]:
+def check_consistent(registry: ModelRegistry, name: str, *, history: bool = True) -> list[str]:
     """Problems a reader could observe; empty when the registry is consistent.
 
     The registry opens; every visible version verifies; version numbers are distinct;
-    ``current`` (if any) points at a visible production version; no lock is held; the
-    history agrees with the state (after the history has finished a dead writer's
-    operation) and no operation is left pending.
+    ``current`` (if any) points at a visible production version; no lock is held; with
+    ``history``, the history agrees with the state (after the history has finished a dead
+    writer's operation: reading it writes) and no operation is left pending.
     """
     problems: list[str] = []
     try:
@@ -176,7 +175,8 @@ def check_consistent(registry: ModelRegistry, name: str) -> list[str]:
             problems.append(f"current -> {current}, which is not a visible production version")
     except Exception as exc:  # any failure to read is a finding
         return [f"registry unreadable: {exc!r}"]
-    problems += history_problems(registry, name)
+    if history:
+        problems += history_problems(registry, name)
     meta = Layout(registry.base_dir).meta_dir(name)
     if probe_lock(meta / LOCK) == "held":
         problems.append("the model's lock is still held")
@@ -184,7 +184,7 @@ def check_consistent(registry: ModelRegistry, name: str) -> list[str]:
         held = [p.name for p in (meta / WRITERS).iterdir() if probe_lock(p) == "held"]
         problems += [f"writer lock {h} still held" for h in held]
     intent = meta / INTENT
-    if intent.exists() and json.loads(intent.read_text()).get("state") == journal.PENDING:
+    if history and intent.exists() and json.loads(intent.read_text()).get("state") == "pending":
         problems.append("an operation is still pending after recovery")
     return problems
 

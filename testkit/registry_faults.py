@@ -274,8 +274,18 @@ def trial(prepared: Prepared, point: int, kind: str, workdir: Path) -> dict[str,
     if kind != "sigkill" and result["outcome"] == "registry_error":
         problems.append(f"{where}: a disk fault raised a non-retryable {result.get('error')}")
     reg = ModelRegistry(base, lock_timeout=5)
-    unrecorded = bool(history_problems(reg, NAME))
-    problems += [f"{where}: after the fault: {p}" for p in check_consistent(reg, NAME)]
+    # What readers see right after the fault, before anything recovers:
+    problems += [
+        f"{where}: after the fault: {p}" for p in check_consistent(reg, NAME, history=False)
+    ]
+    # The history (reading it finishes a dead writer's operation), on a copy, so that the
+    # retry below meets the registry exactly as the fault left it:
+    shutil.copytree(base, base.with_name(f"{base.name}-history"), symlinks=True)
+    seen = ModelRegistry(base.with_name(f"{base.name}-history"), lock_timeout=5)
+    recorded = history_problems(seen, NAME)
+    unrecorded = bool(recorded)
+    problems += [f"{where}: history after the fault: {p}" for p in recorded]
+    shutil.rmtree(seen.base_dir, ignore_errors=True)
     if result["outcome"] != "ok":  # the call did not answer: its caller retries
         try:
             scenario.operate(reg, prepared.runs)

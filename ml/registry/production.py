@@ -78,6 +78,27 @@ def promote(
     with os_errors(f"preparing {layout.display(prod_dir)}", prod_dir):
         layout.ensure_dir(prod_dir)
         layout.ensure_dir(layout.meta_dir(name) / WRITERS)
+    try:
+        return _promote_once(layout, name, version, src, manifest_bytes, lock_timeout, reason, by)
+    except _CopyGone:  # recovery undid a dead promotion's copy after we looked: copy now
+        return _promote_once(layout, name, version, src, manifest_bytes, lock_timeout, reason, by)
+
+
+class _CopyGone(Exception):
+    """The production copy seen before taking the lock was removed by recovery."""
+
+
+def _promote_once(
+    layout: Layout,
+    name: str,
+    version: str,
+    src: Path,
+    manifest_bytes: bytes,
+    lock_timeout: float,
+    reason: str | None,
+    by: str | None,
+) -> Promotion:
+    prod_dir = layout.model_dir(PRODUCTION, name)
     tmp: Path | None = None
     writer: WriterLock | None = None
     try:
@@ -132,9 +153,7 @@ def _promote_locked(
     copied = not layout.has_manifest(PRODUCTION, name, version)
     if copied:
         if tmp is None:
-            raise IntegrityError(  # deleted from production since we looked: promote again
-                f"{layout.display(dst)} disappeared while promoting; promote {version} again"
-            )
+            raise _CopyGone(dst)
         if os.path.lexists(dst):
             raise IntegrityError(
                 f"{layout.display(dst)} exists but is incomplete (no {MANIFEST}); move it "

@@ -20,7 +20,8 @@ The invariants, each kept by the code named:
    return was passed, it completes steps 4 for it (the history line says
    ``recovered: true``) and keeps the intent as ``recovered`` until the dead writer's
    retry comes: the same call then returns that result instead of doing it twice
-   (:meth:`Session.take`). Otherwise it undoes what came before the point of no return
+   (:meth:`Session.take`). Another operation replaces it: a retry that comes after
+   someone else's change is a new call. Otherwise it undoes what came before the point of no return
    (a production copy made for a promotion, a ``current`` link removed by a delete) and
    forgets the intent. So ``registry history`` always agrees with ``registry list``,
    and a retry converges on what the first call meant.

@@ -161,3 +161,34 @@ def test_gc_after_a_writer_killed_mid_copy(registry: ModelRegistry, home: Path) 
     assert check_consistent(registry, "ctr_model") == []
     assert len(registry.gc(min_age=0).removed) == 1
     assert registry.register(run).version == "v2"
+
+
+def _promote_and_die(base: str) -> None:
+    recovery.set_current = lambda *args: os._exit(9)  # type: ignore[assignment]
+    ModelRegistry(base).promote_to_production("ctr_model", "v2")
+
+
+def test_a_promotion_retried_before_any_recovery_copies_again(
+    registry: ModelRegistry, make_run: MakeRun, home: Path
+) -> None:
+    """The dead promotion's production copy is there when the retry looks, and gone
+    (undone by recovery) once it holds the lock: the retry must copy it again."""
+    registry.register(make_run())
+    registry.register(make_run())
+    registry.promote_to_production("ctr_model", "v1")
+    proc = multiprocessing.get_context("fork").Process(
+        target=_promote_and_die, args=(str(registry.base_dir),)
+    )
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 9
+    assert (home / "models" / "production" / "ctr_model" / "v2" / "MANIFEST.json").exists()
+    promo = registry.promote_to_production("ctr_model", "v2")
+    assert (promo.previous, promo.version, promo.changed) == ("v1", "v2", True)
+    assert check_consistent(registry, "ctr_model") == []
+    assert [e["event"] for e in registry.history("ctr_model")] == [
+        "register",
+        "register",
+        "promote",
+        "promote",
+    ]
