@@ -206,9 +206,7 @@ def fsync_paths(paths: list[Path]) -> None:
         raise errors[0]
 
 
-def write_file(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o644) -> None:
-    """Create ``path`` (must not exist) with ``data`` and fsync it (unless ``sync=False``)."""
-    fd = os.open(path, _CREATE, mode)
+def _write_all(fd: int, data: bytes, path: Path, *, sync: bool) -> None:
     try:
         view = memoryview(data)
         while view:
@@ -219,6 +217,11 @@ def write_file(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o644)
         raise _named(exc, path) from exc
     finally:
         os.close(fd)
+
+
+def write_file(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o644) -> None:
+    """Create ``path`` (must not exist) with ``data`` and fsync it (unless ``sync=False``)."""
+    _write_all(os.open(path, _CREATE, mode), data, path, sync=sync)
 
 
 def append_line(path: Path, line: bytes, *, sync: bool = True) -> None:
@@ -232,15 +235,10 @@ def append_line(path: Path, line: bytes, *, sync: bool = True) -> None:
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n":
             line = b"\n" + line
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
-        if sync:
-            os.fsync(fd)
-    except OSError as exc:
-        raise _named(exc, path) from exc
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    _write_all(fd, line, path, sync=sync)
     if sync and size == 0:
         fsync_dir(path.parent)
 

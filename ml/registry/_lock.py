@@ -125,18 +125,6 @@ class WriterLock:
         finally:
             os.close(fd)
 
-    def __enter__(self) -> WriterLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
 
 def probe_lock(path: Path) -> str:
     """``"held"`` when a live process holds ``path``'s lock, ``"free"`` or ``"missing"``."""
