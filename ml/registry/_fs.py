@@ -1,50 +1,44 @@
-"""File-system helpers for the registry: hashed copies, fsync, atomic small writes.
+"""File-system helpers the registry needs beyond :mod:`ml.fsutil`: hashed copies, no-follow I/O.
 
-Nothing here follows a symbolic link inside the registry: files are opened with
-``O_NOFOLLOW`` and directories are checked with ``lstat``.
+Nothing here follows a symbolic link: files are opened with ``O_NOFOLLOW`` and
+directories are checked with ``lstat``. An ``OSError`` raised here names the file it
+was about (``exc.filename``), so the caller's message can say which side failed: the
+source being read or the registry being written.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
 import os
 import shutil
 import stat
 import threading
-import uuid
 from pathlib import Path
-from typing import Any
 
 from ml.errors import UserError
+from ml.fsutil import HASH_CHUNK, O_CLOEXEC, O_NOFOLLOW, fsync_dir
 
-CHUNK = 1 << 20  # fits in L2: the hash reads what readinto just wrote from cache
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+CHUNK = HASH_CHUNK  # fits in L2: the hash reads what readinto just wrote from cache
+_READ = os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC
+
+
+#: copy_file_range cannot copy this pair (old kernel, file system without it): copy by hand
+_NO_COPY_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
 
 
 class SourceChangedError(UserError):
     """The source file changed while it was being copied."""
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename/create inside it survives a power cut."""
-    fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    """sha256 and size of a regular file, never following a link."""
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        return _hash_fd(fd, 0)
-    finally:
-        os.close(fd)
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` with ``path`` as its file name when the OS did not give one."""
+    if exc.filename is not None or not exc.errno:
+        return exc
+    named = OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+    named.__cause__ = exc
+    return named
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
@@ -52,7 +46,7 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
 
 
 def _copy_fd(src_fd: int, dst_fd: int, size: int) -> None:
-    """Copy in the kernel when possible (copy_file_range, sendfile), else through a buffer."""
+    """Copy in the kernel when possible (copy_file_range), else through a buffer."""
     offset = 0
     copy_file_range = getattr(os, "copy_file_range", None)
     if copy_file_range is not None:
@@ -62,8 +56,10 @@ def _copy_fd(src_fd: int, dst_fd: int, size: int) -> None:
                 if n == 0:
                     break
                 offset += n
-        except OSError:
-            offset = 0  # e.g. EXDEV on old kernels, unsupported fs: restart the plain way
+        except OSError as exc:
+            if exc.errno not in _NO_COPY_RANGE:
+                raise  # a real failure (ENOSPC, EIO): not a reason to copy another way
+            offset = 0  # an old kernel or a file system without it: the plain way
     if offset < size:
         os.lseek(dst_fd, offset, os.SEEK_SET)
         os.lseek(src_fd, offset, os.SEEK_SET)
@@ -77,8 +73,8 @@ def _copy_fd(src_fd: int, dst_fd: int, size: int) -> None:
     os.ftruncate(dst_fd, size)
 
 
-def _hash_fd(fd: int, size: int) -> tuple[str, int]:
-    """sha256 of ``fd`` read from offset 0 with ``pread``-style reads into one buffer.
+def _hash_fd(fd: int) -> tuple[str, int]:
+    """sha256 and size of ``fd`` read from offset 0 into one reused buffer.
 
     Not mmap: a source truncated while it is hashed would kill the process with SIGBUS
     instead of raising a clear error.
@@ -95,7 +91,19 @@ def _hash_fd(fd: int, size: int) -> tuple[str, int]:
     return h.hexdigest(), done
 
 
-def copy_many_hashed(pairs: list[tuple[Path, Path]]) -> list[tuple[str, int]]:
+def _open_source(src: Path) -> tuple[int, os.stat_result]:
+    fd = os.open(src, _READ)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL
+        raise OSError(kind, "not a regular file", str(src))
+    return fd, st
+
+
+def copy_many_hashed(
+    pairs: list[tuple[Path, Path]], *, mode: int | None = None
+) -> list[tuple[str, int]]:
     """Copy each ``src`` to the new file ``dst`` (fsynced); return ``(sha256, size)`` each.
 
     Each copy runs in the kernel (copy_file_range) and is fsynced on its own thread while
@@ -103,7 +111,9 @@ def copy_many_hashed(pairs: list[tuple[Path, Path]]) -> list[tuple[str, int]]:
     ``cp`` + ``sync`` rather than their sum with the hash, and the fsyncs of all files
     overlap (the journal commits them together). A source must not change meanwhile:
     its inode, size and timestamps are compared before and after, and a change raises
-    :class:`SourceChangedError`. Each ``dst`` must not exist (``O_EXCL``).
+    :class:`SourceChangedError`. A source that is a link is refused (``ELOOP``). Each
+    ``dst`` must not exist (``O_EXCL``); it gets ``mode``, or by default the source's
+    permission bits (a private ``0600`` source stays private).
     """
     opened: list[tuple[int, os.stat_result, int]] = []
     workers: list[threading.Thread] = []
@@ -111,39 +121,47 @@ def copy_many_hashed(pairs: list[tuple[Path, Path]]) -> list[tuple[str, int]]:
     results: list[tuple[str, int]] = []
     try:
         for src, dst in pairs:
-            src_fd = os.open(src, os.O_RDONLY | _O_CLOEXEC)
-            before = os.fstat(src_fd)
-            if not stat.S_ISREG(before.st_mode):
+            src_fd, before = _open_source(src)
+            try:
+                dst_fd = os.open(dst, _CREATE, stat.S_IMODE(before.st_mode) & 0o666)
+                if mode is not None:
+                    os.fchmod(dst_fd, mode)
+            except BaseException:
                 os.close(src_fd)
-                raise OSError(f"{src} is not a regular file")
-            dst_fd = os.open(
-                dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o644
-            )
+                raise
             opened.append((src_fd, before, dst_fd))
 
-            def _copy(src: Path = src, dst_fd: int = dst_fd, size: int = before.st_size) -> None:
+            def _copy(
+                src: Path = src, dst: Path = dst, dst_fd: int = dst_fd, size: int = before.st_size
+            ) -> None:
                 try:
                     # Its own descriptor: the copy must not move the hashing side's offset.
-                    fd = os.open(src, os.O_RDONLY | _O_CLOEXEC)
+                    fd = os.open(src, _READ)
                     try:
                         _copy_fd(fd, dst_fd, size)
                     finally:
                         os.close(fd)
                     os.fsync(dst_fd)
-                except BaseException as exc:  # re-raised on the calling thread
+                except OSError as exc:  # re-raised on the calling thread
+                    errors.append(_named(exc, dst))
+                except BaseException as exc:
                     errors.append(exc)
 
             worker = threading.Thread(target=_copy, name="registry-copy", daemon=True)
             worker.start()
             workers.append(worker)
         for (src, _), (src_fd, before, _) in zip(pairs, opened, strict=True):
-            digest, hashed = _hash_fd(src_fd, before.st_size)
+            try:
+                digest, hashed = _hash_fd(src_fd)
+                after = os.fstat(src_fd)
+                now = os.lstat(src)
+            except OSError as exc:
+                raise _named(exc, src) from exc
             results.append((digest, hashed))
-            after = os.fstat(src_fd)
             if (
                 hashed != before.st_size
                 or _stat_key(after) != _stat_key(before)
-                or _stat_key(os.stat(src)) != _stat_key(before)
+                or _stat_key(now) != _stat_key(before)
             ):
                 raise SourceChangedError(
                     f"{src} changed while it was being copied (size {before.st_size} -> "
@@ -160,75 +178,85 @@ def copy_many_hashed(pairs: list[tuple[Path, Path]]) -> list[tuple[str, int]]:
     return results
 
 
-def copy_hashed(src: Path, dst: Path) -> tuple[str, int]:
+def copy_hashed(src: Path, dst: Path, *, mode: int | None = None) -> tuple[str, int]:
     """:func:`copy_many_hashed` for one file."""
-    return copy_many_hashed([(src, dst)])[0]
+    return copy_many_hashed([(src, dst)], mode=mode)[0]
 
 
 def fsync_paths(paths: list[Path]) -> None:
     """fsync several files/directories at once so one journal commit covers them all."""
+    errors: list[OSError] = []
 
     def _one(path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY | _O_CLOEXEC)
         try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_RDONLY | O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            errors.append(_named(exc, path))
 
     threads = [threading.Thread(target=_one, args=(p,), daemon=True) for p in paths[1:]]
     for t in threads:
         t.start()
-    try:
-        _one(paths[0])
-    finally:
-        for t in threads:
-            t.join()
+    _one(paths[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
-def write_file(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Create ``path`` (must not exist) with ``data`` and fsync it (unless ``sync=False``)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o644)
+def _write_all(fd: int, data: bytes, path: Path, *, sync: bool) -> None:
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
         if sync:
             os.fsync(fd)
+    except OSError as exc:
+        raise _named(exc, path) from exc
     finally:
         os.close(fd)
 
 
-def dumps_json(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+def write_file(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o644) -> None:
+    """Create ``path`` (must not exist) with ``data`` and fsync it (unless ``sync=False``)."""
+    _write_all(os.open(path, _CREATE, mode), data, path, sync=sync)
 
 
-def replace_file(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Atomically replace ``path`` with ``data`` (temp file + rename; fsynced if ``sync``).
+def append_line(path: Path, line: bytes, *, sync: bool = True) -> None:
+    """Append one ``\\n``-terminated line to ``path`` (created 0644), never following a link.
 
-    Without ``sync`` a crash may lose the update but never leaves a torn file.
+    A writer killed mid-line leaves a fragment without its newline: the next append
+    starts on a fresh line so its record stays whole (readers skip the fragment).
     """
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
     try:
-        write_file(tmp, data, sync=sync)
-        os.replace(tmp, path)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        os.close(fd)
         raise
-    if sync:
+    _write_all(fd, line, path, sync=sync)
+    if sync and size == 0:
         fsync_dir(path.parent)
 
 
 def read_regular(path: Path, limit: int = 64 << 20) -> bytes:
     """Read a small regular file without following a link."""
-    fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC)
+    fd = os.open(path, _READ)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise OSError(f"{path} is not a regular file")
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
         if st.st_size > limit:
-            raise OSError(f"{path} is larger than {limit} bytes")
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
         with os.fdopen(fd, "rb", closefd=False) as f:
             return f.read()
+    except OSError as exc:
+        raise _named(exc, path) from exc
     finally:
         os.close(fd)
 
@@ -237,11 +265,12 @@ def is_real_dir(path: Path) -> bool:
     """True for a directory that is not a symbolic link."""
     try:
         return stat.S_ISDIR(os.lstat(path).st_mode)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
 
 
 def is_regular(path: Path) -> bool:
+    """True for a regular file that is not a symbolic link."""
     try:
         return stat.S_ISREG(os.lstat(path).st_mode)
     except (FileNotFoundError, NotADirectoryError):
@@ -253,4 +282,4 @@ def remove_tree(path: Path) -> None:
     if os.path.islink(path) or not path.is_dir():
         path.unlink(missing_ok=True)
         return
-    shutil.rmtree(path, ignore_errors=False)
+    shutil.rmtree(path)

@@ -1,8 +1,9 @@
 """``ctr-pipeline registry ...``: inspect, promote, roll back, verify and clean the registry.
 
 Human-readable tables by default; ``--json`` prints one JSON document for scripts.
-Errors the user can fix raise :class:`RegistryError` (``error: ...``, exit code 2);
-``verify`` exits 1 when a file differs from its manifest.
+Errors are :class:`RegistryError` subclasses, printed by ``ml.cli`` as ``error: ...``:
+exit 2 for what the user can fix, 3 for the environment (disk full, I/O error, lock
+timeout: a retry is safe); ``verify`` exits 1 when a file differs from its manifest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ml import paths
+from ml.fsutil import display_path
 from ml.registry.model_registry import (
     DEFAULT_GC_MIN_AGE,
     PRODUCTION,
@@ -38,9 +40,19 @@ def add_commands(subparsers: Any) -> None:
         "registry", help="list, promote, roll back and verify registered models"
     )
     sub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND", required=True)
+    _add_reading_commands(sub, common)
+    _add_writing_commands(sub, common)
 
-    p = sub.add_parser("list", parents=[common], help="models and their versions")
+
+def _add_reading_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "list", parents=[common], help="models and their versions; with NAME, one row a version"
+    )
+    p.add_argument("name", nargs="?", default=None, help="show this model's versions")
     p.add_argument("--stage", choices=[*STAGES, "all"], default="all")
+    p.add_argument(
+        "--last", type=_non_negative, default=20, help="with NAME: newest N versions (0: all)"
+    )
     p.set_defaults(func=_list)
 
     p = sub.add_parser("show", parents=[common], help="metadata and files of one version")
@@ -54,6 +66,18 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--stage", choices=STAGES, default=STAGING)
     p.set_defaults(func=_latest)
 
+    p = sub.add_parser("history", parents=[common], help="registrations, promotions, rollbacks")
+    p.add_argument("name")
+    p.set_defaults(func=_history)
+
+    p = sub.add_parser("verify", parents=[common], help="recompute digests against manifests")
+    p.add_argument("name")
+    p.add_argument("versions", nargs="*", help="versions to check (default: all in the stage)")
+    p.add_argument("--stage", choices=STAGES, default=STAGING)
+    p.set_defaults(func=_verify)
+
+
+def _add_writing_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("register", parents=[common], help="register a complete training run")
     p.add_argument("run_dir")
     p.add_argument("--name", default="ctr_model")
@@ -73,16 +97,6 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--reason", default=None)
     p.set_defaults(func=_rollback)
 
-    p = sub.add_parser("history", parents=[common], help="registrations, promotions, rollbacks")
-    p.add_argument("name")
-    p.set_defaults(func=_history)
-
-    p = sub.add_parser("verify", parents=[common], help="recompute digests against manifests")
-    p.add_argument("name")
-    p.add_argument("versions", nargs="*", help="versions to check (default: all in the stage)")
-    p.add_argument("--stage", choices=STAGES, default=STAGING)
-    p.set_defaults(func=_verify)
-
     p = sub.add_parser("delete", parents=[common], help="soft-delete (archive) a version")
     p.add_argument("name")
     p.add_argument("version")
@@ -91,19 +105,40 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--reason", default=None)
     p.set_defaults(func=_delete)
 
-    p = sub.add_parser("gc", parents=[common], help="remove what crashed writers left behind")
+    p = sub.add_parser(
+        "gc", parents=[common], help="remove what crashed writers left; --keep-last N: retention"
+    )
     p.add_argument(
         "--min-age",
         type=float,
         default=DEFAULT_GC_MIN_AGE,
         help="only leftovers older than this many seconds (default: %(default)g)",
     )
+    p.add_argument(
+        "--keep-last",
+        type=_non_negative,
+        default=None,
+        metavar="N",
+        help="also purge versions beyond the newest N per stage (never production's current, "
+        "its rollback target or anything younger than a day); a dry run unless --apply",
+    )
+    p.add_argument("--apply", action="store_true", help="with --keep-last: really delete")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=_gc)
 
     from ml.cards.cli import add_registry_commands  # card, compare (ml/cards)
 
     add_registry_commands(sub, common)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
 
 
 def _registry(args: argparse.Namespace) -> ModelRegistry:
@@ -128,6 +163,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 
 def _list(args: argparse.Namespace) -> int:
+    if args.name is not None:
+        return _list_versions(args)
     reg = _registry(args)
     stages = STAGES if args.stage == "all" else (args.stage,)
     data = {stage: reg.list_models(stage) for stage in stages}
@@ -144,6 +181,39 @@ def _list(args: argparse.Namespace) -> int:
     )
     _emit(args, data if args.stage == "all" else data[args.stage], lines)
     return 0
+
+
+def _list_versions(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    records = reg.versions(args.name, last=args.last or None)
+    if args.stage != "all":
+        records = [r for r in records if args.stage in r["stages"]]
+    if not records:
+        reg.get_latest_version(args.name, PRODUCTION if args.stage == PRODUCTION else STAGING)
+    rows = [
+        (
+            r["version"],
+            ", ".join(r["stages"]) + (" (current)" if r["current"] else ""),
+            (r["created_at"] or "")[:19].replace("T", " "),
+            _metric(r["test_auc"]),
+            _metric(r["test_logloss"]),
+            _producer(r),
+        )
+        for r in records
+    ]
+    lines = _table(("version", "stage", "created (UTC)", "test_auc", "logloss", "run"), rows)
+    _emit(args, records, lines)
+    return 0
+
+
+def _metric(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else ""
+
+
+def _producer(record: dict[str, Any]) -> str:
+    if record.get("dag_id") and record.get("run_id"):
+        return f"{record['dag_id']}/{record['run_id']}"
+    return display_path(record["run_dir"]) if record.get("run_dir") else ""
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -268,13 +338,18 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    report = _registry(args).gc(args.min_age, dry_run=args.dry_run)
-    verb = "would remove" if report.dry_run else "removed"
-    lines = (
-        [f"{verb}: {p}" for p in report.removed]
-        + [f"{'would archive' if report.dry_run else 'archived'}: {p}" for p in report.archived]
-        + [f"kept: {p}" for p in report.kept]
-    )
+    dry_run = args.dry_run or (args.keep_last is not None and not args.apply)
+    report = _registry(args).gc(args.min_age, dry_run=dry_run, keep_last=args.keep_last)
+    verbs = ("would remove", "would archive", "would purge")
+    if not report.dry_run:
+        verbs = ("removed", "archived", "purged")
+    lines = [
+        f"{verb}: {p}"
+        for verb, found in zip(verbs, (report.removed, report.archived, report.purged), strict=True)
+        for p in found
+    ] + [f"kept: {p}" for p in report.kept]
+    if args.keep_last is not None and report.dry_run and report.purged:
+        lines.append("dry run: nothing was deleted; pass --apply to purge")
     _emit(args, report.to_dict(), lines or ["nothing to clean"])
     return 0
 

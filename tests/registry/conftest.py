@@ -8,6 +8,8 @@ import pytest
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import make_run_dir
 
+MakeRun = Callable[..., Path]
+
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -27,14 +29,29 @@ def registry(home: Path) -> ModelRegistry:
 
 
 @pytest.fixture
-def make_run(home: Path) -> Callable[..., Path]:
+def make_run(home: Path) -> MakeRun:
     """``make_run("a")`` builds a small complete run directory under the base directory."""
     counter = iter(range(1_000_000))
 
-    def _make(name: str | None = None, payload: bytes | None = None, **kw: bool) -> Path:
+    def _make(name: str | None = None, payload: bytes | None = None, **kw: object) -> Path:
         i = next(counter)
         name = name or f"run{i}"
         payload = payload if payload is not None else f"weights-{name}-{i}".encode() * 64
-        return make_run_dir(home / "experiments" / "runs" / name, payload, **kw)
+        return make_run_dir(home / "experiments" / "runs" / name, payload, **kw)  # type: ignore[arg-type]
 
     return _make
+
+
+@pytest.fixture
+def fake_predictor(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """``Predictor.load`` records the path it was given instead of building a model."""
+    from ml.serving import predictor
+
+    loaded: list[Path] = []
+
+    def load(path: Path) -> tuple[str, Path]:
+        loaded.append(path)
+        return ("predictor", path)
+
+    monkeypatch.setattr(predictor.Predictor, "load", staticmethod(load))
+    return loaded

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -11,6 +12,7 @@ import pytest
 from ml.registry import cli
 from ml.registry.errors import RegistryError, VersionNotFoundError
 from ml.registry.model_registry import ModelRegistry
+from testkit.registry import age_versions
 
 MakeRun = Callable[..., Path]
 
@@ -138,3 +140,94 @@ def test_ctr_pipeline_main_prints_error_and_exits_2(
     err = capsys.readouterr().err
     assert err.startswith("error: Model 'ctr_model' version v9 not found under models/staging")
     assert issubclass(VersionNotFoundError, RegistryError)
+
+
+def test_cli_list_name_shows_one_row_per_version(
+    registry: ModelRegistry, make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register(make_run(), dag_id="training_pipeline", run_id="manual__1")
+    run = make_run(metrics={"test_auc": 0.8123, "test_logloss": 0.4})
+    registry.register(run)
+    registry.promote_to_production("ctr_model", "v1")
+    capsys.readouterr()
+    assert run_cli("list", "ctr_model") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "version",
+        "stage",
+        "created",
+        "(UTC)",
+        "test_auc",
+        "logloss",
+        "run",
+    ]
+    assert lines[2].startswith("v1 ") and "staging, production (current)" in lines[2]
+    assert "0.7500" in lines[2] and "0.4500" in lines[2]
+    assert "training_pipeline/manual__1" in lines[2]
+    assert lines[3].split()[:2] == ["v2", "staging"] and "0.8123" in lines[3]
+    assert lines[3].endswith("experiments/runs/run1")
+    records = out_json(capsys, "list", "ctr_model", "--stage", "production")
+    assert [r["version"] for r in records] == ["v1"]  # type: ignore[index,union-attr]
+    assert out_json(capsys, "list", "ctr_model", "--last", "1")[0]["version"] == "v2"  # type: ignore[index]
+
+
+def test_cli_list_unknown_name_raises(registry: ModelRegistry) -> None:
+    with pytest.raises(RegistryError, match="Model 'nope' has no version"):
+        run_cli("list", "nope")
+
+
+def test_cli_gc_keep_last_is_a_dry_run_unless_applied(
+    registry: ModelRegistry, make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for _ in range(3):
+        registry.register(make_run())
+    age_versions(registry, "ctr_model")
+    capsys.readouterr()
+    assert run_cli("gc", "--keep-last", "1") == 0
+    out = capsys.readouterr().out
+    assert "would purge: models/staging/ctr_model/v1" in out
+    assert "pass --apply to purge" in out
+    assert registry.list_models("staging") == {"ctr_model": ["v1", "v2", "v3"]}
+    report = out_json(capsys, "gc", "--keep-last", "1", "--apply")
+    assert report["purged"] == [  # type: ignore[index]
+        "models/staging/ctr_model/v1",
+        "models/staging/ctr_model/v2",
+    ]
+    assert registry.list_models("staging") == {"ctr_model": ["v3"]}
+
+
+def test_cli_gc_rejects_a_negative_keep_last(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        run_cli("gc", "--keep-last", "-1")
+    assert "-1 is negative" in capsys.readouterr().err
+
+
+def test_ctr_pipeline_main_exits_3_on_a_full_disk(
+    registry: ModelRegistry,
+    make_run: MakeRun,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ml.cli import main
+
+    run = make_run()
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    assert main(["registry", "register", str(run)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "No space left on device" in err and "models/staging/ctr_model/.tmp-" in err
+
+
+def test_ctr_pipeline_main_exits_2_when_the_root_is_a_file(
+    home: Path, make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.cli import main
+
+    (home / "models").write_text("a file")
+    assert main(["registry", "register", str(make_run())]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "models/staging" in err

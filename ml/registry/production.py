@@ -1,0 +1,268 @@
+"""Production: a verified copy of a staging version, ``current`` pointing at it, rollback.
+
+``promote`` copies staging ``vN`` into ``production/<name>/.tmp-<id>/`` while checking
+every file against the manifest (the same rule as ``verify``: no missing, changed,
+unlisted or linked file), without the model's lock; under the lock it renames the copy
+to ``production/<name>/vN`` and points ``current`` at it. ``rollback`` points
+``current`` back at the version below it on the stack the history implies. The intent,
+the point of no return (the swap of ``current``) and recovery are described in
+:mod:`ml.registry.recovery`.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ml.errors import RetryableError
+from ml.fsutil import fsync_dir
+from ml.registry import _fs, catalog, integrity, journal, recovery
+from ml.registry._lock import WriterLock
+from ml.registry.errors import (
+    AlreadyExistsError,
+    IntegrityError,
+    ModelNotFoundError,
+    NoPreviousVersionError,
+    os_errors,
+)
+from ml.registry.layout import (
+    MANIFEST,
+    MODEL_FILE,
+    PRODUCTION,
+    STAGING,
+    WRITERS,
+    Layout,
+    validate_name,
+    validate_version,
+)
+from ml.registry.provenance import default_user
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Where ``production/<name>/current`` points after a promotion or rollback."""
+
+    name: str
+    version: str
+    previous: str | None
+    path: Path
+    changed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "previous": self.previous,
+            "path": str(self.path),
+            "changed": self.changed,
+        }
+
+
+def promote(
+    layout: Layout,
+    name: str,
+    version: str,
+    *,
+    lock_timeout: float,
+    reason: str | None = None,
+    by: str | None = None,
+) -> Promotion:
+    """See :meth:`ml.registry.model_registry.ModelRegistry.promote_to_production`."""
+    validate_name(name)
+    validate_version(version)
+    src = layout.require_version(STAGING, name, version)
+    manifest_bytes = _fs.read_regular(src / MANIFEST)
+    prod_dir = layout.model_dir(PRODUCTION, name)
+    with os_errors(f"preparing {layout.display(prod_dir)}", prod_dir):
+        layout.ensure_dir(prod_dir)
+        layout.ensure_dir(layout.meta_dir(name) / WRITERS)
+    try:
+        return _promote_once(layout, name, version, src, manifest_bytes, lock_timeout, reason, by)
+    except _CopyGone:  # recovery undid a dead promotion's copy after we looked: copy now
+        return _promote_once(layout, name, version, src, manifest_bytes, lock_timeout, reason, by)
+
+
+class _CopyGone(RetryableError):
+    """The production copy seen before taking the lock was removed by recovery (internal:
+    promote retries once at once; it never reaches a caller)."""
+
+
+def _promote_once(
+    layout: Layout,
+    name: str,
+    version: str,
+    src: Path,
+    manifest_bytes: bytes,
+    lock_timeout: float,
+    reason: str | None,
+    by: str | None,
+) -> Promotion:
+    prod_dir = layout.model_dir(PRODUCTION, name)
+    tmp: Path | None = None
+    writer: WriterLock | None = None
+    try:
+        if not layout.has_manifest(PRODUCTION, name, version):
+            tmp = layout.new_tmp(PRODUCTION, name)
+            writer = WriterLock(layout.writer_lock(name, tmp))
+            with os_errors("copying the version to production", tmp):
+                writer.acquire()
+                os.mkdir(tmp, 0o755)
+                _copy_verified(layout, name, version, src, tmp)
+                _fs.write_file(tmp / MANIFEST, manifest_bytes)
+                fsync_dir(tmp)
+        with recovery.writing(layout, name, lock_timeout) as session:
+            done = session.take(recovery.PROMOTE, version=version)
+            if done is not None:
+                return Promotion(name, version, done["from"], prod_dir / version, True)
+            with os_errors("promoting", prod_dir):
+                return _promote_locked(session, version, tmp, manifest_bytes, reason, by)
+    finally:
+        with suppress(OSError):  # best effort: gc removes a dead writer's leftovers
+            if tmp is not None and os.path.lexists(tmp):
+                _fs.remove_tree(tmp)
+        if writer is not None:
+            with suppress(OSError):
+                writer.release()
+
+
+def _copy_verified(layout: Layout, name: str, version: str, src: Path, dst: Path) -> None:
+    problems, _, files = integrity.check_version_dir(src, copy_to=dst)
+    if not problems and MODEL_FILE not in files:
+        problems.append(f"{MANIFEST}: lists no {MODEL_FILE}")
+    if problems:
+        raise IntegrityError(
+            f"Model {name!r} version {version} under {layout.display(src.parent.parent)} "
+            f"failed verification: {'; '.join(problems)}. Re-register the run or restore "
+            "the files before promoting",
+            problems,
+        )
+
+
+def _promote_locked(
+    session: recovery.Session,
+    version: str,
+    tmp: Path | None,
+    manifest_bytes: bytes,
+    reason: str | None,
+    by: str | None,
+) -> Promotion:
+    layout, name = session.layout, session.name
+    prod_dir = layout.model_dir(PRODUCTION, name)
+    dst = prod_dir / version
+    copied = not layout.has_manifest(PRODUCTION, name, version)
+    if copied:
+        if tmp is None:
+            raise _CopyGone(dst)
+        if os.path.lexists(dst):
+            raise IntegrityError(
+                f"{layout.display(dst)} exists but is incomplete (no {MANIFEST}); move it "
+                f"away or run `ctr-pipeline registry gc --min-age 0`, then promote again"
+            )
+    else:
+        if _fs.read_regular(dst / MANIFEST) != manifest_bytes:
+            raise AlreadyExistsError(
+                f"{layout.display(dst)} already exists with different files than staging "
+                f"{version}; delete the production copy (`ctr-pipeline registry delete "
+                f"{name} {version} --stage production`) and promote again"
+            )
+        integrity.verify(layout, name, version, PRODUCTION, raise_on_error=True)
+    previous = catalog.current_version(layout, name)
+    if previous == version and not copied:
+        return Promotion(name, version, previous, dst, False)
+    intent = session.begin(
+        recovery.PROMOTE,
+        {
+            "event": "promote",
+            "from": previous,
+            "to": version,
+            "reason": reason,
+            "by": by or default_user(),
+        },
+        version=version,
+        to=version,
+        copied=copied,
+        **{"from": previous},
+    )
+    if copied and tmp is not None:
+        os.rename(tmp, dst)
+        fsync_dir(prod_dir)
+    recovery.set_current(layout, name, version)  # the point of no return
+    session.commit(intent)
+    return Promotion(name, version, previous, dst, True)
+
+
+def rollback(
+    layout: Layout,
+    name: str,
+    *,
+    lock_timeout: float,
+    reason: str | None = None,
+    by: str | None = None,
+) -> Promotion:
+    """See :meth:`ml.registry.model_registry.ModelRegistry.rollback`."""
+    validate_name(name)
+    prod_dir = layout.model_dir(PRODUCTION, name)
+    if not _fs.is_real_dir(prod_dir):  # nothing to lock: leave no lock file behind
+        if not _fs.is_real_dir(layout.model_dir(STAGING, name)):
+            raise ModelNotFoundError(
+                f"Model {name!r} not found under {layout.display(layout.base_dir)}; check "
+                "the name with `ctr-pipeline registry list`"
+            )
+        raise NoPreviousVersionError(
+            f"Model {name!r} has no current production version to roll back from "
+            f"(no {layout.display(prod_dir)}); promote one with "
+            f"`ctr-pipeline registry promote {name} vN`"
+        )
+    with recovery.writing(layout, name, lock_timeout) as session:
+        done = session.take(recovery.ROLLBACK)
+        if done is not None and catalog.current_version(layout, name) == done["to"]:
+            return Promotion(name, done["to"], done["from"], prod_dir / done["to"], True)
+        with os_errors("rolling back", prod_dir):
+            return _rollback_locked(session, reason, by)
+
+
+def rollback_target(layout: Layout, name: str, current: str) -> str | None:
+    """The version a rollback from ``current`` goes to, or None.
+
+    Promotions push, rollbacks pop, and versions since deleted from production are
+    skipped (see :func:`ml.registry.journal.production_stack`).
+    """
+    stack = journal.production_stack(journal.read(layout, name))
+    if not stack or stack[-1] != current:
+        stack.append(current)  # current was changed outside the registry
+    stack.pop()
+    while stack and (stack[-1] == current or not layout.has_manifest(PRODUCTION, name, stack[-1])):
+        stack.pop()
+    return stack[-1] if stack else None
+
+
+def _rollback_locked(session: recovery.Session, reason: str | None, by: str | None) -> Promotion:
+    layout, name = session.layout, session.name
+    prod_dir = layout.model_dir(PRODUCTION, name)
+    current = catalog.current_version(layout, name)
+    if current is None:
+        raise NoPreviousVersionError(
+            f"Model {name!r} has no current production version to roll back from; "
+            f"promote one with `ctr-pipeline registry promote {name} vN`"
+        )
+    target = rollback_target(layout, name, current)
+    if target is None:
+        raise NoPreviousVersionError(
+            f"Model {name!r} has no production version before {current} under "
+            f"{layout.display(prod_dir)} to roll back to; "
+            f"promote a version instead (`ctr-pipeline registry promote {name} vN`)"
+        )
+    event = {
+        "event": "rollback",
+        "from": current,
+        "to": target,
+        "reason": reason,
+        "by": by or default_user(),
+    }
+    intent = session.begin(recovery.ROLLBACK, event, to=target, **{"from": current})
+    recovery.set_current(layout, name, target)  # the point of no return
+    session.commit(intent)
+    return Promotion(name, target, current, prod_dir / target, True)
