@@ -21,6 +21,9 @@ Train the PyTorch CTR model, gate it on quality, register it, notify.
   date), a retried `train_model` resumes from its last epoch checkpoint, and the
   registry registers one training run once.
 - **Data**: `features_path` null (default) means the config's `data.features_dir`.
+- **Nothing changed**: when a registered version was trained on the same data, config
+  and code, the run succeeds naming it and skips training and registration
+  (`force_retrain=true` overrides).
 - **Drift** (`validate_features`): each feature's PSI against the production model's
   training-data profile (else the latest staging version's); past `max_psi` it warns,
   or fails the run with `drift_action: fail` (docs/serving.md).
@@ -92,6 +95,12 @@ PARAMS = {
         minimum=1,
         maximum=10_000,
         description="Override training.epochs from the config (null: keep it).",
+    ),
+    "force_retrain": Param(
+        False,
+        type="boolean",
+        description="Train and register even when a registered version was trained on the "
+        "same data, config and code (otherwise the run names that version and skips).",
     ),
     "max_psi": Param(
         0.25,

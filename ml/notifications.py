@@ -113,6 +113,7 @@ def success_message(
     gates: Sequence[Mapping[str, Any]] = (),
     rerun_try: int | None = None,
     drift: Mapping[str, Any] | None = None,
+    unchanged_since: str | None = None,
 ) -> str:
     """The completion summary, starting with ``🎉 Training Pipeline Complete!``.
 
@@ -128,6 +129,8 @@ def success_message(
         gates: Gate results (dicts with ``name``, ``passed``, ``message``).
         rerun_try: The try number when this is a re-run (a cleared task), else None.
         drift: The drift check's report (``DriftReport.to_dict()``), if it ran.
+        unchanged_since: The version this run found identical inputs for (training and
+            registration were skipped), else None.
 
     Returns:
         Multi-line text for the log and for Slack.
@@ -149,6 +152,11 @@ def success_message(
         mark = "✅" if gate.get("passed") else "❌"
         lines.append(f"   {mark} gate {gate.get('name')}: {gate.get('message')}")
     lines += drift_lines(drift)
+    if unchanged_since:
+        lines.append(
+            f"   ⏭️  Nothing changed since {model_name} {unchanged_since} (same data, config "
+            "and code): training and registration skipped (force_retrain=true overrides)"
+        )
     if promoted and version is not None:
         lines.append(f"   🚀 Promoted to production: {model_name} {version}")
     elif version is not None:

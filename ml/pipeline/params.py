@@ -68,7 +68,7 @@ class Params:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> Params:
         """Build from a DAG's params (or CLI flags); unknown keys go to ``extra``."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra", "config_overrides"}
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         known = {k: v for k, v in raw.items() if k in names}
         extra = {k: v for k, v in raw.items() if k not in names}
         params = cls(**known, extra=extra)

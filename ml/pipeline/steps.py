@@ -23,6 +23,7 @@ from ml import paths
 from ml.errors import GateFailedError, UserError
 from ml.fsutil import display_path
 from ml.notifications import metrics_lines, registered_lines, success_message
+from ml.pipeline import artifacts, unchanged
 from ml.pipeline.params import Params, PipelineRun
 from ml.pipeline.summary import read_summary, update_summary
 from ml.training import run_dir as rd
@@ -75,6 +76,11 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
     report = validate_features(features, cfg.features, numeric_nan=cfg.data.numeric_nan)
     for line in report.lines():
         log.info(line)
+    shown = display_path(features)
+    same = unchanged.check(params, cfg, features)
+    if same is not None:  # before any drift or tuning step: nothing to do this run
+        _step(run, "validate", start, features_path=shown, unchanged_since=same)
+        return {"features_path": shown}
     drift = check_drift(
         features,
         cfg.features,
@@ -83,7 +89,6 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
         action=params.drift_action,
     )
     log_report(drift, log)
-    shown = display_path(features)
     _step(
         run,
         "validate",
@@ -110,6 +115,11 @@ def train(params: Params, run: PipelineRun, features_path: str | None) -> dict[s
     from ml.training.job import train as train_job
 
     start = time.perf_counter()
+    if same := unchanged.recorded(run):
+        log.info(
+            "Nothing changed since %s: not training (its run: %s)", same["version"], same["run_dir"]
+        )
+        return unchanged.skip(run, "train", run_dir=same["run_dir"])
     cfg = params.config()
     if features_path is None:
         features_path = params.features_dir(cfg)
@@ -170,6 +180,9 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
     """
     from ml.evaluation.gates import evaluate_gates
 
+    if same := unchanged.recorded(run):
+        log.info("Nothing changed since %s: its metrics stand (no gates re-run)", same["version"])
+        return unchanged.skip(run, "evaluate", metrics=same["metrics"])
     start = time.perf_counter()
     path = find_run_dir(params, run, run_dir)
     metrics = rd.read_metrics(path)
@@ -257,6 +270,16 @@ def register(
     from ml.monitoring.profile import profile_extra_files
     from ml.registry.model_registry import ModelRegistry
 
+    if same := unchanged.recorded(run):
+        log.info(
+            "✅ Nothing changed since %s %s: no new version (%s)",
+            params.model_name,
+            same["version"],
+            same["registered_path"],
+        )
+        return unchanged.skip(
+            run, "register", model_version=same["version"], registered_path=same["registered_path"]
+        )
     start = time.perf_counter()
     if metrics is None:
         # Never register what the gates have not passed in this pipeline run.
@@ -265,19 +288,19 @@ def register(
         run_dir = run_dir or str(metrics["run_dir"])
     path = find_run_dir(params, run, run_dir)
     registry = ModelRegistry()
-    card = _prepare_card(params, path, registry, metrics)
+    card = artifacts.prepare_card(params.model_name, path, registry, metrics)
     rv = registry.register(
         path,
         params.model_name,
         dag_id=run.dag_id,
         run_id=run.run_id,
         created_by=f"airflow:{run.dag_id}" if run.dag_id != "ctr-pipeline" else None,
-        extra_files=_extra_files(profile_extra_files(path), card),
+        extra_files=artifacts.extra_files(profile_extra_files(path), card),
     )
     shown = display_path(rv.path)
     for line in registered_lines(rv.name, rv.version, STAGING, shown, created=rv.created):
         log.info(line)
-    card_path = _card_path(rv.path)
+    card_path = artifacts.card_path(rv.path)
     promoted = False
     if params.auto_promote:
         promotion = registry.promote_to_production(
@@ -300,31 +323,6 @@ def register(
         card_path=card_path,
     )
     return {"model_version": rv.version, "registered_path": shown}
-
-
-def _extra_files(profile: dict[str, bytes], card: Any) -> Any:
-    """The files added to the version before it is published: the training data's profile
-    (the drift check's reference) and the model card, which names the version."""
-    if card is None:
-        return profile
-    return lambda version: {**profile, **card.files(version)}
-
-
-def _prepare_card(params: Params, run_dir: Path, registry: Any, metrics: dict[str, Any]) -> Any:
-    """The model card, computed before the version is published (None: logged why)."""
-    from ml.cards.build import try_prepare_run_card
-
-    return try_prepare_run_card(run_dir, params.model_name, registry=registry, evaluation=metrics)
-
-
-def _card_path(version_dir: Path) -> str | None:
-    from ml.cards.files import CARD_HTML
-
-    card = version_dir / CARD_HTML
-    if not card.is_file():
-        return None
-    log.info("🪪 Model card: %s", display_path(card))
-    return display_path(card)
 
 
 def finish(
@@ -353,18 +351,11 @@ def finish(
         gates=(metrics or {}).get("gates") or (),
         rerun_try=try_number if try_number and try_number > 1 else None,
         drift=summary.get("drift"),
+        unchanged_since=(summary.get("unchanged_since") or {}).get("version"),
     )
-    text += _card_link(params, model_version)
+    text += artifacts.card_link(params.model_name, model_version)
     update_summary(run.dag_id, run.run_id, state="success", message=text)
     return text
-
-
-def _card_link(params: Params, version: str | None) -> str:
-    """``\n   Model card: <url>`` when the Airflow UI's base URL is configured."""
-    from ml.cards.links import card_url
-
-    url = card_url(params.model_name, version) if version else None
-    return f"\n   Model card: {url}" if url else ""
 
 
 def record_failure(run: PipelineRun, step: str, error: BaseException) -> None:

@@ -70,6 +70,15 @@ def add_commands(sub: Any) -> None:
         "be; 'none' turns the gate off (%(default)s)",
     )
     p.add_argument(
+        "--force-retrain",
+        action="store_true",
+        help="train even when a registered version has the same data, config and code",
+    )
+    p.add_argument("--max-psi", type=float, default=0.25, help="drift: PSI limit per field")
+    p.add_argument(
+        "--drift-action", choices=("warn", "fail"), default="warn", help="drift past the limit"
+    )
+    p.add_argument(
         "--rows",
         type=int,
         default=100_000,
@@ -207,6 +216,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_auc_drop=args.max_auc_drop,
         baseline_tolerance=args.baseline_tolerance,
         auto_promote=args.auto_promote,
+        force_retrain=args.force_retrain,
+        max_psi=args.max_psi,
+        drift_action=args.drift_action,
         config_overrides=parse_overrides(args.overrides),
     )
     cfg = params.config()

@@ -44,6 +44,7 @@ def test_training_pipeline_defaults(parsed: dict[str, Any]) -> None:
         "baseline_tolerance": 0.0,
         "auto_promote": False,
         "epochs": None,
+        "force_retrain": False,
         "max_psi": 0.25,
         "drift_action": "warn",
     }

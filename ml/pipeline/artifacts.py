@@ -1,0 +1,47 @@
+"""What a registered version carries besides the run's files: the training data's profile
+(the drift check's reference) and the model card, both added through the registry's
+``extra_files`` before the version is published; and the card's path and UI link.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ml.fsutil import display_path
+
+log = logging.getLogger("ml.pipeline")
+
+
+def extra_files(profile: dict[str, bytes], card: Any) -> Any:
+    """The files added to the version before it is published: the training data's profile
+    (the drift check's reference) and the model card, which names the version."""
+    if card is None:
+        return profile
+    return lambda version: {**profile, **card.files(version)}
+
+
+def prepare_card(model_name: str, run_dir: Path, registry: Any, metrics: dict[str, Any]) -> Any:
+    """The model card, computed before the version is published (None: logged why)."""
+    from ml.cards.build import try_prepare_run_card
+
+    return try_prepare_run_card(run_dir, model_name, registry=registry, evaluation=metrics)
+
+
+def card_path(version_dir: Path) -> str | None:
+    from ml.cards.files import CARD_HTML
+
+    card = version_dir / CARD_HTML
+    if not card.is_file():
+        return None
+    log.info("🪪 Model card: %s", display_path(card))
+    return display_path(card)
+
+
+def card_link(model_name: str, version: str | None) -> str:
+    """``\n   Model card: <url>`` when the Airflow UI's base URL is configured."""
+    from ml.cards.links import card_url
+
+    url = card_url(model_name, version) if version else None
+    return f"\n   Model card: {url}" if url else ""
