@@ -109,10 +109,15 @@ class DataConfig:
     # Warn (in the training log) about a categorical field whose share of validation
     # rows encoded as out-of-vocabulary exceeds this.
     max_oov_share: float = 0.5
+    # Each numeric column also becomes a categorical field of up to this many train
+    # quantile bins (0: off); robust to heavy tails and non-linear effects.
+    numeric_bins: int = 16
 
     def _check(self, where: str) -> None:
         if self.min_frequency < 1:
             raise ConfigError(f"{where}.min_frequency must be >= 1, got {self.min_frequency}")
+        if self.numeric_bins < 0 or self.numeric_bins > 1024:
+            raise ConfigError(f"{where}.numeric_bins must be in [0, 1024], got {self.numeric_bins}")
         if not 0.0 <= self.max_oov_share <= 1.0:
             raise ConfigError(f"{where}.max_oov_share must be in [0, 1], got {self.max_oov_share}")
         if self.numeric_nan not in NUMERIC_NAN_POLICIES:

@@ -57,6 +57,11 @@ class DCNv2(nn.Module):
         self.mlp = MLP(in_dim, hidden_units, dropout)
         self.head = nn.Linear(in_dim + self.mlp.out_dim, 1)
 
+    @property
+    def output_bias(self) -> torch.Tensor:
+        """The constant term of the logit (the head's bias)."""
+        return self.head.bias
+
     def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         # cat: (batch, fields) int ids; num: (batch, numerics) -> logits (batch,)
         parts = [num]

@@ -42,6 +42,11 @@ class DeepFM(nn.Module):
         self.mlp = MLP(fields * embedding_dim, hidden_units, dropout)
         self.mlp_head = nn.Linear(self.mlp.out_dim, 1)
 
+    @property
+    def output_bias(self) -> torch.Tensor:
+        """The constant term of the logit (the first-order part's bias)."""
+        return self.linear.output_bias
+
     def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         # cat: (batch, fields) int ids; num: (batch, numerics) -> logits (batch,)
         vecs = num.unsqueeze(-1) * self.numeric_vectors  # (batch, numerics, dim)

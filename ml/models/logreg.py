@@ -25,6 +25,11 @@ class LogReg(nn.Module):
         self.numeric = nn.Linear(num_numeric, 1, bias=False) if num_numeric else None
         self.bias = nn.Parameter(torch.zeros(1))
 
+    @property
+    def output_bias(self) -> nn.Parameter:
+        """The constant term of the logit."""
+        return self.bias
+
     def forward(self, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
         # cat: (batch, fields) int ids; num: (batch, numerics) -> logits (batch,)
         logit = self.bias.expand(num.shape[0] if num.ndim == 2 else cat.shape[0])

@@ -4,7 +4,8 @@
 column: about 1 ms of fixed cost per request, whatever its size, which dominates a small
 request. :class:`FastScorer` encodes the request's Python values directly with the same
 fitted state (a dict per vocabulary: value → id, unseen or null → the OOV id 0; numerics
-standardised with the train mean and std, null/NaN/inf → the mean) and runs the same
+through the preprocessor's own ``encode_numerics``: clipped, scaled, binned, null → the
+mean and the missing bin) and runs the same
 model, so the probabilities are the predictor's. Values the predictor would coerce (a
 string in an integer-valued field) take the predictor's own path instead.
 tests/serving/test_fastpath.py checks the two agree.
@@ -34,11 +35,12 @@ class FastScorer:
         self._categorical = [
             (f.name, f.kind == "int", {v: i + 1 for i, v in enumerate(f.vocab)}) for f in pre.fields
         ]
-        self._numeric = [(s.name, s.mean, s.std) for s in pre.numerics]
+        self._numeric = [s.name for s in pre.numerics]
+        self._n_fields = len(pre.field_names)
 
     def _encode(self, parsed: ParsedRequest) -> npt.NDArray[np.int32] | None:
         n = parsed.rows
-        cat = np.zeros((len(self._categorical), n), dtype=np.int32)
+        cat = np.zeros((self._n_fields, n), dtype=np.int32)
         for j, (name, is_int, ids) in enumerate(self._categorical):
             values = parsed.columns[name]
             types = set(map(type, values))
@@ -54,14 +56,12 @@ class FastScorer:
                 return None
         return cat.T
 
-    def _scale(self, parsed: ParsedRequest) -> npt.NDArray[np.float32]:
-        num = np.empty((parsed.rows, len(self._numeric)), dtype=np.float32)
-        for j, (name, mean, std) in enumerate(self._numeric):
-            x = np.asarray(parsed.columns[name], dtype=np.float64)
-            finite = np.isfinite(x)
-            if not finite.all():
-                x = np.where(finite, x, mean)
-            num[:, j] = (x - mean) / std
+    def _scale(self, parsed: ParsedRequest, cat: npt.NDArray[np.int32]) -> npt.NDArray[np.float32]:
+        """The preprocessor's own numeric encoding (scaling, bin fields into ``cat``)."""
+        raw = [np.asarray(parsed.columns[name], dtype=np.float64) for name in self._numeric]
+        bins = np.zeros((parsed.rows, self._n_fields - len(self._categorical)), dtype=np.int32)
+        num = self.predictor.preprocessor.encode_numerics(raw, bins)
+        cat[:, len(self._categorical) :] = bins
         return num
 
     @torch.no_grad()
@@ -70,7 +70,8 @@ class FastScorer:
         if cat is None:
             return self.predictor.predict_proba(parsed.frame)
         device = self.predictor.device
-        num = self._scale(parsed)
+        cat = np.ascontiguousarray(cat)
+        num = self._scale(parsed, cat)
         logits: Any = self.predictor.model(
             torch.from_numpy(np.ascontiguousarray(cat)).to(device), torch.from_numpy(num).to(device)
         )

@@ -201,7 +201,7 @@ def _train(
     split_names = ("train", "val", "test") if evaluate_test else ("train", "val")
     pre, splits = encode_splits(cfg, feats, device, state, split_names)
     vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log)
-    model, model_args = build(cfg, pre, device)
+    model, model_args = build(cfg, pre, device, base_rate=float(splits["train"].y.mean()))
     n_params = sum(p.numel() for p in model.parameters())
     log(
         "Data: "

@@ -5,6 +5,7 @@ reported, and the configured model built for the fitted vocabularies.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 from ml.config import Config
 from ml.data.loading import load_split, split_path
 from ml.data.preprocessing import Preprocessor
-from ml.models import build_model, model_args_for
+from ml.models import build_model, init_output_bias, model_args_for
 from ml.training.tensors import EncodedSplit, encode_split
 from ml.training.trainer import LogFn
 
@@ -35,6 +36,7 @@ def encode_splits(
             cfg.features,
             min_frequency=cfg.data.min_frequency,
             numeric_nan=cfg.data.numeric_nan,
+            numeric_bins=cfg.data.numeric_bins,
             source=str(split_path(feats, "train")),
         )
         del train_df
@@ -54,7 +56,7 @@ def vocabulary_report(
     Returns:
         ``{field: {"vocab_size", "oov_train", "oov_val"}}`` (recorded in metrics.json).
     """
-    names = [f.name for f in pre.fields]
+    names = [f.name for f in pre.fields]  # the categorical columns (bin fields never OOV)
     shares = {split: splits[split].oov_share() for split in ("train", "val") if split in splits}
     report: dict[str, dict[str, Any]] = {}
     for j, name in enumerate(names):
@@ -79,7 +81,11 @@ def vocabulary_report(
     return report
 
 
-def build(cfg: Config, pre: Preprocessor, device: torch.device) -> tuple[Any, dict[str, Any]]:
+def build(
+    cfg: Config, pre: Preprocessor, device: torch.device, base_rate: float | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The configured model for the fitted vocabularies, its output bias set to the logit of
+    ``base_rate`` (the train CTR) so the first epochs learn features, not the base rate."""
     hyper = {
         "embedding_dim": cfg.model.embedding_dim,
         "hidden_units": list(cfg.model.hidden_units),
@@ -92,4 +98,7 @@ def build(cfg: Config, pre: Preprocessor, device: torch.device) -> tuple[Any, di
         num_numeric=pre.num_numeric,
         hyperparameters=hyper,
     )
-    return build_model(cfg.model.name, **model_args).to(device), model_args
+    model = build_model(cfg.model.name, **model_args)
+    if base_rate is not None and 0.0 < base_rate < 1.0:
+        init_output_bias(model, math.log(base_rate / (1.0 - base_rate)))
+    return model.to(device), model_args

@@ -129,3 +129,39 @@ def test_preprocessor_bad_state_is_an_error() -> None:
         Preprocessor.from_state({"format_version": 1})
     with pytest.raises(PreprocessingError, match="format_version 99"):
         Preprocessor.from_state({"format_version": 99})
+
+
+def test_numerics_are_clipped_scaled_and_binned_for_heavy_tails() -> None:
+    from ml.config import FeatureSpec
+    from ml.data.preprocessing import Preprocessor
+
+    rng = np.random.default_rng(0)
+    followers = rng.pareto(1.1, 20_000) * 100  # a heavy tail, like real follower counts
+    df = pd.DataFrame({"y": rng.integers(0, 2, 20_000), "followers": followers})
+    spec = FeatureSpec("y", (), ("followers",))
+    pre = Preprocessor.fit(df, spec, numeric_bins=8)
+    # 8 bins: 7 edges, ids 1..8, plus 0 for missing.
+    assert pre.field_names == ["followers#bin"] and pre.vocab_sizes == [9]
+    probe = pd.DataFrame({"followers": [0.0, float(np.median(followers)), 1e12, np.nan]})
+    cat, num = pre.transform(probe)
+    assert cat[:, 0].tolist()[3] == 0  # missing: its own bin
+    assert 1 <= cat[0, 0] < cat[1, 0] < cat[2, 0] == 8  # monotone bins, extremes in the last
+    assert abs(num[2, 0]) < 20  # 1e12 is clipped at the train 99.9% quantile, not 1e9 sigmas
+    again = Preprocessor.from_state(pre.state_dict())
+    np.testing.assert_array_equal(again.transform(probe)[0], cat)
+
+
+def test_version_1_states_still_load_without_bins() -> None:
+    from ml.data.preprocessing import Preprocessor
+
+    state = {
+        "format_version": 1,
+        "features": {"label": "y", "categorical": [], "numeric": ["x"]},
+        "min_frequency": 2,
+        "numeric_nan": "impute",
+        "categorical": [],
+        "numeric": [{"name": "x", "mean": 1.0, "std": 2.0}],
+    }
+    pre = Preprocessor.from_state(state)
+    cat, num = pre.transform(pd.DataFrame({"x": [3.0]}))
+    assert cat.shape == (1, 0) and num[0, 0] == 1.0

@@ -1,4 +1,4 @@
-""""Nothing changed since vN": same data, config and code skip training and registration."""
+""" "Nothing changed since vN": same data, config and code skip training and registration."""
 
 from __future__ import annotations
 

@@ -72,17 +72,20 @@ def test_predictor_unseen_categories_score_as_oov(run_dir: Path, rows: pd.DataFr
     assert not np.allclose(a, pred.predict_proba(rows))
 
 
-def test_predictor_missing_numerics_use_the_train_mean(run_dir: Path, rows: pd.DataFrame) -> None:
+def test_predictor_missing_numerics_use_the_train_mean_and_the_missing_bin(
+    run_dir: Path, rows: pd.DataFrame
+) -> None:
     pred = Predictor.load(run_dir)
-    mean = next(n for n in pred.preprocessor.state_dict()["numeric"] if n["name"] == "item_price")
+    pre = pred.preprocessor
     with_nan = rows.copy()
     with_nan["item_price"] = np.nan
     with_nan.loc[0, "item_price"] = None
-    with_mean = rows.copy()
-    with_mean["item_price"] = mean["mean"]
-    np.testing.assert_allclose(
-        pred.predict_proba(with_nan), pred.predict_proba(with_mean), rtol=1e-6
-    )
+    cat, num = pre.transform(with_nan, numeric_nan="impute")
+    j = list(pre.spec.numeric).index("item_price")
+    np.testing.assert_allclose(num[:, j], 0.0, atol=1e-6)  # the train mean, standardised
+    assert (cat[:, pre.field_names.index("item_price#bin")] == 0).all()  # the missing bin
+    probs = pred.predict_proba(with_nan)
+    assert np.isfinite(probs).all() and not np.allclose(probs, pred.predict_proba(rows))
 
 
 def test_predictor_missing_column_is_named_and_extra_ignored(
