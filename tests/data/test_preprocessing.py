@@ -146,7 +146,7 @@ def test_numerics_are_clipped_scaled_and_binned_for_heavy_tails() -> None:
     cat, num = pre.transform(probe)
     assert cat[:, 0].tolist()[3] == 0  # missing: its own bin
     assert 1 <= cat[0, 0] < cat[1, 0] < cat[2, 0] == 8  # monotone bins, extremes in the last
-    assert abs(num[2, 0]) < 20  # 1e12 is clipped at the train 99.9% quantile, not 1e9 sigmas
+    assert abs(num[2, 0]) < 50  # 1e12 is clipped at the train 99.9% quantile, not 1e9 sigmas
     again = Preprocessor.from_state(pre.state_dict())
     np.testing.assert_array_equal(again.transform(probe)[0], cat)
 
