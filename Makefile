@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP) ## create or refresh .venv from the lock
 
 run: $(STAMP) ## the main job: generate data if missing, run the training_pipeline DAG, print a summary
-	@$(BIN)/python scripts/run_pipeline.py $(ARGS)
+	@$(BIN)/python -m scripts.run_pipeline $(ARGS)
 
 test: $(STAMP) ## the test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -44,7 +44,7 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format ml dags tests benchmarks scripts
 
 airflow: $(STAMP) ## start the Airflow services for this project (UI on http://localhost:8080); Ctrl-C stops them
-	@$(BIN)/python scripts/airflow_services.py up $(ARGS)
+	@$(BIN)/python -m scripts.airflow_services up $(ARGS)
 
 lock: ## re-resolve requirements.in into requirements.lock (needs the package index)
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
