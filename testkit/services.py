@@ -369,6 +369,30 @@ def run_pipeline(stack: Stack, conf: dict[str, Any], timeout: float = 300) -> st
     return run_id
 
 
+def make_run(
+    home: Path, env: dict[str, str], conf: dict[str, Any], *, profile: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``make run`` (``python -m scripts.run_pipeline``) on ``home``: its output and summary."""
+    import json
+
+    summary = home / f"make-run-{new_token()}.json"
+    cmd = [sys.executable, "-m", "scripts.run_pipeline", "--home", str(home)]
+    cmd += ["--summary-json", str(summary), "--conf", json.dumps(conf)]
+    if profile:
+        cmd += ["--profile", profile]
+    proc = subprocess.run(
+        cmd,
+        cwd=str(REPO),
+        env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    data = json.loads(summary.read_text()) if summary.is_file() else {}
+    return proc, data
+
+
 def postgres_env(home: Path, token: str, **extra: str) -> dict[str, str]:
     """A postgres-celery deployment of its own: databases, Redis DB, queues."""
     return stack_env(

@@ -5,12 +5,17 @@
   right after its last user, and that stop must be clean: exit 0, "All services
   stopped.", no process of it left, no pid file.
 - ``pg_stack``: PostgreSQL + Celery (two workers: the default queue and the train queue)
-  with its own databases, Redis DB and queues, dropped afterwards.
+  with its own databases, Redis DB and queues, dropped afterwards. Before it starts,
+  ``make run --profile postgres-celery`` runs once on its fresh database (migrating it on
+  first use, as a user's first ``make run`` would); ``test_run_pipeline_postgres.py``
+  checks what it printed.
 - ``pg_crash``: the worker-crash trial on ``pg_stack``, run in a background thread once
   the e2e run is done, so that its minutes of waiting (heartbeat timeout, retry delay)
   overlap the other tests.
 
-Stacks are built by ``testkit.services`` (shared with ``benchmarks/bench_dag.py``).
+The first test that needs a stack launches every stack the selected tests need, each in
+a thread of its own, so that their start-ups overlap. Stacks are built by
+``testkit.services`` (shared with ``benchmarks/bench_dag.py``).
 """
 
 from __future__ import annotations
@@ -27,78 +32,17 @@ import pytest
 from testkit import services as kit
 from testkit.worker_crash import CrashResult, worker_crash_trial
 
-_SHARED: dict[str, contextlib.ExitStack] = {}
-_LAST_USER: dict[str, str] = {}
 SHARED_FIXTURES = ("sqlite_stack", "pg_stack")
+#: Runs on the PostgreSQL stack's database before the services start.
+MAKE_RUN_CONF = {**kit.GOOD_CONF, "model_name": "ctr_make_run"}
 
-
-def _stop_cleanly(stack: kit.Stack) -> None:
-    code, left = stack.stop()
-    assert not left, f"processes left after Ctrl-C: {[p.pid for p in left]}"
-    assert code == 0, stack.text[-3000:]
-    assert "All services stopped." in stack.text
-    assert not stack.services.pid_file.exists()
-
-
-def _close(name: str) -> None:
-    exits = _SHARED.pop(name, None)
-    if exits is not None:
-        exits.close()
-
-
-@pytest.fixture(scope="session")
-def sqlite_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
-    home = tmp_path_factory.mktemp("sqlite-stack")
-    kit.prepare_home(home)
-    before = kit.snapshot(kit.outside_roots())
-    with contextlib.ExitStack() as exits:
-        _SHARED["sqlite_stack"] = exits
-        stack = kit.start_stack(home, "sqlite-local", env=kit.stack_env(home), ignore_sigint=True)
-        exits.callback(_stop_cleanly, stack)
-        stack.info["outside_before"] = before
-        yield stack
-        _close("sqlite_stack")
-
-
-@pytest.fixture(scope="session")
-def sqlite_run(sqlite_stack: kit.Stack) -> str:
-    """One successful ``training_pipeline`` run on the SQLite stack (its run id)."""
-    sqlite_stack.info["versions_before"] = sqlite_stack.registered_versions()
-    start = time.monotonic()
-    run_id = kit.run_pipeline(sqlite_stack, kit.GOOD_CONF)
-    sqlite_stack.info["run_seconds"] = time.monotonic() - start
-    return run_id
-
-
-@pytest.fixture(scope="session")
-def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
-    kit.require_backing_services(("PostgreSQL", "127.0.0.1", 5432), ("Redis", "127.0.0.1", 6379))
-    home = tmp_path_factory.mktemp("pg-stack")
-    kit.prepare_home(home)
-    env = kit.postgres_env(home, kit.new_token())
-    queues = [env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], env["CTR_TRAIN_QUEUE"]]
-    with contextlib.ExitStack() as exits:
-        _SHARED["pg_stack"] = exits
-        if os.environ.get("CTR_KEEP_TEST_DB") != "1":
-            exits.callback(kit.drop_postgres_resources, env)
-        start = time.monotonic()
-        stack = kit.start_stack(
-            home, "postgres-celery", env=env, worker_queues=queues, triggerer=False
-        )
-        exits.callback(_stop_cleanly, stack)
-        stack.info.update(env=env, queues=queues, healthy_s=time.monotonic() - start)
-        yield stack
-        _close("pg_stack")
-
-
-@pytest.fixture(scope="session")
-def pg_run(pg_stack: kit.Stack) -> str:
-    """One successful run on the PostgreSQL + Celery stack (its run id)."""
-    return kit.run_pipeline(pg_stack, kit.GOOD_CONF)
+_NEEDED: list[str] = []
+_LAST_USER: dict[str, str] = {}
+_SHARED: dict[str, contextlib.ExitStack] = {}
 
 
 class Background:
-    """A slow check run in a thread: ``start()`` once, ``result()`` joins it."""
+    """Work run in a thread: ``start()`` once, ``result()`` joins it (re-raising)."""
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self._fn = fn
@@ -126,6 +70,117 @@ class Background:
         return self._out["result"]
 
 
+def _stop_cleanly(stack: kit.Stack) -> None:
+    code, left = stack.stop()
+    assert not left, f"processes left after Ctrl-C: {[p.pid for p in left]}"
+    assert code == 0, stack.text[-3000:]
+    assert "All services stopped." in stack.text
+    assert not stack.services.pid_file.exists()
+
+
+def _launch_sqlite(factory: pytest.TempPathFactory, exits: contextlib.ExitStack) -> Background:
+    home = factory.mktemp("sqlite-stack")
+    before = kit.snapshot(kit.outside_roots())
+
+    def start() -> kit.Stack:
+        kit.prepare_home(home)
+        # The triggerer serves only deferrable tasks (none here): one process less to start.
+        stack = kit.start_stack(
+            home, "sqlite-local", env=kit.stack_env(home), triggerer=False, ignore_sigint=True
+        )
+        exits.callback(_stop_cleanly, stack)
+        stack.info["outside_before"] = before
+        return stack
+
+    return Background(start)
+
+
+def _launch_postgres(factory: pytest.TempPathFactory, exits: contextlib.ExitStack) -> Background:
+    home = factory.mktemp("pg-stack")
+    env = kit.postgres_env(home, kit.new_token())
+    queues = [env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], env["CTR_TRAIN_QUEUE"]]
+    if os.environ.get("CTR_KEEP_TEST_DB") != "1":
+        exits.callback(kit.drop_postgres_resources, env)
+
+    def start() -> kit.Stack:
+        kit.prepare_home(home)
+        start = time.monotonic()
+        made = kit.make_run(home, env, MAKE_RUN_CONF, profile="postgres-celery")
+        made_s = time.monotonic() - start
+        start = time.monotonic()
+        stack = kit.start_stack(
+            home, "postgres-celery", env=env, worker_queues=queues, triggerer=False
+        )
+        exits.callback(_stop_cleanly, stack)
+        stack.info.update(
+            env=env,
+            queues=queues,
+            make_run=made,
+            make_run_s=made_s,
+            healthy_s=time.monotonic() - start,
+        )
+        return stack
+
+    return Background(start)
+
+
+_LAUNCHERS = {"sqlite_stack": _launch_sqlite, "pg_stack": _launch_postgres}
+_LAUNCHES: dict[str, Background] = {}
+
+
+def _launch_all(factory: pytest.TempPathFactory) -> None:
+    """Start every shared stack the selected tests need (once), in parallel."""
+    for name in _NEEDED:
+        if name in _LAUNCHES:
+            continue
+        if name == "pg_stack" and not (
+            kit.reachable("127.0.0.1", 5432) and kit.reachable("127.0.0.1", 6379)
+        ):
+            continue  # the fixture skips (or fails under CI) with the reason
+        _SHARED[name] = contextlib.ExitStack()
+        _LAUNCHES[name] = _LAUNCHERS[name](factory, _SHARED[name])
+        _LAUNCHES[name].start()
+
+
+def _shared_stack(name: str, factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
+    _launch_all(factory)
+    yield _LAUNCHES[name].result(timeout=900)
+    _close(name)
+
+
+def _close(name: str) -> None:
+    exits = _SHARED.pop(name, None)
+    if exits is not None:
+        exits.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
+    yield from _shared_stack("sqlite_stack", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sqlite_run(sqlite_stack: kit.Stack) -> str:
+    """One successful ``training_pipeline`` run on the SQLite stack (its run id)."""
+    sqlite_stack.info["versions_before"] = sqlite_stack.registered_versions()
+    start = time.monotonic()
+    run_id = kit.run_pipeline(sqlite_stack, kit.GOOD_CONF)
+    sqlite_stack.info["run_seconds"] = time.monotonic() - start
+    return run_id
+
+
+@pytest.fixture(scope="session")
+def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
+    kit.require_backing_services(("PostgreSQL", "127.0.0.1", 5432), ("Redis", "127.0.0.1", 6379))
+    yield from _shared_stack("pg_stack", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def pg_run(pg_stack: kit.Stack) -> str:
+    """One successful run on the PostgreSQL + Celery stack (its run id)."""
+    return kit.run_pipeline(pg_stack, kit.GOOD_CONF)
+
+
 @pytest.fixture(scope="session")
 def pg_crash(pg_stack: kit.Stack) -> Background:
     """The worker-crash trial on ``pg_stack`` (``.start()`` it, ``.result()`` to wait)."""
@@ -145,6 +200,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for name in SHARED_FIXTURES:
         users = [i.nodeid for i in items if name in getattr(i, "fixturenames", ())]
         if users:
+            _NEEDED.append(name)
             _LAST_USER[name] = users[-1]
 
 
@@ -154,3 +210,13 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     for name in SHARED_FIXTURES:
         if item.nodeid == _LAST_USER.get(name):
             _close(name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A stack launched for tests that never got to use it (-x, an error): stop it too.
+    for name, launch in list(_LAUNCHES.items()):
+        if name in _SHARED:
+            with contextlib.suppress(BaseException):
+                launch.result(timeout=900)
+            with contextlib.suppress(BaseException):
+                _close(name)

@@ -58,6 +58,8 @@ def test_ui_shows_successful_run_with_all_tasks(
 ) -> None:
     from playwright.sync_api import expect
 
+    # expect() waits 5 s by default: too little for a busy 2-core machine.
+    expect.set_options(timeout=60_000)
     base = sqlite_stack.services.base_url
     password = sqlite_stack.services.admin_password()
     assert password, "make airflow's login needs the generated admin password"
