@@ -5,6 +5,9 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from scripts.airflow_env import REPO
 from scripts.services_auth import FAB_AUTH_MANAGER
@@ -92,3 +95,23 @@ def test_restart_kills_the_leftovers_of_the_dead_service_first(tmp_path: Path) -
         for orphan in session_processes(first.pid):
             orphan.kill()
     assert (svc.log_dir / "fake-worker.log").is_file()
+
+
+def test_prepare_seeds_the_default_config_into_a_new_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make airflow --home NEW` copies the default config as `make run` does (issue 9).
+    from scripts import airflow_env
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        airflow_env, "ensure_db", lambda env, **kw: calls.append(kw) or {"migrated": False}
+    )
+    svc = AirflowServices(home=tmp_path)
+    svc.prepare()
+    config = tmp_path / "config" / "model_config.yaml"
+    assert svc.seeded_config == config
+    assert config.read_bytes() == (REPO / "config" / "model_config.yaml").read_bytes()
+    assert calls == [{"commands": []}]  # SimpleAuthManager: no users to create
+    svc.prepare()
+    assert svc.seeded_config is None  # there now: left alone
