@@ -68,7 +68,9 @@ def json_in_output(text: str) -> Any:
     return None
 
 
-def run_command(parser: Any, argv: list[str], *, capture: bool, quiet: bool = False) -> dict:
+def run_command(
+    parser: Any, argv: list[str], *, capture: bool, quiet: bool = False
+) -> dict[str, Any]:
     """One ``airflow <argv>`` in this interpreter; returns its exit status and output."""
     out = io.StringIO()
     start = time.perf_counter()
