@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -36,6 +37,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,8 @@ from ml import paths  # noqa: E402  (needs REPO on sys.path when run as a script
 
 AIRFLOW_HOME_DIRNAME = "airflow_home"
 DAGS_DIR = REPO / "dags"
+#: Written beside the database once ``airflow db check-migrations`` passed for it.
+MIGRATE_STAMP = ".db-migrated.json"
 
 
 class AirflowEnvError(RuntimeError):
@@ -186,14 +190,60 @@ def _with_repo(pythonpath: str) -> str:
     return os.pathsep.join([str(REPO), *[p for p in parts if p != str(REPO)]])
 
 
+def _stamp_key(env: Mapping[str, str]) -> dict[str, str]:
+    conn = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    key = {
+        "airflow_version": metadata.version("apache-airflow"),
+        "conn": hashlib.sha256(conn.encode()).hexdigest()[:16],
+    }
+    db = sqlite_path(env)
+    if db is not None:
+        try:
+            st = db.stat()
+            key["db_file"] = f"{st.st_dev}:{st.st_ino}"
+        except OSError:
+            key["db_file"] = "missing"
+    return key
+
+
+def db_checked(env: Mapping[str, str]) -> bool:
+    """Did ``airflow db check-migrations`` pass for this database and this Airflow?
+
+    A stamp file beside the database answers without importing Airflow or reading the
+    database: it is written after the check (or the migration) succeeded and names the
+    Airflow version, the connection (a digest) and, for SQLite, the database file itself
+    (device and inode, so a deleted or replaced file is noticed).
+    """
+    try:
+        stamp = json.loads((Path(env["AIRFLOW_HOME"]) / MIGRATE_STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(stamp, dict) and all(stamp.get(k) == v for k, v in _stamp_key(env).items())
+
+
+def mark_db_checked(env: Mapping[str, str], seconds: float = 0.0) -> None:
+    """Record that the database is migrated for this Airflow (see :func:`db_checked`)."""
+    path = Path(env["AIRFLOW_HOME"]) / MIGRATE_STAMP
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({**_stamp_key(env), "seconds": round(seconds, 1)}, indent=2))
+    os.replace(tmp, path)
+
+
+def forget_db_check(env: Mapping[str, str]) -> None:
+    """Drop the stamp (e.g. the database was just created): the next use checks again."""
+    with contextlib.suppress(FileNotFoundError):
+        (Path(env["AIRFLOW_HOME"]) / MIGRATE_STAMP).unlink()
+
+
 def ensure_db(
     env: Mapping[str, str], *, quiet: bool = True, commands: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """Migrate the metadata database when ``airflow db check-migrations`` says it must.
 
-    Airflow's own check decides (no stamp file, no reading of Airflow's tables); it costs
-    one Airflow start-up (~3 s), in which ``commands`` (``airflow_cli`` entries, e.g. user
-    creation) run too.
+    Airflow's own check decides, once per database and Airflow version (then
+    :func:`db_checked` skips it, and this whole call when there are no ``commands``);
+    nothing reads Airflow's tables. It costs one Airflow start-up (~3 s), in which
+    ``commands`` (``airflow_cli`` entries, e.g. user creation) run too.
 
     Args:
         env: The environment from :func:`airflow_env`.
@@ -207,11 +257,14 @@ def ensure_db(
     Raises:
         AirflowEnvError: The migration or a command failed (the message names the log).
     """
+    checked = db_checked(env)
+    if checked and not commands:
+        return {"migrated": False, "migrate_seconds": 0.0, "commands": []}
     airflow_home = Path(env["AIRFLOW_HOME"])
     (airflow_home / "logs").mkdir(parents=True, exist_ok=True)
     log_path = airflow_home / "logs" / "db-migrate.log"
     report_path = airflow_home / "logs" / f".db-migrate-{os.getpid()}.json"
-    request = {"migrate": True, "report": str(report_path), "commands": commands or []}
+    request = {"migrate": not checked, "report": str(report_path), "commands": commands or []}
     with log_path.open("w") if quiet else contextlib.nullcontext() as log:
         proc = run_airflow_cli(
             env, request, stdout=log, stderr=subprocess.STDOUT if quiet else None
@@ -222,12 +275,14 @@ def ensure_db(
         report_path.unlink()
     except (OSError, ValueError):
         report = {}
-    if rc != 0 or "error" in report:
+    if rc != 0 or "error" in report or not report:
         what = report.get("error") or f"an Airflow command failed (exit {rc})"
         raise AirflowEnvError(
             f"{what} for AIRFLOW_HOME={airflow_home}; see "
             f"{log_path if quiet else 'the output above'}"
         )
+    if not checked:
+        mark_db_checked(env, float(report.get("migrate_seconds") or 0.0))
     return report
 
 

@@ -6,8 +6,9 @@
 2. Inputs: the default config is copied into a new base directory; the default synthetic
    features are generated when they are the configured ones and are missing. A user's
    own data (another ``features_path`` or config) is never generated over or touched.
-3. One process (``scripts.airflow_cli``): ``airflow db check-migrations`` (migrating on
-   first use), ``airflow dags test training_pipeline <now> [-c CONF]``, then
+3. One process (``scripts.airflow_cli``): ``airflow db check-migrations`` (once per
+   database and Airflow version; migrating on first use), ``airflow dags test
+   training_pipeline <now> [-c CONF]``, then
    ``airflow dags list-runs -o json`` and ``airflow tasks states-for-dag-run -o json``.
 4. A summary (``scripts.run_report``) from those and from the run summary the pipeline
    writes: metrics, version, paths, the whole failure message, where the time went.
@@ -41,7 +42,15 @@ from typing import Any
 
 from ml import paths
 from ml.errors import CtrPipelineError, UserError
-from scripts.airflow_env import AirflowEnvError, airflow_env, run_airflow_cli, seed_default_config
+from scripts.airflow_env import (
+    AirflowEnvError,
+    airflow_env,
+    db_checked,
+    forget_db_check,
+    mark_db_checked,
+    run_airflow_cli,
+    seed_default_config,
+)
 from scripts.run_report import (
     DAG_ID,
     EXC_LINE,
@@ -163,8 +172,10 @@ def load_env(home: str | None, profile: str | None) -> dict[str, str]:
     from scripts.services_stack import AirflowServices
 
     services = AirflowServices(profile=profile, home=Path(home) if home else None)
-    if services.metadata_url.startswith("postgresql"):
-        ensure_postgres_database(services.metadata_url)
+    if services.metadata_url.startswith("postgresql") and ensure_postgres_database(
+        services.metadata_url
+    ):
+        forget_db_check(services.env)  # a new, empty database
     return services.env
 
 
@@ -201,13 +212,15 @@ def split_task_logs(lines: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def airflow_request(conf: Mapping[str, Any], logical_date: str, report: Path) -> dict[str, Any]:
+def airflow_request(
+    conf: Mapping[str, Any], logical_date: str, report: Path, *, migrate: bool = True
+) -> dict[str, Any]:
     """The ``airflow_cli`` request: migrate if needed, the run, then its state."""
     test = ["dags", "test", DAG_ID, logical_date]
     if conf:
         test += ["-c", json.dumps(conf)]
     return {
-        "migrate": True,
+        "migrate": migrate,
         "report": str(report),
         "commands": [
             {"argv": test, "capture": False},
@@ -229,10 +242,12 @@ def run_dags_test(
     report_path = log_dir / "airflow_cli.json"
     lines: list[str] = []
     task_id = "_dag"
+    # `airflow db check-migrations` once per database and Airflow version (~1.5 s).
+    check = not db_checked(env)
     with (log_dir / "dags_test.log").open("w") as full:
         proc = run_airflow_cli(
             env,
-            airflow_request(conf, logical_date, report_path),
+            airflow_request(conf, logical_date, report_path, migrate=check),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
@@ -257,6 +272,8 @@ def run_dags_test(
         report: dict[str, Any] = json.loads(report_path.read_text())
     except (OSError, ValueError):
         report = {}
+    if check and report and "error" not in report:
+        mark_db_checked(env, float(report.get("migrate_seconds") or 0.0))
     return lines, report, logical_date
 
 

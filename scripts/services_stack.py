@@ -189,8 +189,10 @@ class AirflowServices:
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.seeded_config = airflow_env.seed_default_config(self.env[paths.ENV_VAR])
-        if self.metadata_url.startswith("postgresql"):
-            ensure_postgres_database(self.metadata_url)
+        if self.metadata_url.startswith("postgresql") and ensure_postgres_database(
+            self.metadata_url
+        ):
+            airflow_env.forget_db_check(self.env)  # a new, empty database
         if self.env.get(TUNING_STORAGE_VAR, "").startswith("postgresql"):
             ensure_postgres_database(self.env[TUNING_STORAGE_VAR])
         passwords = self.auth.new_fab_passwords()

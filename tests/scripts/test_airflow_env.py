@@ -68,3 +68,43 @@ def test_seed_default_config_copies_once_into_a_new_home(tmp_path: Path) -> None
     assert target.read_text() == "# edited by the user\n"
     # The checkout itself is a base directory with its config: nothing to copy.
     assert airflow_env.seed_default_config(airflow_env.REPO) is None
+
+
+def test_db_check_stamp_notices_another_airflow_database_or_file(tmp_path: Path) -> None:
+    env = airflow_env.airflow_env(tmp_path)
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir()
+    db = home / "airflow.db"
+    db.write_bytes(b"sqlite")
+    assert not airflow_env.db_checked(env)  # never checked
+    airflow_env.mark_db_checked(env, 2.5)
+    assert airflow_env.db_checked(env)
+    stamp = json.loads((home / airflow_env.MIGRATE_STAMP).read_text())
+    assert stamp["seconds"] == 2.5
+    assert not set(stamp) & {"revision", "version_num"}  # nothing read from the database
+    # Migrated by another Airflow version.
+    (home / airflow_env.MIGRATE_STAMP).write_text(json.dumps({**stamp, "airflow_version": "2.9"}))
+    assert not airflow_env.db_checked(env)
+    airflow_env.mark_db_checked(env)
+    # Another database file put in its place, or the file deleted.
+    other = home / "other.db"
+    other.write_bytes(b"sqlite")
+    other.replace(db)
+    assert not airflow_env.db_checked(env)
+    airflow_env.mark_db_checked(env)
+    db.unlink()
+    assert not airflow_env.db_checked(env)
+    # Another connection.
+    airflow_env.mark_db_checked(env)
+    other_conn = {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://h/db"}
+    assert not airflow_env.db_checked(other_conn)
+    airflow_env.forget_db_check(env)
+    assert not (home / airflow_env.MIGRATE_STAMP).exists()
+
+
+def test_ensure_db_skips_airflow_entirely_once_checked(tmp_path: Path) -> None:
+    env = airflow_env.airflow_env(tmp_path)
+    Path(env["AIRFLOW_HOME"]).mkdir()
+    airflow_env.mark_db_checked(env)
+    assert airflow_env.ensure_db(env) == {"migrated": False, "migrate_seconds": 0.0, "commands": []}
+    assert not (Path(env["AIRFLOW_HOME"]) / "logs" / "db-migrate.log").exists()

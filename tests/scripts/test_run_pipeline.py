@@ -65,6 +65,10 @@ def test_airflow_request_runs_the_dag_then_asks_airflow_for_its_state() -> None:
         ["tasks", "states-for-dag-run", "training_pipeline", date, "-o", "json"],
     ]
     assert [c["capture"] for c in request["commands"]] == [False, True, True]
+    # Once check-migrations passed for this database, it is not asked again.
+    assert (
+        run_pipeline.airflow_request({}, date, Path("/r.json"), migrate=False)["migrate"] is False
+    )
 
 
 def test_run_state_picks_the_run_with_our_logical_date(project_home: Path) -> None:
