@@ -5,13 +5,11 @@
   right after its last user, and that stop must be clean: exit 0, "All services
   stopped.", no process of it left, no pid file.
 - ``pg_stack``: PostgreSQL + Celery (two workers: the default queue and the train queue)
-  with its own databases, Redis DB and queues, dropped afterwards. Before it starts,
-  ``make run --profile postgres-celery`` runs once on its fresh database (migrating it on
-  first use, as a user's first ``make run`` would); ``test_run_pipeline_postgres.py``
-  checks what it printed.
-- ``pg_crash``: the worker-crash trial on ``pg_stack``, run in a background thread once
-  the e2e run is done, so that its minutes of waiting (heartbeat timeout, retry delay)
-  overlap the other tests.
+  with its own databases, Redis DB and queues, dropped afterwards.
+- ``pg_crash``: the worker-crash trial on ``pg_stack``, and ``pg_make_run``: ``make run
+  --profile postgres-celery`` on a fresh database of its own; both run in background
+  threads once the e2e run is done, so that the trial's minutes of waiting (heartbeat
+  timeout, retry delay) overlap the other tests.
 
 The first test that needs a stack launches every stack the selected tests need, each in
 a thread of its own, so that their start-ups overlap. Stacks are built by
@@ -33,9 +31,6 @@ from testkit import services as kit
 from testkit.worker_crash import CrashResult, worker_crash_trial
 
 SHARED_FIXTURES = ("sqlite_stack", "pg_stack")
-#: Runs on the PostgreSQL stack's database before the services start.
-MAKE_RUN_CONF = {**kit.GOOD_CONF, "model_name": "ctr_make_run"}
-
 _NEEDED: list[str] = []
 _LAST_USER: dict[str, str] = {}
 _SHARED: dict[str, contextlib.ExitStack] = {}
@@ -105,20 +100,11 @@ def _launch_postgres(factory: pytest.TempPathFactory, exits: contextlib.ExitStac
     def start() -> kit.Stack:
         kit.prepare_home(home)
         start = time.monotonic()
-        made = kit.make_run(home, env, MAKE_RUN_CONF, profile="postgres-celery")
-        made_s = time.monotonic() - start
-        start = time.monotonic()
         stack = kit.start_stack(
             home, "postgres-celery", env=env, worker_queues=queues, triggerer=False
         )
         exits.callback(_stop_cleanly, stack)
-        stack.info.update(
-            env=env,
-            queues=queues,
-            make_run=made,
-            make_run_s=made_s,
-            healthy_s=time.monotonic() - start,
-        )
+        stack.info.update(env=env, queues=queues, healthy_s=time.monotonic() - start)
         return stack
 
     return Background(start)
@@ -193,6 +179,27 @@ def pg_crash(pg_stack: kit.Stack) -> Background:
             rest.close()
 
     return Background(trial)
+
+
+@pytest.fixture(scope="session")
+def pg_make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    """``make run --profile postgres-celery`` on a database of its own (in a thread)."""
+    kit.require_backing_services(("PostgreSQL", "127.0.0.1", 5432))
+    home = tmp_path_factory.mktemp("pg-make-run")
+    env = kit.postgres_env(home, kit.new_token())
+
+    def make_run() -> dict[str, Any]:
+        kit.prepare_home(home)
+        start = time.monotonic()
+        proc, data = kit.make_run(home, env, kit.GOOD_CONF, profile="postgres-celery")
+        return {"home": home, "proc": proc, "data": data, "seconds": time.monotonic() - start}
+
+    job = Background(make_run)
+    yield job
+    with contextlib.suppress(BaseException):
+        job.result(timeout=900)
+    if os.environ.get("CTR_KEEP_TEST_DB") != "1":
+        kit.drop_postgres_resources(env)
 
 
 @pytest.hookimpl(trylast=True)  # after -m/-k deselection

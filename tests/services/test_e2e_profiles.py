@@ -76,7 +76,7 @@ def check_bad_conf_refused(stack: kit.Stack) -> None:
 
 
 def test_e2e_postgres_celery_runs_pipeline_over_rest(
-    pg_stack: kit.Stack, pg_run: str, pg_crash: Any
+    pg_stack: kit.Stack, pg_run: str, pg_crash: Any, pg_make_run: Any
 ) -> None:
     stack = pg_stack
     env = stack.info["env"]
@@ -95,8 +95,10 @@ def test_e2e_postgres_celery_runs_pipeline_over_rest(
     check_bad_conf_refused(stack)
     worker2_log = (services.log_dir / "celery-worker-2.log").read_text(errors="replace")
     assert "train_model" in worker2_log, "train_model did not run on the gpu worker"
-    # The worker-crash trial (test_worker_crash.py) runs beside the remaining tests.
+    # The worker-crash trial and make run on PostgreSQL (test_worker_crash.py,
+    # test_run_pipeline_postgres.py) run beside the remaining tests.
     pg_crash.start()
+    pg_make_run.start()
     print(f"postgres-celery: healthy after {stack.info['healthy_s']:.1f} s")
 
 
