@@ -160,6 +160,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         _report_stop(svc.stop())
         return 1
+    except BaseException:
+        # Anything unexpected (a failed restart, a bug): never leave the services behind.
+        print("\nerror: stopping every service after an unexpected error", file=sys.stderr)
+        _report_stop(svc.stop())
+        raise
 
 
 def _up_detached(args: argparse.Namespace) -> int:

@@ -80,3 +80,24 @@ def test_up_stops_on_ctrl_c_even_when_started_with_sigint_ignored(
     out = capsys.readouterr().out
     assert "Press Ctrl-C to stop every service." in out
     assert out.rstrip().endswith("All services stopped.")
+
+
+def test_up_stops_the_services_when_something_unexpected_breaks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_signals: None
+) -> None:
+    stopped: list[bool] = []
+
+    def supervise(self: Any) -> None:
+        raise OSError("cannot fork")
+
+    for name, fake in {
+        "prepare": lambda self: {"migrated": False},
+        "start": lambda self: None,
+        "wait_healthy": lambda self, timeout=0: {},
+        "supervise": supervise,
+        "stop": lambda self, grace=20.0: stopped.append(True) or [],
+    }.items():
+        monkeypatch.setattr(AirflowServices, name, fake)
+    with pytest.raises(OSError, match="cannot fork"):
+        airflow_services.main(["up", "--home", str(tmp_path), "--port", "18082"])
+    assert stopped == [True]
