@@ -66,16 +66,6 @@ def ensure_postgres_database(sqlalchemy_url: str) -> bool:
         conn.close()
 
 
-def postgres_database_exists(sqlalchemy_url: str) -> bool:
-    conn, name = _server_connection(sqlalchemy_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            return cur.fetchone() is not None
-    finally:
-        conn.close()
-
-
 def drop_postgres_database(sqlalchemy_url: str) -> None:
     """Drop the database named in ``sqlalchemy_url`` (closing its connections)."""
     from psycopg2 import sql
