@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP) ## create or refresh .venv from the lock
 
 run: $(STAMP) ## the main job: generate data if missing, run the training_pipeline DAG, print a summary
-	@$(BIN)/python scripts/run_pipeline.py $(ARGS)
+	@$(BIN)/python -m scripts.run_pipeline $(ARGS)
 
 test: $(STAMP) ## the test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -46,7 +46,7 @@ format: $(STAMP) ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format $(LINT_PATHS)
 
 airflow: $(STAMP) ## start the Airflow services for this project (UI on http://localhost:8080); Ctrl-C stops them
-	@$(BIN)/python scripts/airflow_services.py up $(ARGS)
+	@$(BIN)/python -m scripts.airflow_services up $(ARGS)
 
 # `make lock` resolves requirements.in constrained by the current lock, so adding a package
 # moves no existing pin; `make lock-upgrade` re-resolves everything from scratch.

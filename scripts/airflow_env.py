@@ -28,17 +28,18 @@ or from a shell::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import shlex
-import sqlite3
+import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -48,7 +49,7 @@ from ml import paths  # noqa: E402  (needs REPO on sys.path when run as a script
 
 AIRFLOW_HOME_DIRNAME = "airflow_home"
 DAGS_DIR = REPO / "dags"
-#: Written next to the database after a successful `airflow db migrate`.
+#: Written beside the database once ``airflow db check-migrations`` passed for it.
 MIGRATE_STAMP = ".db-migrated.json"
 
 
@@ -122,93 +123,168 @@ def airflow_executable(env: Mapping[str, str] | None = None) -> str:
     )
 
 
-def _sqlite_path(env: Mapping[str, str]) -> Path | None:
+def sqlite_path(env: Mapping[str, str]) -> Path | None:
+    """The database file of a ``sqlite:///`` connection in ``env``, else None."""
     conn = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
     prefix = "sqlite:///"
     return Path(conn[len(prefix) :].split("?")[0]) if conn.startswith(prefix) else None
 
 
-def _db_revision(db: Path) -> str | None:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
-    except sqlite3.Error:
+def seed_default_config(home: str | os.PathLike[str] | None = None) -> Path | None:
+    """Copy the shipped default config into a base directory that has none.
+
+    The DAG's ``config_path`` param resolves against the base directory, so a new
+    ``CTR_PIPELINE_HOME`` starts with this checkout's ``config/model_config.yaml``. Both
+    ``make run`` and ``make airflow`` call this.
+
+    Args:
+        home: The project base directory; default ``ml.paths.base_dir()``.
+
+    Returns:
+        The config's path when it was copied now, else None (present already, or this
+        checkout is the base directory).
+    """
+    base = Path(home).expanduser().resolve() if home is not None else paths.base_dir()
+    target = base / paths.DEFAULT_CONFIG
+    shipped = REPO / paths.DEFAULT_CONFIG
+    if target.exists() or not shipped.is_file():
         return None
-    return str(row[0]) if row else None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.copyfile(shipped, tmp)
+    os.replace(tmp, target)
+    return target
+
+
+def run_airflow_cli(
+    env: Mapping[str, str],
+    request: Mapping[str, Any],
+    *,
+    stdout: Any = None,
+    stderr: Any = None,
+    text: bool = True,
+) -> subprocess.Popen[str]:
+    """Start ``python -m scripts.airflow_cli`` (several Airflow commands, one process).
+
+    The caller waits for it (and reads ``stdout`` when it passes ``subprocess.PIPE``).
+    """
+    airflow_executable(env)  # a clear error when Airflow is not installed
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scripts.airflow_cli"],
+        env={**env, "PYTHONPATH": _with_repo(env.get("PYTHONPATH", ""))},
+        cwd=env["AIRFLOW_HOME"],
+        stdin=subprocess.PIPE,
+        stdout=stdout,
+        stderr=stderr,
+        text=text,
+        bufsize=1 if text else -1,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(request) if text else json.dumps(request).encode())
+    proc.stdin.close()
+    proc.stdin = None  # sent: communicate() and wait() must not touch it again
+    return proc
+
+
+def _with_repo(pythonpath: str) -> str:
+    parts = [p for p in pythonpath.split(os.pathsep) if p]
+    return os.pathsep.join([str(REPO), *[p for p in parts if p != str(REPO)]])
 
 
 def _stamp_key(env: Mapping[str, str]) -> dict[str, str]:
     conn = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
-    return {
+    key = {
         "airflow_version": metadata.version("apache-airflow"),
         "conn": hashlib.sha256(conn.encode()).hexdigest()[:16],
     }
-
-
-def db_needs_migrate(env: Mapping[str, str]) -> bool:
-    """Cheap check (no Airflow import): has this database been migrated by this Airflow?
-
-    True when the stamp written by :func:`ensure_db` is missing or was written by another
-    Airflow version or for another database, or (SQLite) when the database file or its
-    ``alembic_version`` row is missing or differs from the stamp.
-    """
-    stamp_path = Path(env["AIRFLOW_HOME"]) / MIGRATE_STAMP
-    try:
-        stamp = json.loads(stamp_path.read_text())
-    except (OSError, ValueError):
-        return True
-    if any(stamp.get(k) != v for k, v in _stamp_key(env).items()):
-        return True
-    db = _sqlite_path(env)
+    db = sqlite_path(env)
     if db is not None:
-        return not db.is_file() or _db_revision(db) != stamp.get("revision")
-    return False
+        try:
+            st = db.stat()
+            key["db_file"] = f"{st.st_dev}:{st.st_ino}"
+        except OSError:
+            key["db_file"] = "missing"
+    return key
 
 
-def ensure_db(env: Mapping[str, str], *, quiet: bool = True) -> bool:
-    """Run ``airflow db migrate`` when :func:`db_needs_migrate` says so.
+def db_checked(env: Mapping[str, str]) -> bool:
+    """Did ``airflow db check-migrations`` pass for this database and this Airflow?
+
+    A stamp file beside the database answers without importing Airflow or reading the
+    database: it is written after the check (or the migration) succeeded and names the
+    Airflow version, the connection (a digest) and, for SQLite, the database file itself
+    (device and inode, so a deleted or replaced file is noticed).
+    """
+    try:
+        stamp = json.loads((Path(env["AIRFLOW_HOME"]) / MIGRATE_STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(stamp, dict) and all(stamp.get(k) == v for k, v in _stamp_key(env).items())
+
+
+def mark_db_checked(env: Mapping[str, str], seconds: float = 0.0) -> None:
+    """Record that the database is migrated for this Airflow (see :func:`db_checked`)."""
+    path = Path(env["AIRFLOW_HOME"]) / MIGRATE_STAMP
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({**_stamp_key(env), "seconds": round(seconds, 1)}, indent=2))
+    os.replace(tmp, path)
+
+
+def forget_db_check(env: Mapping[str, str]) -> None:
+    """Drop the stamp (e.g. the database was just created): the next use checks again."""
+    with contextlib.suppress(FileNotFoundError):
+        (Path(env["AIRFLOW_HOME"]) / MIGRATE_STAMP).unlink()
+
+
+def ensure_db(
+    env: Mapping[str, str], *, quiet: bool = True, commands: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Migrate the metadata database when ``airflow db check-migrations`` says it must.
+
+    Airflow's own check decides, once per database and Airflow version (then
+    :func:`db_checked` skips it, and this whole call when there are no ``commands``);
+    nothing reads Airflow's tables. It costs one Airflow start-up (~3 s), in which
+    ``commands`` (``airflow_cli`` entries, e.g. user creation) run too.
 
     Args:
         env: The environment from :func:`airflow_env`.
-        quiet: Capture the command's output (it is saved to
-            ``<AIRFLOW_HOME>/logs/db-migrate.log``) instead of streaming it.
+        quiet: Save the output to ``<AIRFLOW_HOME>/logs/db-migrate.log`` instead of
+            streaming it.
+        commands: More Airflow CLI commands to run in the same process.
 
     Returns:
-        Whether a migration ran.
+        The ``airflow_cli`` report: ``migrated``, ``migrate_seconds``, ``commands``.
 
     Raises:
-        AirflowEnvError: The migration failed (the message names the log file).
+        AirflowEnvError: The migration or a command failed (the message names the log).
     """
-    if not db_needs_migrate(env):
-        return False
+    checked = db_checked(env)
+    if checked and not commands:
+        return {"migrated": False, "migrate_seconds": 0.0, "commands": []}
     airflow_home = Path(env["AIRFLOW_HOME"])
     (airflow_home / "logs").mkdir(parents=True, exist_ok=True)
     log_path = airflow_home / "logs" / "db-migrate.log"
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [airflow_executable(env), "db", "migrate"],
-        env=dict(env),
-        cwd=str(airflow_home),
-        stdout=subprocess.PIPE if quiet else None,
-        stderr=subprocess.STDOUT if quiet else None,
-        text=True,
-        check=False,
-    )
-    if quiet:
-        log_path.write_text(proc.stdout or "")
-    if proc.returncode != 0:
-        raise AirflowEnvError(
-            f"`airflow db migrate` failed (exit {proc.returncode}) for AIRFLOW_HOME="
-            f"{airflow_home}; see {log_path if quiet else 'the output above'}"
+    report_path = airflow_home / "logs" / f".db-migrate-{os.getpid()}.json"
+    request = {"migrate": not checked, "report": str(report_path), "commands": commands or []}
+    with log_path.open("w") if quiet else contextlib.nullcontext() as log:
+        proc = run_airflow_cli(
+            env, request, stdout=log, stderr=subprocess.STDOUT if quiet else None
         )
-    stamp = dict(_stamp_key(env))
-    db = _sqlite_path(env)
-    stamp["revision"] = (_db_revision(db) if db is not None else None) or ""
-    stamp["seconds"] = f"{time.perf_counter() - start:.1f}"
-    tmp = airflow_home / (MIGRATE_STAMP + ".tmp")
-    tmp.write_text(json.dumps(stamp, indent=2))
-    tmp.replace(airflow_home / MIGRATE_STAMP)
-    return True
+        rc = proc.wait()
+    try:
+        report: dict[str, Any] = json.loads(report_path.read_text())
+        report_path.unlink()
+    except (OSError, ValueError):
+        report = {}
+    if rc != 0 or "error" in report or not report:
+        what = report.get("error") or f"an Airflow command failed (exit {rc})"
+        raise AirflowEnvError(
+            f"{what} for AIRFLOW_HOME={airflow_home}; see "
+            f"{log_path if quiet else 'the output above'}"
+        )
+    if not checked:
+        mark_db_checked(env, float(report.get("migrate_seconds") or 0.0))
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = airflow_settings(args.home)
     if args.migrate:
-        ran = ensure_db(airflow_env(args.home))
+        ran = ensure_db(airflow_env(args.home))["migrated"]
         print(f"# airflow db migrate: {'done' if ran else 'already up to date'}", file=sys.stderr)
     if args.json:
         print(json.dumps(settings, indent=2))

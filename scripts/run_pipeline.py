@@ -1,21 +1,26 @@
-"""`make run`: run the whole ``training_pipeline`` DAG once with this project's own Airflow.
+"""``make run``: run the whole ``training_pipeline`` DAG once with this project's own Airflow.
 
 1. Environment: ``AIRFLOW_HOME=<base>/airflow_home`` with its SQLite database, DAGs from
-   ``dags/`` (see ``scripts/airflow_env.py``); ``airflow db migrate`` runs only when the
-   database is missing or was migrated by another Airflow version.
-2. Features: generated into ``data/features/v1`` when missing.
-3. ``airflow dags test training_pipeline [-c CONF]``: one real DAG run, every task in order,
-   recorded in the metadata database like a scheduled run.
-4. A summary: test metrics, the version registered and its path, and where the time went
-   (training vs orchestration). Exit status 1 when the DAG run failed, naming the task and
-   its log file.
+   ``dags/`` (``scripts.airflow_env``); ``--profile postgres-celery`` (or an env file)
+   uses that deployment's metadata database instead, so the run shows in its UI.
+2. Inputs: the default config is copied into a new base directory; the default synthetic
+   features are generated when they are the configured ones and are missing. A user's
+   own data (another ``features_path`` or config) is never generated over or touched.
+3. One process (``scripts.airflow_cli``): ``airflow db check-migrations`` (once per
+   database and Airflow version; migrating on first use), ``airflow dags test
+   training_pipeline <now> [-c CONF]``, then
+   ``airflow dags list-runs -o json`` and ``airflow tasks states-for-dag-run -o json``.
+4. A summary (``scripts.run_report``) from those and from the run summary the pipeline
+   writes: metrics, version, paths, the whole failure message, where the time went.
+   Exit status 1 when the DAG run failed (naming the task and its log file), 2 on bad
+   input.
 
 Usage::
 
     make run
     make run ARGS='--conf {"epochs":2,"min_auc":0.7}'
     make run ARGS='--set epochs=2 --set auto_promote=true'
-    .venv/bin/python scripts/run_pipeline.py --verbose
+    .venv/bin/python -m scripts.run_pipeline --verbose
 
 The full Airflow output goes to ``<AIRFLOW_HOME>/logs/make_run/<stamp>/dags_test.log``
 and each task's lines to ``<task_id>.log`` beside it.
@@ -27,73 +32,37 @@ import argparse
 import json
 import os
 import re
-import shutil
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from airflow_env import (
-    REPO,
-    AirflowEnvError,
-    _sqlite_path,
-    airflow_env,
-    airflow_executable,
-    ensure_db,
-)
-
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
 from ml import paths
+from ml.errors import CtrPipelineError, UserError
+from scripts.airflow_env import (
+    AirflowEnvError,
+    airflow_env,
+    db_checked,
+    forget_db_check,
+    mark_db_checked,
+    run_airflow_cli,
+    seed_default_config,
+)
+from scripts.run_report import (
+    DAG_ID,
+    EXC_LINE,
+    STRUCTLOG,
+    find_run,
+    summarize,
+    summary_data,
+    task_states,
+)
+from scripts.services_config import ServicesError
 
-DAG_ID = "training_pipeline"
-TASK_ORDER = (
-    "validate_features",
-    "train_model",
-    "evaluate_model",
-    "register_model",
-    "notify_completion",
-)
-#: Loggers whose lines are the pipeline's own story (shown without --verbose).
-_OURS = re.compile(r"\[(training_pipeline_tasks|ml(\.[\w.]+)?|task)\]")
-_STRUCTLOG = re.compile(
-    r"^\S+Z \[(?P<level>\w+)\s*\] (?P<msg>.*?)(?:\s+\[(?P<logger>[\w.]+)\](?P<rest>.*))?$"
-)
 _START = re.compile(r"\[DAG TEST\] starting task_id=(\w+)")
-_EXC_LINE = re.compile(r"^(?P<type>[A-Za-z_][\w.]*(?:Error|Exception|Exit)): (?P<msg>.+)$")
-
-
-#: ``airflow <args>`` exactly as the console script runs it, except that the process
-#: ends with ``os._exit`` once Airflow's atexit hooks have run: tearing down an
-#: interpreter that holds torch, Airflow and the in-process API server takes ~15 s on this
-#: machine, after the DAG run is already recorded.
-_AIRFLOW_CLI = """
-import atexit, os, sys
-sys.argv[0] = "airflow"
-from airflow.__main__ import main
-code = 0
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    if not isinstance(exc.code, int) and exc.code is not None:
-        print(exc.code, file=sys.stderr)
-except BaseException:
-    import traceback
-    traceback.print_exc()
-    code = 1
-atexit._run_exitfuncs()
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(code)
-"""
 
 
 class RunError(Exception):
@@ -150,68 +119,84 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-# --- the metadata database -----------------------------------------------------------
+# --- inputs ----------------------------------------------------------------------------
 
 
-def _connect(env: Mapping[str, str]) -> sqlite3.Connection | None:
-    db = _sqlite_path(env)
-    if db is None or not db.is_file():
-        return None
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def _features_ready(features: Path) -> bool:
+    return all((features / split / "data.parquet").is_file() for split in ("train", "val", "test"))
 
 
-def _last_run_id(env: Mapping[str, str]) -> int:
-    con = _connect(env)
-    if con is None:
-        return 0
-    with con:
-        row = con.execute("SELECT MAX(id) FROM dag_run WHERE dag_id = ?", (DAG_ID,)).fetchone()
-    con.close()
-    return int(row[0] or 0)
+def configured_features(conf: Mapping[str, Any]) -> str | None:
+    """The features directory the run will use: ``features_path``, else the config's."""
+    if conf.get("features_path"):
+        return str(conf["features_path"])
+    from ml.config import load_config
 
-
-def _seconds(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-def read_run(env: Mapping[str, str], after_id: int) -> dict[str, Any] | None:
-    """The DAG run created by this invocation: state, task states/durations, XComs."""
-    con = _connect(env)
-    if con is None:
-        return None
+    config_path = paths.resolve(str(conf.get("config_path") or paths.DEFAULT_CONFIG))
     try:
-        row = con.execute(
-            "SELECT id, run_id, state FROM dag_run WHERE dag_id = ? AND id > ? "
-            "ORDER BY id DESC LIMIT 1",
-            (DAG_ID, after_id),
-        ).fetchone()
-        if row is None:
-            return None
-        _, run_id, state = row
-        tis = {
-            task_id: {"state": st, "seconds": _seconds(s, e), "try_number": tn}
-            for task_id, st, s, e, tn in con.execute(
-                "SELECT task_id, state, start_date, end_date, try_number FROM task_instance "
-                "WHERE dag_id = ? AND run_id = ?",
-                (DAG_ID, run_id),
-            )
-        }
-        xcom: dict[str, Any] = {}
-        for key, value in con.execute(
-            "SELECT key, value FROM xcom WHERE dag_id = ? AND run_id = ?", (DAG_ID, run_id)
-        ):
-            try:
-                xcom[key] = json.loads(value) if isinstance(value, (str, bytes)) else value
-            except ValueError:
-                xcom[key] = value
-    finally:
-        con.close()
-    return {"run_id": run_id, "state": state, "tasks": tis, "xcom": xcom}
+        return load_config(config_path).data.features_dir
+    except (CtrPipelineError, OSError, ValueError):
+        return None  # the DAG reports a bad config itself
 
 
-# --- output --------------------------------------------------------------------------
+def ensure_features(conf: Mapping[str, Any], rows: int) -> float:
+    """Generate the default synthetic features when they are the ones used and missing.
+
+    Anything else (another directory, or the default one holding files the generator did
+    not complete) is left as it is: the DAG validates it.
+
+    Returns:
+        Seconds spent generating.
+    """
+    features = configured_features(conf)
+    default = paths.resolve(paths.FEATURES_DIR)
+    if features is None or paths.resolve(features) != default or _features_ready(default):
+        return 0.0
+    if default.exists() and any(default.iterdir()):
+        return 0.0  # not ours to complete or replace; validate_features says what is wrong
+    from ml.data.generate import describe, generate_features
+
+    print(f"📦 No features at {default}: generating {rows:,} rows...", flush=True)
+    start = time.perf_counter()
+    report = generate_features(default, rows=rows)
+    for line in describe(report):
+        print(line, flush=True)
+    return time.perf_counter() - start
+
+
+def load_env(home: str | None, profile: str | None) -> dict[str, str]:
+    """The Airflow environment: the project's, or a deployment profile's database."""
+    if profile is None:
+        return airflow_env(home)
+    from scripts.services_db import ensure_postgres_database
+    from scripts.services_stack import AirflowServices
+
+    services = AirflowServices(profile=profile, home=Path(home) if home else None)
+    if services.metadata_url.startswith("postgresql") and ensure_postgres_database(
+        services.metadata_url
+    ):
+        forget_db_check(services.env)  # a new, empty database
+    return services.env
+
+
+# --- the run ---------------------------------------------------------------------------
+
+
+def _story(line: str, task_id: str, verbose: bool) -> str | None:
+    """The line to show on the terminal, or None to keep it in the log file only."""
+    if verbose:
+        return line
+    m = STRUCTLOG.match(line)
+    if m is None:
+        # Of a traceback, only its last line (the exception); the log files keep the rest.
+        return f"[{task_id}] {line}" if EXC_LINE.match(line) else None
+    logger = m.group("logger") or ""
+    level = m.group("level")
+    if logger == "training_pipeline_tasks" or logger.startswith("ml"):
+        return f"[{task_id}] {m.group('msg')}"
+    if level in ("error", "critical") and "Task failed" not in m.group("msg"):
+        return f"[{task_id}] {m.group('msg')}"
+    return None
 
 
 def split_task_logs(lines: list[str]) -> dict[str, list[str]]:
@@ -227,43 +212,44 @@ def split_task_logs(lines: list[str]) -> dict[str, list[str]]:
     return groups
 
 
-def _story(line: str, task_id: str, verbose: bool) -> str | None:
-    """The line to show on the terminal, or None to keep it in the log file only."""
-    if verbose:
-        return line
-    m = _STRUCTLOG.match(line)
-    if m is None:
-        # Of a traceback, only its last line (the exception); the log files keep the rest.
-        return f"[{task_id}] {line}" if _EXC_LINE.match(line) else None
-    logger = m.group("logger") or ""
-    level = m.group("level")
-    if logger == "training_pipeline_tasks" or logger.startswith("ml"):
-        return f"[{task_id}] {m.group('msg')}"
-    if level in ("error", "critical") and "Task failed" not in m.group("msg"):
-        return f"[{task_id}] {m.group('msg')}"
-    return None
+def airflow_request(
+    conf: Mapping[str, Any], logical_date: str, report: Path, *, migrate: bool = True
+) -> dict[str, Any]:
+    """The ``airflow_cli`` request: migrate if needed, the run, then its state."""
+    test = ["dags", "test", DAG_ID, logical_date]
+    if conf:
+        test += ["-c", json.dumps(conf)]
+    return {
+        "migrate": migrate,
+        "report": str(report),
+        "commands": [
+            {"argv": test, "capture": False},
+            {"argv": ["dags", "list-runs", DAG_ID, "-o", "json"], "capture": True},
+            {
+                "argv": ["tasks", "states-for-dag-run", DAG_ID, logical_date, "-o", "json"],
+                "capture": True,
+            },
+        ],
+    }
 
 
 def run_dags_test(
     env: Mapping[str, str], conf: dict[str, Any], log_dir: Path, verbose: bool
-) -> tuple[int, list[str]]:
-    """Run ``airflow dags test`` streaming its story to stdout; return (rc, all lines)."""
-    airflow_executable(env)  # a clear error when Airflow is not installed
-    cmd = [sys.executable, "-c", _AIRFLOW_CLI, "dags", "test", DAG_ID]
-    if conf:
-        cmd += ["-c", json.dumps(conf)]
+) -> tuple[list[str], dict[str, Any], str]:
+    """Run the DAG once, streaming its story; return (all lines, airflow_cli report, date)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    logical_date = datetime.now(timezone.utc).isoformat()
+    report_path = log_dir / "airflow_cli.json"
     lines: list[str] = []
     task_id = "_dag"
-    log_dir.mkdir(parents=True, exist_ok=True)
+    # `airflow db check-migrations` once per database and Airflow version (~1.5 s).
+    check = not db_checked(env)
     with (log_dir / "dags_test.log").open("w") as full:
-        proc = subprocess.Popen(
-            cmd,
-            env=dict(env),
-            cwd=str(Path(env["AIRFLOW_HOME"])),
+        proc = run_airflow_cli(
+            env,
+            airflow_request(conf, logical_date, report_path, migrate=check),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
         )
         assert proc.stdout is not None
         for raw in proc.stdout:
@@ -278,142 +264,44 @@ def run_dags_test(
             shown = _story(line, task_id, verbose)
             if shown is not None:
                 print(shown, flush=True)
-        rc = proc.wait()
+        proc.wait()
     for name, group in split_task_logs(lines).items():
         if name != "_dag":
             (log_dir / f"{name}.log").write_text("\n".join(group) + "\n")
-    return rc, lines
+    try:
+        report: dict[str, Any] = json.loads(report_path.read_text())
+    except (OSError, ValueError):
+        report = {}
+    if check and report and "error" not in report:
+        mark_db_checked(env, float(report.get("migrate_seconds") or 0.0))
+    return lines, report, logical_date
 
 
-def _fmt_s(seconds: float | None) -> str:
-    return "?" if seconds is None else f"{seconds:.1f} s"
-
-
-def summarize(
-    run: dict[str, Any] | None,
-    *,
-    total_s: float,
-    generate_s: float,
-    log_dir: Path,
-    lines: list[str],
-    migrate_s: float = 0.0,
-) -> tuple[int, list[str]]:
-    """The closing summary lines and the exit status."""
-    out: list[str] = [""]
-    if run is None:
-        reason = next(
-            (m.group(0) for m in map(_EXC_LINE.match, reversed(lines)) if m), "see the log"
-        )
-        out += [
-            f"❌ No DAG run was created: {reason}",
-            f"   Full output: {log_dir / 'dags_test.log'}",
-        ]
-        return 1, out
-    tasks = run["tasks"]
-    xcom = run["xcom"]
-    train_s = (tasks.get("train_model") or {}).get("seconds")
-    overhead = total_s - (train_s or 0.0) - generate_s
-    if run["state"] != "success":
-        failed = [t for t in TASK_ORDER if (tasks.get(t) or {}).get("state") == "failed"]
-        first = failed[0] if failed else None
-        out.append(f"❌ DAG run {run['run_id']} {run['state'].upper()}")
-        if first:
-            log_file = log_dir / f"{first}.log"
-            msg = _failure_reason(log_file)
-            out.append(f"   Failed task: {first}" + (f": {msg}" if msg else ""))
-            out.append(f"   Task log: {log_file}")
-        not_run = [t for t in TASK_ORDER if (tasks.get(t) or {}).get("state") != "success"]
-        out.append(f"   Did not complete: {', '.join(not_run)}")
-        out.append(f"   Full output: {log_dir / 'dags_test.log'}")
-        out.append(f"   Time: {_fmt_s(total_s)} total")
-        return 1, out
-    metrics = xcom.get("metrics") or {}
-    out.append(f"✅ DAG run {run['run_id']}: success")
-    for key in ("test_auc", "test_accuracy", "test_logloss"):
-        if isinstance(metrics.get(key), (int, float)):
-            out.append(f"   {key}: {metrics[key]:.4f}")
-    champion = metrics.get("champion")
-    if champion:
-        out.append(f"   vs production {champion['version']}: test_auc {champion['test_auc']:.4f}")
-    out.append(f"   Registered: {xcom.get('model_version')}  →  {xcom.get('registered_path')}")
-    out.append(
-        f"   Time: {_fmt_s(total_s)} total = training {_fmt_s(train_s)} (train_model)"
-        + (f" + data generation {_fmt_s(generate_s)}" if generate_s else "")
-        + f" + orchestration {_fmt_s(overhead)}"
-        + (f" (of which first-use database migration {_fmt_s(migrate_s)})" if migrate_s else "")
-    )
-    out.append(f"   Logs: {log_dir}")
-    return 0, out
-
-
-def summary_data(
-    run: dict[str, Any] | None, *, total_s: float, generate_s: float, migrate_s: float
-) -> dict[str, Any]:
-    """The numbers of the summary as JSON (``--summary-json``; used by the benchmark)."""
-    if run is None:
-        return {"state": None, "total_s": total_s}
-    tasks = run["tasks"]
-    train_s = (tasks.get("train_model") or {}).get("seconds")
+def run_state(report: Mapping[str, Any], logical_date: str) -> dict[str, Any] | None:
+    """The DAG run this invocation made, its tasks and its run summary (None: no run)."""
+    commands = report.get("commands") or []
+    runs = commands[1].get("json") if len(commands) > 1 else None
+    row = find_run(runs, logical_date)
+    if row is None:
+        return None
+    tasks = task_states(commands[2].get("json") if len(commands) > 2 else None)
     return {
-        "run_id": run["run_id"],
-        "state": run["state"],
-        "total_s": total_s,
-        "train_s": train_s,
-        "generate_s": generate_s,
-        "migrate_s": migrate_s,
-        "overhead_s": total_s - (train_s or 0.0) - generate_s,
-        "task_seconds": {t: v.get("seconds") for t, v in tasks.items()},
-        "model_version": run["xcom"].get("model_version"),
-        "registered_path": run["xcom"].get("registered_path"),
-        "metrics": run["xcom"].get("metrics"),
+        "run_id": row["run_id"],
+        "state": row.get("state"),
+        "tasks": tasks,
+        "summary": read_run_summary(str(row["run_id"])),
     }
 
 
-def _failure_reason(log_file: Path) -> str | None:
-    """The last exception line of a task's log (``SomeError: message`` -> message)."""
-    if not log_file.is_file():
+def read_run_summary(run_id: str) -> dict[str, Any] | None:
+    """The pipeline's summary of ``run_id`` (None when it wrote none, or it is unreadable)."""
+    from ml.pipeline.summary import read_summary, summary_path
+
+    try:
+        return read_summary(DAG_ID, run_id)
+    except (CtrPipelineError, OSError, ValueError) as exc:
+        print(f"⚠️  run summary {summary_path(DAG_ID, run_id)} unreadable: {exc}", flush=True)
         return None
-    for line in reversed(log_file.read_text().splitlines()):
-        m = _EXC_LINE.match(line)
-        if m:
-            return m.group("msg").strip()
-    return None
-
-
-def _features_ready(features: Path) -> bool:
-    return all((features / split / "data.parquet").is_file() for split in ("train", "val", "test"))
-
-
-def ensure_config() -> None:
-    """Copy the shipped default config into a new base directory that has none.
-
-    The DAG's ``config_path`` param resolves against the base directory; a fresh
-    ``CTR_PIPELINE_HOME`` starts with this checkout's ``config/model_config.yaml``.
-    """
-    target = paths.resolve(paths.DEFAULT_CONFIG)
-    shipped = REPO / paths.DEFAULT_CONFIG
-    if target.exists() or not shipped.is_file():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.copyfile(shipped, tmp)
-    os.replace(tmp, target)
-    print(f"📝 No config at {target}: copied the default from {shipped}", flush=True)
-
-
-def ensure_features(rows: int) -> float:
-    """Generate the default features when missing; return the seconds spent."""
-    features = paths.resolve(paths.FEATURES_DIR)
-    if _features_ready(features):
-        return 0.0
-    from ml.data.generate import describe, generate_features
-
-    print(f"📦 No features at {features}: generating {rows:,} rows...", flush=True)
-    start = time.perf_counter()
-    report = generate_features(features, rows=rows, overwrite=True)
-    for line in describe(report):
-        print(line, flush=True)
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -428,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         "--home", default=None, help="project base directory (default: CTR_PIPELINE_HOME)"
     )
     parser.add_argument(
+        "--profile",
+        default=None,
+        help="use this deployment's metadata database (postgres-celery, or an env file); "
+        "default: the project's own SQLite database",
+    )
+    parser.add_argument(
         "--rows", type=int, default=100_000, help="rows to generate when features are missing"
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="show Airflow's own output")
@@ -438,31 +332,28 @@ def main(argv: list[str] | None = None) -> int:
     try:
         conf = parse_conf(args.conf) if args.conf else {}
         conf.update(parse_set(args.set))
-        env = airflow_env(args.home)
+        env = load_env(args.home, args.profile)
         os.environ.update(
             {k: env[k] for k in (paths.ENV_VAR, "AIRFLOW_HOME", "PYTHONPATH") if k in env}
         )
-        base = paths.base_dir()
-        print(f"🏠 Project base: {base}   AIRFLOW_HOME: {env['AIRFLOW_HOME']}", flush=True)
-        migrate_start = time.perf_counter()
-        migrated = ensure_db(env)
-        migrate_s = time.perf_counter() - migrate_start
-        if migrated:
-            print(
-                f"🗄️  Airflow metadata database migrated (first use, {migrate_s:.1f} s)", flush=True
-            )
-        ensure_config()
-        generate_s = ensure_features(args.rows)
-    except (RunError, AirflowEnvError, paths.BaseDirError) as exc:
+        print(f"🏠 Project base: {paths.base_dir()}   AIRFLOW_HOME: {env['AIRFLOW_HOME']}")
+        if str(conf.get("config_path") or paths.DEFAULT_CONFIG) == paths.DEFAULT_CONFIG:
+            seeded = seed_default_config()
+            if seeded is not None:
+                print(f"📝 No config at {seeded}: copied the default from this checkout")
+        generate_s = ensure_features(conf, args.rows)
+    except (RunError, AirflowEnvError, ServicesError, UserError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
     if conf:
         print(f"⚙️  conf: {json.dumps(conf)}", flush=True)
     log_dir = Path(env["AIRFLOW_HOME"]) / "logs" / "make_run" / time.strftime("%Y%m%d_%H%M%S")
-    before = _last_run_id(env)
-    _, lines = run_dags_test(env, conf, log_dir, args.verbose)
-    run = read_run(env, before)
+    lines, report, logical_date = run_dags_test(env, conf, log_dir, args.verbose)
+    migrate_s = float(report.get("migrate_seconds") or 0.0) if report.get("migrated") else 0.0
+    if migrate_s:
+        print(f"🗄️  Airflow metadata database migrated (first use, {migrate_s:.1f} s)")
+    run = run_state(report, logical_date)
     total = time.perf_counter() - start
     status, summary = summarize(
         run,
@@ -470,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         generate_s=generate_s,
         log_dir=log_dir,
         lines=lines,
-        migrate_s=migrate_s if migrated else 0.0,
+        migrate_s=migrate_s,
     )
     print("\n".join(summary), flush=True)
     if args.summary_json:

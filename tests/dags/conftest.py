@@ -20,7 +20,6 @@ from testkit.airflow import WebhookRecorder, parse_dags
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 DAGS = CHECKOUT / "dags"
-sys.path.insert(0, str(CHECKOUT / "scripts"))
 sys.path.insert(0, str(DAGS))
 
 
@@ -41,7 +40,7 @@ def _run_probe(code: str, home: Path, extra: dict[str, str] | None = None) -> An
 
     The code must print one JSON document as its last stdout line.
     """
-    from airflow_env import airflow_env
+    from scripts.airflow_env import airflow_env
 
     env = airflow_env(home, extra)
     proc = subprocess.run(

@@ -1,6 +1,6 @@
 """A project home with tiny data, its own AIRFLOW_HOME, and a local Slack webhook server.
 
-Airflow runs only in subprocesses here (``scripts/run_pipeline.py``, the ``airflow`` CLI,
+Airflow runs only in subprocesses here (``python -m scripts.run_pipeline``, the ``airflow`` CLI,
 or a small driver calling ``dag.test``), with the environment ``scripts/airflow_env.py``
 builds for the temporary home, so nothing leaks into other tests or ``~/airflow``.
 """
@@ -8,7 +8,6 @@ builds for the temporary home, so nothing leaks into other tests or ``~/airflow`
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,6 @@ import pytest
 from testkit.airflow import WebhookRecorder, small_config
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(CHECKOUT / "scripts"))
 
 
 @dataclass
@@ -34,7 +32,7 @@ class PipelineHome:
 def pipeline(
     tmp_path_factory: pytest.TempPathFactory, tiny_features_dir: Path
 ) -> Iterator[PipelineHome]:
-    from airflow_env import airflow_env
+    from scripts.airflow_env import airflow_env
 
     home = tmp_path_factory.mktemp("pipeline_home")
     shutil.copytree(CHECKOUT / "config", home / "config")

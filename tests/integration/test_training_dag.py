@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-RUN_PIPELINE = CHECKOUT / "scripts" / "run_pipeline.py"
 SMALL = {
     "config_path": "config/small.yaml",
     "epochs": 1,
@@ -56,7 +55,7 @@ def _run(cmd: list[str], pipeline: Any, timeout: int = 420) -> subprocess.Comple
 
 
 def make_run(pipeline: Any, conf: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, str(RUN_PIPELINE), "--home", str(pipeline.home), "--conf"]
+    cmd = [sys.executable, "-m", "scripts.run_pipeline", "--home", str(pipeline.home), "--conf"]
     return _run([*cmd, json.dumps(conf)], pipeline)
 
 

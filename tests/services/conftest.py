@@ -1,383 +1,235 @@
-"""Start real Airflow deployments for the service tests and talk to them over REST API v2.
+"""Shared Airflow deployments for the service tests: one start per profile per session.
 
-Each stack gets its own temp ``CTR_PIPELINE_HOME`` (tiny generated features, a 2-epoch
-config, ``airflow_home/`` inside), free loopback ports for the API server and both log
-servers (so a developer's ``make airflow`` on 8080/8793/8794 is never touched), and,
-for PostgreSQL + Celery, its own database, Redis DB number and Celery queues.
+- ``sqlite_stack``: the ``make airflow`` profile (SQLite + LocalExecutor), started with
+  SIGINT ignored as ``nohup`` or ``cmd &`` in a script would; it is stopped with Ctrl-C
+  right after its last user, and that stop must be clean: exit 0, "All services
+  stopped.", no process of it left, no pid file.
+- ``pg_stack``: PostgreSQL + Celery (two workers: the default queue and the train queue)
+  with its own databases, Redis DB and queues, dropped afterwards.
+- ``pg_crash``: the worker-crash trial on ``pg_stack``, and ``pg_make_run``: ``make run
+  --profile postgres-celery`` on a fresh database of its own; both run in background
+  threads once the e2e run is done, so that the trial's minutes of waiting (heartbeat
+  timeout, retry delay) overlap the other tests.
 
-The SQLite stack and its one successful run are shared (session scope) by the e2e test
-and the browser test; it is stopped right after the last test that uses it, and that
-stop asserts no process of it is left.
+The first test that needs a stack launches every stack the selected tests need, each in
+a thread of its own, so that their start-ups overlap. Stacks are built by
+``testkit.services`` (shared with ``benchmarks/bench_dag.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
-import secrets
-import socket
-import sys
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DAG_ID = "training_pipeline"
-TASKS = (
-    "validate_features",
-    "train_model",
-    "evaluate_model",
-    "register_model",
-    "notify_completion",
-)
-#: Tiny data and a short training run keep a whole DAG run around a minute on 2 cores.
-ROWS = 4000
-EPOCHS = 2
-#: The conf of the good run: gates low enough for 4000 rows and 2 epochs (2 epochs do not
-#: reach the logistic-regression baseline on 4000 rows: that gate is off).
-GOOD_CONF = {"epochs": EPOCHS, "min_auc": 0.5, "min_accuracy": 0.5, "baseline_tolerance": None}
-#: Redis database number reserved for tests (the postgres-celery profile uses 6).
-TEST_REDIS_DB = 13
+from testkit import services as kit
+from testkit.worker_crash import CrashResult, worker_crash_trial
+
+SHARED_FIXTURES = ("sqlite_stack", "pg_stack")
+_NEEDED: list[str] = []
+_LAST_USER: dict[str, str] = {}
+_SHARED: dict[str, contextlib.ExitStack] = {}
 
 
-def _load_services() -> Any:
-    path = REPO / "scripts" / "airflow_services.py"
-    spec = importlib.util.spec_from_file_location("ctr_airflow_services", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+class Background:
+    """Work run in a thread: ``start()`` once, ``result()`` joins it (re-raising)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self._thread: threading.Thread | None = None
+        self._out: dict[str, Any] = {}
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._out["result"] = self._fn()
+        except BaseException as exc:  # re-raised in result()
+            self._out["error"] = exc
+
+    def result(self, timeout: float) -> Any:
+        self.start()
+        assert self._thread is not None
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"still running after {timeout} s"
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["result"]
 
 
-SERVICES = _load_services()
+def _stop_cleanly(stack: kit.Stack) -> None:
+    code, left = stack.stop()
+    assert not left, f"processes left after Ctrl-C: {[p.pid for p in left]}"
+    assert code == 0, stack.text[-3000:]
+    assert "All services stopped." in stack.text
+    assert not stack.services.pid_file.exists()
 
 
-def free_port() -> int:
-    """A currently free TCP port (bound on all interfaces, as Airflow's log servers bind)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("0.0.0.0", 0))
-        return int(sock.getsockname()[1])
+def _launch_sqlite(factory: pytest.TempPathFactory, exits: contextlib.ExitStack) -> Background:
+    home = factory.mktemp("sqlite-stack")
+    before = kit.snapshot(kit.outside_roots())
 
-
-def reachable(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=2):
-        return True
-    return False
-
-
-def require_backing_services(*endpoints: tuple[str, str, int]) -> None:
-    """Skip (or fail when ``CTR_REQUIRE_SERVICES=1``, as CI sets it) if one is down."""
-    down = [
-        f"{name} on {host}:{port}" for name, host, port in endpoints if not reachable(host, port)
-    ]
-    if down:
-        msg = f"{', '.join(down)} not reachable; start it (CI: see .ci/run)"
-        if os.environ.get("CTR_REQUIRE_SERVICES") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
-# --- REST API v2 ---------------------------------------------------------------------
-
-
-class AirflowRest:
-    """A minimal REST API v2 client that logs in like a user of SimpleAuthManager."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-        self.http = httpx.Client(base_url=base_url, timeout=60)
-
-    def login(self, username: str, password: str | None) -> None:
-        if password is None:  # SIMPLE_AUTH_MANAGER_ALL_ADMINS: the token needs no login
-            resp = self.http.get("/auth/token")
-        else:
-            resp = self.http.post("/auth/token", json={"username": username, "password": password})
-        assert resp.status_code in (200, 201), f"login failed: {resp.status_code} {resp.text}"
-        self.http.headers["Authorization"] = f"Bearer {resp.json()['access_token']}"
-
-    def close(self) -> None:
-        self.http.close()
-
-    def wait_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            resp = self.http.get(f"/api/v2/dags/{dag_id}")
-            if resp.status_code == 200:
-                return dict(resp.json())
-            if time.monotonic() > deadline:
-                errors = self.http.get("/api/v2/importErrors").text
-                raise AssertionError(
-                    f"DAG {dag_id} not parsed after {timeout} s; import errors: {errors}"
-                )
-            time.sleep(1)
-
-    def unpause(self, dag_id: str) -> None:
-        resp = self.http.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False})
-        assert resp.status_code == 200, resp.text
-        assert resp.json()["is_paused"] is False
-
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> httpx.Response:
-        return self.http.post(
-            f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf}
+    def start() -> kit.Stack:
+        kit.prepare_home(home)
+        # The triggerer serves only deferrable tasks (none here): one process less to start.
+        stack = kit.start_stack(
+            home, "sqlite-local", env=kit.stack_env(home), triggerer=False, ignore_sigint=True
         )
+        exits.callback(_stop_cleanly, stack)
+        stack.info["outside_before"] = before
+        return stack
 
-    def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        resp = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})
-        assert resp.status_code == 200, resp.text
-        return list(resp.json()["dag_runs"])
+    return Background(start)
 
-    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        resp = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
-        assert resp.status_code == 200, resp.text
-        return dict(resp.json())
 
-    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
-        resp = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        assert resp.status_code == 200, resp.text
-        return {ti["task_id"]: ti for ti in resp.json()["task_instances"]}
+def _launch_postgres(factory: pytest.TempPathFactory, exits: contextlib.ExitStack) -> Background:
+    home = factory.mktemp("pg-stack")
+    env = kit.postgres_env(home, kit.new_token())
+    queues = [env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], env["CTR_TRAIN_QUEUE"]]
+    if os.environ.get("CTR_KEEP_TEST_DB") != "1":
+        exits.callback(kit.drop_postgres_resources, env)
 
-    def wait_run(
-        self, dag_id: str, run_id: str, timeout: float, services: Any = None
-    ) -> dict[str, Any]:
-        """Poll until the run finishes; fail early (with states) if a service dies."""
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.run(dag_id, run_id)
-            if run["state"] in ("success", "failed"):
-                return run
-            if services is not None:
-                services.raise_if_dead()
-            if time.monotonic() > deadline:
-                states = {k: v["state"] for k, v in self.task_instances(dag_id, run_id).items()}
-                raise AssertionError(
-                    f"run {run_id} still {run['state']} after {timeout} s: {states}"
-                )
-            time.sleep(2)
-
-    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
-        """The task's log as text: one line per structured log event."""
-        resp = self.http.get(
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            params={"full_content": True},
+    def start() -> kit.Stack:
+        kit.prepare_home(home)
+        start = time.monotonic()
+        stack = kit.start_stack(
+            home, "postgres-celery", env=env, worker_queues=queues, triggerer=False
         )
-        assert resp.status_code == 200, resp.text
-        content = resp.json()["content"]
-        return "\n".join(
-            str(e.get("event", "")) if isinstance(e, dict) else str(e) for e in content
-        )
+        exits.callback(_stop_cleanly, stack)
+        stack.info.update(env=env, queues=queues, healthy_s=time.monotonic() - start)
+        return stack
 
-    def failure_report(self, dag_id: str, run_id: str) -> str:
-        """Every task's state and the log of each one that did not succeed."""
-        out = []
-        for task_id, ti in self.task_instances(dag_id, run_id).items():
-            out.append(f"{task_id}: {ti['state']}")
-            if ti["state"] != "success" and ti["try_number"]:
-                out.append(self.task_log(dag_id, run_id, task_id, ti["try_number"])[-4000:])
-        return "\n".join(out)
+    return Background(start)
 
 
-# --- stacks ---------------------------------------------------------------------------
+_LAUNCHERS = {"sqlite_stack": _launch_sqlite, "pg_stack": _launch_postgres}
+_LAUNCHES: dict[str, Background] = {}
 
 
-@dataclass
-class Stack:
-    """A running deployment plus the project home its tasks use."""
-
-    services: Any
-    rest: AirflowRest
-    home: Path
-    stopped: bool = False
-    outside_before: dict[str, float] = field(default_factory=dict)
-    versions_before: list[str] = field(default_factory=list)
-    run_seconds: float = 0.0
-
-    @property
-    def registry_dir(self) -> Path:
-        return self.home / "models"
-
-    def registered_versions(self, name: str = "ctr_model") -> list[str]:
-        from ml.registry.model_registry import ModelRegistry
-
-        listed = ModelRegistry(base_dir=str(self.registry_dir)).list_models("staging")
-        return list(listed.get(name, []))
-
-    def stop(self) -> list[Any]:
-        """Stop every service; return the processes left (must be none)."""
-        if self.stopped:
-            return []
-        self.stopped = True
-        self.rest.close()
-        return list(self.services.stop())
+def _launch_all(factory: pytest.TempPathFactory) -> None:
+    """Start every shared stack the selected tests need (once), in parallel."""
+    for name in _NEEDED:
+        if name in _LAUNCHES:
+            continue
+        if name == "pg_stack" and not (
+            kit.reachable("127.0.0.1", 5432) and kit.reachable("127.0.0.1", 6379)
+        ):
+            continue  # the fixture skips (or fails under CI) with the reason
+        _SHARED[name] = contextlib.ExitStack()
+        _LAUNCHES[name] = _LAUNCHERS[name](factory, _SHARED[name])
+        _LAUNCHES[name].start()
 
 
-def prepare_home(home: Path, epochs: int = EPOCHS, rows: int = ROWS, **training: Any) -> None:
-    """Tiny features and the default config (shorter training) under ``home``."""
-    from ml.config import load_config, write_config
-    from ml.data.generate import generate_features
-
-    generate_features(home / "data" / "features" / "v1", rows=rows, seed=7)
-    cfg = load_config(REPO / "config" / "model_config.yaml")
-    cfg = cfg.replace(training={"epochs": epochs, "batch_size": 512, "num_threads": 1, **training})
-    (home / "config").mkdir(parents=True, exist_ok=True)
-    write_config(cfg, home / "config" / "model_config.yaml")
+def _shared_stack(name: str, factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
+    _launch_all(factory)
+    yield _LAUNCHES[name].result(timeout=900)
+    _close(name)
 
 
-def stack_env(home: Path, **extra: str) -> dict[str, str]:
-    """Settings every test deployment gets: free ports, a small footprint, no schedule."""
-    return {
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__CORE__PARALLELISM": "2",
-        # Fast hand-offs between the five tasks.
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-        # Manual runs only: an unpaused @weekly DAG would start its own run at once.
-        "CTR_TRAINING_SCHEDULE": "none",
-        # Bytecode for dags/ and ml/ goes to the temp dir, not into the checkout.
-        "PYTHONPYCACHEPREFIX": str(home / "pycache"),
-        "OMP_NUM_THREADS": "1",
-        # An admin and a read-only viewer (SimpleAuthManager; the Models page tests both).
-        "CTR_AIRFLOW_USERS": "admin:admin,viewer:viewer",
-        **extra,
-    }
-
-
-@contextlib.contextmanager
-def running_stack(
-    home: Path,
-    profile: str,
-    *,
-    extra_env: dict[str, str],
-    celery_workers: list[str] | None = None,
-    triggerer: bool = True,
-) -> Iterator[Stack]:
-    """Start a deployment on ``home``, log in; always stop it (asserting nothing is left)."""
-    services = SERVICES.AirflowServices(
-        profile=profile,
-        home=home,
-        port=free_port(),
-        extra_env=extra_env,
-        celery_workers=celery_workers,
-        triggerer=triggerer,
-    )
-    stack = Stack(services=services, rest=AirflowRest(services.base_url), home=home)
-    try:
-        services.prepare()
-        services.start()
-        services.wait_healthy(timeout=240)
-        stack.rest.login("admin", services.admin_password())
-        yield stack
-    finally:
-        left = stack.stop()
-        assert not left, f"processes left after stop: {[p.pid for p in left]}"
-
-
-def run_pipeline(stack: Stack, conf: dict[str, Any], timeout: float = 300) -> str:
-    """Unpause, trigger with ``conf``, wait for success; return the run id."""
-    stack.rest.wait_dag(DAG_ID)
-    stack.rest.unpause(DAG_ID)
-    resp = stack.rest.trigger(DAG_ID, conf)
-    assert resp.status_code == 200, f"trigger failed: {resp.status_code} {resp.text}"
-    run_id = str(resp.json()["dag_run_id"])
-    run = stack.rest.wait_run(DAG_ID, run_id, timeout=timeout, services=stack.services)
-    assert run["state"] == "success", stack.rest.failure_report(DAG_ID, run_id)
-    return run_id
-
-
-# --- the shared SQLite stack ------------------------------------------------------------
-
-_SHARED: dict[str, Any] = {}
-
-
-def snapshot(roots: list[Path]) -> dict[str, float]:
-    """path -> mtime of every file under ``roots`` except sources and bytecode.
-
-    Sources are left out because other work in the checkout edits them; the deployment
-    writes bytecode under ``PYTHONPYCACHEPREFIX`` (its temp dir), never here.
-    """
-    out: dict[str, float] = {}
-    for root in roots:
-        if root.is_file():
-            out[str(root)] = root.stat().st_mtime
-        elif root.is_dir():
-            for p in root.rglob("*"):
-                if p.suffix in (".py", ".pyc") or "__pycache__" in p.parts:
-                    continue
-                with contextlib.suppress(OSError):
-                    if p.is_file():
-                        out[str(p)] = p.stat().st_mtime
-    return out
-
-
-def outside_roots() -> list[Path]:
-    """Where a deployment that ignored its temp dirs would write (db, logs, runs, models)."""
-    return [
-        REPO / "airflow_home",
-        REPO / "data",
-        REPO / "experiments",
-        REPO / "models",
-        REPO / "logs",
-        REPO / "dags",
-        REPO / "config",
-        Path.home() / "airflow",
-    ]
-
-
-@pytest.fixture(scope="session")
-def sqlite_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """SQLite + LocalExecutor (the ``make airflow`` profile) on temp dirs and free ports."""
-    home = tmp_path_factory.mktemp("sqlite-stack")
-    prepare_home(home)
-    before = snapshot(outside_roots())
-    exits = contextlib.ExitStack()
-    _SHARED["sqlite_stack"] = exits
-    stack = exits.enter_context(running_stack(home, "sqlite-local", extra_env=stack_env(home)))
-    stack.outside_before = before
-    yield stack
-    _close_shared()
-
-
-@pytest.fixture(scope="session")
-def sqlite_run(sqlite_stack: Stack) -> str:
-    """One successful ``training_pipeline`` run on the SQLite stack (its run id)."""
-    sqlite_stack.versions_before = sqlite_stack.registered_versions()
-    start = time.monotonic()
-    run_id = run_pipeline(sqlite_stack, GOOD_CONF)
-    sqlite_stack.run_seconds = time.monotonic() - start
-    return run_id
-
-
-def _close_shared() -> None:
-    exits = _SHARED.pop("sqlite_stack", None)
+def _close(name: str) -> None:
+    exits = _SHARED.pop(name, None)
     if exits is not None:
         exits.close()
 
 
-@pytest.hookimpl(trylast=True)  # after -m/-k deselection
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    users = [i.nodeid for i in items if "sqlite_stack" in getattr(i, "fixturenames", ())]
-    _SHARED["last_user"] = users[-1] if users else None
-
-
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    # Stop the shared stack right after the last test that needs it, rather than leave an
-    # idle scheduler running through the rest of the suite.
-    if item.nodeid == _SHARED.get("last_user"):
-        _close_shared()
-
-
-def new_token() -> str:
-    return secrets.token_hex(4)
+@pytest.fixture(scope="session", name="kit")
+def kit_fixture() -> Any:
+    """``testkit.services`` (constants and helpers) for tests that take it as a fixture."""
+    return kit
 
 
 @pytest.fixture(scope="session")
-def kit() -> Any:
-    """This module: the helpers above for the test files (conftest is not importable)."""
-    return sys.modules[__name__]
+def sqlite_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
+    yield from _shared_stack("sqlite_stack", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sqlite_run(sqlite_stack: kit.Stack) -> str:
+    """One successful ``training_pipeline`` run on the SQLite stack (its run id)."""
+    sqlite_stack.info["versions_before"] = sqlite_stack.registered_versions()
+    start = time.monotonic()
+    run_id = kit.run_pipeline(sqlite_stack, kit.GOOD_CONF)
+    sqlite_stack.info["run_seconds"] = time.monotonic() - start
+    return run_id
+
+
+@pytest.fixture(scope="session")
+def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
+    kit.require_backing_services(("PostgreSQL", "127.0.0.1", 5432), ("Redis", "127.0.0.1", 6379))
+    yield from _shared_stack("pg_stack", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def pg_run(pg_stack: kit.Stack) -> str:
+    """One successful run on the PostgreSQL + Celery stack (its run id)."""
+    return kit.run_pipeline(pg_stack, kit.GOOD_CONF)
+
+
+@pytest.fixture(scope="session")
+def pg_crash(pg_stack: kit.Stack) -> Background:
+    """The worker-crash trial on ``pg_stack`` (``.start()`` it, ``.result()`` to wait)."""
+
+    def trial() -> CrashResult:
+        rest = kit.AirflowRest(pg_stack.services.base_url, pg_stack.services.api_token())
+        try:
+            return worker_crash_trial(pg_stack, rest=rest)
+        finally:
+            rest.close()
+
+    return Background(trial)
+
+
+@pytest.fixture(scope="session")
+def pg_make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    """``make run --profile postgres-celery`` on a database of its own (in a thread)."""
+    kit.require_backing_services(("PostgreSQL", "127.0.0.1", 5432))
+    home = tmp_path_factory.mktemp("pg-make-run")
+    env = kit.postgres_env(home, kit.new_token())
+
+    def make_run() -> dict[str, Any]:
+        kit.prepare_home(home)
+        start = time.monotonic()
+        proc, data = kit.make_run(home, env, kit.GOOD_CONF, profile="postgres-celery")
+        return {"home": home, "proc": proc, "data": data, "seconds": time.monotonic() - start}
+
+    job = Background(make_run)
+    yield job
+    with contextlib.suppress(BaseException):
+        job.result(timeout=900)
+    if os.environ.get("CTR_KEEP_TEST_DB") != "1":
+        kit.drop_postgres_resources(env)
+
+
+@pytest.hookimpl(trylast=True)  # after -m/-k deselection
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for name in SHARED_FIXTURES:
+        users = [i.nodeid for i in items if name in getattr(i, "fixturenames", ())]
+        if users:
+            _NEEDED.append(name)
+            _LAST_USER[name] = users[-1]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # Stop a shared stack right after the last test that needs it, rather than leave an
+    # idle scheduler running through the rest of the suite.
+    for name in SHARED_FIXTURES:
+        if item.nodeid == _LAST_USER.get(name):
+            _close(name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A stack launched for tests that never got to use it (-x, an error): stop it too.
+    for name, launch in list(_LAUNCHES.items()):
+        if name in _SHARED:
+            with contextlib.suppress(BaseException):
+                launch.result(timeout=900)
+            with contextlib.suppress(BaseException):
+                _close(name)

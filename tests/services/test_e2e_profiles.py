@@ -1,21 +1,24 @@
 """End to end over the real REST API, once per deployment profile.
 
-For SQLite + LocalExecutor (``make airflow``) and for PostgreSQL + CeleryExecutor + Redis:
-start the services on loopback ports, log in, unpause and trigger ``training_pipeline``
-with a small conf, wait for success, check the registry gained a version and the task
-logs (fetched over REST) hold the spec's lines, check a bad conf is refused with HTTP 400
-and creates no run, stop everything and check no process is left.
+For SQLite + LocalExecutor (``make airflow``) and for PostgreSQL + CeleryExecutor + Redis
++ FAB: the shared stacks (see conftest) are logged in to through the profile's own auth
+helper; unpause and trigger ``training_pipeline`` with a small conf, wait for success,
+check the registry gained a version and the task logs (fetched over REST) hold the spec's
+lines, and that a bad conf is refused with HTTP 400 and creates no run. The production
+profile also shows its users (an admin and a read-only viewer, FAB) and Optuna's
+database.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import time
-from pathlib import Path
+import stat
 from typing import Any
 
+import httpx
 import pytest
+
+from testkit import services as kit
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -45,106 +48,110 @@ EXPECTED_LOG_LINES = {
 }
 
 
-def check_successful_run(kit: Any, stack: Any, run_id: str) -> dict[str, dict[str, Any]]:
+def check_successful_run(stack: kit.Stack, run_id: str) -> dict[str, dict[str, Any]]:
     """Registry and logs after a good run; returns the task instances."""
     assert stack.registered_versions() == ["v1"]
-    assert (stack.registry_dir / "staging" / "ctr_model" / "v1").is_dir()
-
-    tis = stack.rest.task_instances(kit.DAG_ID, run_id)
+    assert (stack.home / "models" / "staging" / "ctr_model" / "v1").is_dir()
+    rest = stack.rest
+    assert rest is not None
+    tis = rest.task_instances(kit.DAG_ID, run_id)
     assert sorted(tis) == sorted(kit.TASKS)
     for task_id in kit.TASKS:
         ti = tis[task_id]
         assert ti["state"] == "success", (task_id, ti["state"])
-        text = stack.rest.task_log(kit.DAG_ID, run_id, task_id, ti["try_number"])
+        text = rest.task_log(kit.DAG_ID, run_id, task_id, ti["try_number"])
         for pattern in EXPECTED_LOG_LINES[task_id]:
             assert re.search(pattern, text), f"{task_id} log lacks {pattern!r}:\n{text[-3000:]}"
     return tis
 
 
-def check_bad_conf_refused(kit: Any, stack: Any) -> None:
-    before = stack.rest.runs(kit.DAG_ID)
-    resp = stack.rest.trigger(kit.DAG_ID, {**kit.GOOD_CONF, "min_auc": 1.5})
+def check_bad_conf_refused(stack: kit.Stack) -> None:
+    rest = stack.rest
+    assert rest is not None
+    resp = rest.trigger(kit.DAG_ID, {**kit.GOOD_CONF, "min_auc": 1.5})
     assert resp.status_code == 400, resp.text
     assert "min_auc" in resp.text and "1.5" in resp.text, resp.text
-    assert len(stack.rest.runs(kit.DAG_ID)) == len(before)
+    confs = [r.get("conf") or {} for r in rest.runs(kit.DAG_ID)]
+    assert not [c for c in confs if c.get("min_auc") == 1.5]
 
 
-def _drop_test_resources(kit: Any, db_url: str, redis_db: int, queues: list[str]) -> None:
-    kit.SERVICES.drop_postgres_database(db_url)
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=6379, db=redis_db)
-    for queue in queues:
-        for key in client.scan_iter(match=f"*{queue}*"):
-            client.delete(key)
-
-
-def test_e2e_postgres_celery_runs_pipeline_over_rest(kit: Any, tmp_path: Path) -> None:
-    kit.require_backing_services(("PostgreSQL", "127.0.0.1", 5432), ("Redis", "127.0.0.1", 6379))
-    token = kit.new_token()
-    db_name = f"ctr_pipeline_test_{token}"
-    default_queue = f"ctr_test_{token}"
-    gpu_queue = f"ctr_test_{token}_gpu"
-    db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{db_name}"
-    kit.prepare_home(tmp_path)
-    env = kit.stack_env(
-        tmp_path,
-        CTR_AIRFLOW_DB=db_name,
-        CTR_CELERY_BROKER_URL=f"redis://127.0.0.1:6379/{kit.TEST_REDIS_DB}",
-        AIRFLOW__CELERY__WORKER_CONCURRENCY="1",
-        # Queues of our own, so no other Celery worker on this broker takes our tasks.
-        AIRFLOW__OPERATORS__DEFAULT_QUEUE=default_queue,
-        CTR_TRAIN_QUEUE=gpu_queue,
-    )
-    start = time.monotonic()
-    try:
-        with kit.running_stack(
-            tmp_path,
-            "postgres-celery",
-            extra_env=env,
-            celery_workers=[default_queue, gpu_queue],
-            triggerer=False,
-        ) as stack:
-            services = stack.services
-            assert services.env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-            assert services.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == db_url
-            assert services.env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+{db_url}"
-            assert [s.name for s in services.services][-2:] == [
-                "celery-worker-1",
-                "celery-worker-2",
-            ]
-            healthy_s = time.monotonic() - start
-            run_id = kit.run_pipeline(stack, kit.GOOD_CONF)
-            tis = check_successful_run(kit, stack, run_id)
-            # One setting routes train_model to the GPU queue; only worker 2 consumes it.
-            assert tis["train_model"]["queue"] == gpu_queue
-            others = {t: ti["queue"] for t, ti in tis.items() if t != "train_model"}
-            assert set(others.values()) == {default_queue}, others
-            check_bad_conf_refused(kit, stack)
-            worker2_log = (services.log_dir / "celery-worker-2.log").read_text(errors="replace")
-            assert "train_model" in worker2_log, "train_model did not run on the gpu worker"
-        print(
-            f"postgres-celery: healthy after {healthy_s:.1f} s, whole test "
-            f"{time.monotonic() - start:.1f} s"
-        )
-    finally:
-        if os.environ.get("CTR_KEEP_TEST_DB") != "1":
-            _drop_test_resources(kit, db_url, kit.TEST_REDIS_DB, [default_queue, gpu_queue])
-
-
-def test_e2e_sqlite_local_runs_pipeline_over_rest(
-    kit: Any, sqlite_stack: Any, sqlite_run: str
+def test_e2e_postgres_celery_runs_pipeline_over_rest(
+    pg_stack: kit.Stack, pg_run: str, pg_crash: Any, pg_make_run: Any
 ) -> None:
+    stack = pg_stack
+    env = stack.info["env"]
+    services = stack.services
+    db_url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{env['CTR_AIRFLOW_DB']}"
+    assert services.env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert services.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == db_url
+    assert services.env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+{db_url}"
+    assert list(stack.pids())[-2:] == ["celery-worker-1", "celery-worker-2"]
+    tis = check_successful_run(stack, pg_run)
+    # One setting routes train_model to the GPU queue; only worker 2 consumes it.
+    default_queue, gpu_queue = stack.info["queues"]
+    assert tis["train_model"]["queue"] == gpu_queue
+    others = {t: ti["queue"] for t, ti in tis.items() if t != "train_model"}
+    assert set(others.values()) == {default_queue}, others
+    check_bad_conf_refused(stack)
+    worker2_log = (services.log_dir / "celery-worker-2.log").read_text(errors="replace")
+    assert "train_model" in worker2_log, "train_model did not run on the gpu worker"
+    # The worker-crash trial and make run on PostgreSQL (test_worker_crash.py,
+    # test_run_pipeline_postgres.py) run beside the remaining tests.
+    pg_crash.start()
+    pg_make_run.start()
+    print(f"postgres-celery: healthy after {stack.info['healthy_s']:.1f} s")
+
+
+def test_production_profile_users_are_fab_admin_and_read_only_viewer(pg_stack: kit.Stack) -> None:
+    services = pg_stack.services
+    auth = services.auth
+    assert auth.kind == "fab"
+    # Generated passwords, printed once by `up`, stored for the owner only.
+    stored = auth.passwords()
+    assert sorted(stored) == ["admin", "viewer"]
+    assert stat.S_IMODE(auth.passwords_file.stat().st_mode) == 0o600
+    for user, role in (("admin", "Admin"), ("viewer", "Viewer")):
+        assert f"user {user} ({role}), password {stored[user]}  (shown once" in pg_stack.text
+    viewer = kit.AirflowRest(services.base_url, services.api_token("viewer"))
+    try:
+        assert viewer.http.get(f"/api/v2/dags/{kit.DAG_ID}").status_code == 200
+        patch = viewer.http.patch(f"/api/v2/dags/{kit.DAG_ID}", json={"is_paused": True})
+        assert patch.status_code == 403, patch.text
+        assert viewer.trigger(kit.DAG_ID, kit.GOOD_CONF).status_code == 403
+    finally:
+        viewer.close()
+    # A wrong password gets no token.
+    bad = httpx.post(
+        f"{services.base_url}/auth/token", json={"username": "admin", "password": "nope"}
+    )
+    assert bad.status_code in (400, 401), bad.text
+
+
+def test_production_profile_has_optuna_storage_beside_airflow(pg_stack: kit.Stack) -> None:
+    import optuna
+
+    storage = pg_stack.services.env["CTR_TUNING_STORAGE"]
+    optuna_db = pg_stack.info["env"]["CTR_OPTUNA_DB"]
+    assert storage == f"postgresql+psycopg2://postgres@127.0.0.1:5432/{optuna_db}"
+    assert f"Tuning storage:  {storage}" in pg_stack.text
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=storage, study_name="probe", load_if_exists=True)
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    assert len(optuna.load_study(study_name="probe", storage=storage).trials) >= 1
+
+
+def test_e2e_sqlite_local_runs_pipeline_over_rest(sqlite_stack: kit.Stack, sqlite_run: str) -> None:
     stack = sqlite_stack
     assert stack.services.env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert stack.services.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
         f"sqlite:///{stack.home}/airflow_home/airflow.db"
     )
-    assert stack.versions_before == []
-    check_successful_run(kit, stack, sqlite_run)
-    check_bad_conf_refused(kit, stack)
+    assert stack.info["versions_before"] == []
+    check_successful_run(stack, sqlite_run)
+    check_bad_conf_refused(stack)
     # Parsing, running, logging and serving the UI all stayed inside the temp dirs.
     after = kit.snapshot(kit.outside_roots())
-    changed = sorted(p for p, m in after.items() if stack.outside_before.get(p) != m)
+    before = stack.info["outside_before"]
+    changed = sorted(p for p, m in after.items() if before.get(p) != m)
     assert not changed, f"the deployment wrote outside its temp dirs: {changed[:20]}"
-    print(f"sqlite-local: run {sqlite_run} succeeded in {stack.run_seconds:.1f} s")
+    print(f"sqlite-local: run {sqlite_run} succeeded in {stack.info['run_seconds']:.1f} s")

@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from testkit import services as kit
+
 pytestmark = [pytest.mark.long, pytest.mark.services, pytest.mark.timeout(3600)]
 
 #: The task must outlive the 600 s token by a margin.
@@ -55,7 +57,7 @@ def _seconds_per_epoch(home: Path, cfg: Any) -> float:
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
 
 
-def test_long_training_task_outlives_execution_api_token(kit: Any, tmp_path: Path) -> None:
+def test_long_training_task_outlives_execution_api_token(tmp_path: Path) -> None:
     from ml.config import load_config, write_config
 
     kit.prepare_home(tmp_path, rows=ROWS, epochs=1)
@@ -67,27 +69,29 @@ def test_long_training_task_outlives_execution_api_token(kit: Any, tmp_path: Pat
     write_config(cfg.replace(training={"epochs": epochs, "patience": epochs}), config_path)
     print(f"calibration: {per_epoch:.2f} s/epoch -> {epochs} epochs (~{epochs * per_epoch:.0f} s)")
 
-    env = kit.stack_env(tmp_path)
-    with kit.running_stack(tmp_path, "sqlite-local", extra_env=env) as stack:
+    stack = kit.start_stack(tmp_path, "sqlite-local", env=kit.stack_env(tmp_path))
+    try:
         # The defaults are what this test is about: nobody lengthened the token.
         assert "AIRFLOW__EXECUTION_API__JWT_EXPIRATION_TIME" not in stack.services.env
+        rest = stack.rest
+        assert rest is not None
         start = time.monotonic()
         conf = {"min_auc": 0.5, "min_accuracy": 0.5}
-        stack.rest.wait_dag(kit.DAG_ID)
-        stack.rest.unpause(kit.DAG_ID)
-        resp = stack.rest.trigger(kit.DAG_ID, conf)
+        rest.wait_dag(kit.DAG_ID)
+        rest.unpause(kit.DAG_ID)
+        resp = rest.trigger(kit.DAG_ID, conf)
         assert resp.status_code == 200, resp.text
         run_id = resp.json()["dag_run_id"]
-        run = stack.rest.wait_run(kit.DAG_ID, run_id, timeout=3000, services=stack.services)
-        tis = stack.rest.task_instances(kit.DAG_ID, run_id)
+        run = rest.wait_run(kit.DAG_ID, run_id, timeout=3000, stack=stack)
+        tis = rest.task_instances(kit.DAG_ID, run_id)
         train = tis["train_model"]
-        log = stack.rest.task_log(kit.DAG_ID, run_id, "train_model", train["try_number"])
+        log = rest.task_log(kit.DAG_ID, run_id, "train_model", train["try_number"])
         print(
             f"run {run_id}: {run['state']} after {time.monotonic() - start:.0f} s; "
             f"train_model {train['state']} try {train['try_number']} "
             f"in {train['duration']:.0f} s"
         )
-        assert run["state"] == "success", stack.rest.failure_report(kit.DAG_ID, run_id)
+        assert run["state"] == "success", rest.failure_report(kit.DAG_ID, run_id)
         assert train["try_number"] == 1, f"train_model needed a retry:\n{log[-4000:]}"
         assert train["duration"] >= LONG_TASK_SECONDS, (
             f"train_model ran {train['duration']:.0f} s, less than {LONG_TASK_SECONDS} s: "
@@ -97,3 +101,6 @@ def test_long_training_task_outlives_execution_api_token(kit: Any, tmp_path: Pat
         for message in EXPIRY_MESSAGES:
             assert message not in log
         assert stack.registered_versions() == ["v1"]
+    finally:
+        code, left = stack.stop()
+        assert not left and code == 0, stack.text[-3000:]

@@ -1,8 +1,9 @@
 """The Airflow UI in a real headless Chromium, against the SQLite stack's successful run.
 
-Logs in through SimpleAuthManager's login form, opens ``training_pipeline``, checks the
-successful run and its five tasks are shown, and saves a screenshot to
-``$CTR_TEST_ARTIFACTS`` or ``<base dir>/test-artifacts/ui-training_pipeline.png``.
+Logs in through SimpleAuthManager's login form (with the password ``make airflow``
+printed), opens ``training_pipeline``, checks the successful run and its five tasks are
+shown, and saves a screenshot to ``$CTR_TEST_ARTIFACTS`` or
+``<base dir>/test-artifacts/ui-training_pipeline.png``.
 
 Needs Debian's chromium at /usr/bin/chromium (``bash scripts/install_browser.sh``);
 Playwright drives it, ``playwright install`` is never used.
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from testkit import services as kit
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -51,10 +54,12 @@ def browser() -> Any:
 
 
 def test_ui_shows_successful_run_with_all_tasks(
-    kit: Any, sqlite_stack: Any, sqlite_run: str, browser: Any
+    sqlite_stack: kit.Stack, sqlite_run: str, browser: Any
 ) -> None:
     from playwright.sync_api import expect
 
+    # expect() waits 5 s by default: too little for a busy 2-core machine.
+    expect.set_options(timeout=60_000)
     base = sqlite_stack.services.base_url
     password = sqlite_stack.services.admin_password()
     assert password, "make airflow's login needs the generated admin password"

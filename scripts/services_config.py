@@ -1,0 +1,103 @@
+"""Deployment profiles: the ``KEY=VALUE`` env files in ``deploy/`` and the ports they use."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEPLOY_DIR = REPO_ROOT / "deploy"
+PROFILES = ("sqlite-local", "postgres-celery")
+DEFAULT_PROFILE = "sqlite-local"
+DEFAULT_PORT = 8080
+DEFAULT_HOST = "127.0.0.1"
+SERVICES_MODULE = "scripts.airflow_services"
+
+_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ServicesError(RuntimeError):
+    """The services cannot be configured, started or stopped; the message says how to fix it."""
+
+
+def load_env_file(path: Path, base: Mapping[str, str]) -> dict[str, str]:
+    """Parse a profile file of ``KEY=VALUE`` lines (the subset of shell syntax it uses).
+
+    Blank lines and ``#`` comments are skipped; an optional leading ``export`` is allowed;
+    ``${VAR}``, ``$VAR`` and ``${VAR:-default}`` expand against ``base`` and the keys
+    defined earlier in the file, so the file also works with ``set -a; . file``.
+
+    Args:
+        path: The env file.
+        base: Variables visible to expansions (usually the process environment).
+
+    Returns:
+        The variables the file defines, expanded.
+
+    Raises:
+        ServicesError: The file is missing, a line is malformed or references an undefined
+            variable without a default.
+    """
+    if not path.is_file():
+        raise ServicesError(
+            f"profile file {path} does not exist; choose one of {', '.join(PROFILES)} "
+            f"or pass the path of a KEY=VALUE env file"
+        )
+    scope = dict(base)
+    out: dict[str, str] = {}
+    for lineno, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.removeprefix("export ").strip().partition("=")
+        key = key.strip()
+        if not sep or not _KEY_RE.fullmatch(key):
+            raise ServicesError(f"{path}:{lineno}: expected KEY=VALUE, got {raw!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+
+        def expand(m: re.Match[str], *, _lineno: int = lineno) -> str:
+            name = m.group(1) or m.group(3)
+            if scope.get(name):
+                return scope[name]
+            if m.group(2) is not None:
+                return m.group(2)
+            raise ServicesError(
+                f"{path}:{_lineno}: ${{{name}}} is not set; export {name} or give a default "
+                f"with ${{{name}:-value}}"
+            )
+
+        value = _VAR_RE.sub(expand, value)
+        scope[key] = value
+        out[key] = value
+    return out
+
+
+def profile_path(profile: str) -> Path:
+    """``deploy/<profile>.env`` for a profile name, or the path itself for a custom file."""
+    if profile in PROFILES:
+        return DEPLOY_DIR / f"{profile}.env"
+    path = Path(profile).expanduser()
+    if path.suffix == ".env" or path.is_file():
+        return path.resolve()
+    raise ServicesError(
+        f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)} or pass an env file"
+    )
+
+
+def check_port_free(host: str, port: int, what: str, setting: str) -> None:
+    """Raise naming ``what`` and the ``setting`` that moves it when ``port`` is taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host if host not in ("", "0.0.0.0") else "0.0.0.0", port))
+        except OSError as exc:
+            raise ServicesError(
+                f"port {port} ({what}) is already in use on {host}: {exc.strerror}; stop what "
+                f"holds it (`python -m {SERVICES_MODULE} down` if it is an earlier run) or "
+                f"choose another port with {setting}"
+            ) from None

@@ -1,0 +1,117 @@
+"""scripts/services_stack.py without starting Airflow: profiles' environments and restarts."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scripts.airflow_env import REPO
+from scripts.services_auth import FAB_AUTH_MANAGER
+from scripts.services_processes import Service, session_processes
+from scripts.services_stack import AirflowServices
+
+
+def test_sqlite_profile_env_puts_everything_under_home(tmp_path: Path) -> None:
+    svc = AirflowServices(profile="sqlite-local", home=tmp_path, port=18123)
+    env = svc.env
+    assert env["AIRFLOW_HOME"] == str(tmp_path / "airflow_home")
+    assert env["CTR_PIPELINE_HOME"] == str(tmp_path)
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == (
+        f"sqlite:///{tmp_path}/airflow_home/airflow.db"
+    )
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "dags")
+    # Moving the API server moves the execution API URL with it.
+    assert env["AIRFLOW__API__PORT"] == "18123"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18123/execution/"
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin,viewer:viewer"
+    assert svc.auth.kind == "simple"
+    assert "CTR_TUNING_STORAGE" not in env or env["CTR_TUNING_STORAGE"] == ""
+    assert [s.name for s in svc.service_specs()] == [
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+    ]
+
+
+def test_postgres_celery_profile_env_auth_storage_and_workers(tmp_path: Path) -> None:
+    extra = {"CTR_AIRFLOW_DB": "ctr_x", "CTR_OPTUNA_DB": "ctr_x_optuna", "CTR_TRAIN_QUEUE": "gpu"}
+    svc = AirflowServices(
+        profile="postgres-celery", home=tmp_path, extra_env=extra, triggerer=False
+    )
+    env = svc.env
+    url = "postgresql+psycopg2://postgres@127.0.0.1:5432/ctr_x"
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == url
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+{url}"
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://127.0.0.1:6379/6"
+    # Optuna's database on the same server, handed to every service (and so every task).
+    assert env["CTR_TUNING_STORAGE"] == "postgresql+psycopg2://postgres@127.0.0.1:5432/ctr_x_optuna"
+    # Real users: FAB with an admin and a read-only viewer.
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER
+    assert svc.auth.users() == {"admin": "Admin", "viewer": "Viewer"}
+    # An orphaned task is failed (and retried) within about a minute, not Airflow's 5.
+    assert int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]) <= 60
+    workers = [s for s in svc.service_specs() if s.name.startswith("celery-worker")]
+    # By default one worker takes the default queue and the train queue.
+    assert len(workers) == 1
+    assert workers[0].argv[workers[0].argv.index("--queues") + 1] == "default,gpu"
+
+
+def test_restart_kills_the_leftovers_of_the_dead_service_first(tmp_path: Path) -> None:
+    svc = AirflowServices(home=tmp_path)
+    svc.log_dir.mkdir(parents=True)
+    code = (
+        "import subprocess, sys, time\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        "time.sleep(0.5)\n"
+    )
+    worker = Service("fake-worker", [sys.executable, "-c", code])
+    svc.services = [worker]
+    svc._spawn(worker)
+    first = worker.proc
+    assert first is not None
+    try:
+        first.wait(timeout=30)
+        orphans = session_processes(first.pid, since=worker.started_at)
+        assert len(orphans) == 1  # the "pool child" outlived its leader
+        worker.argv = [sys.executable, "-c", "import time; time.sleep(300)"]
+        svc.restart(worker)
+        assert worker.proc is not first and worker.proc is not None
+        time.sleep(0.2)
+        assert session_processes(first.pid, since=worker.started_at - 5) == []
+        assert worker.proc.poll() is None
+        assert svc.pid_file.is_file()
+    finally:
+        for proc in (worker.proc, first):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for orphan in session_processes(first.pid):
+            orphan.kill()
+    assert (svc.log_dir / "fake-worker.log").is_file()
+
+
+def test_prepare_seeds_the_default_config_into_a_new_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make airflow --home NEW` copies the default config as `make run` does (issue 9).
+    from scripts import airflow_env
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        airflow_env, "ensure_db", lambda env, **kw: calls.append(kw) or {"migrated": False}
+    )
+    svc = AirflowServices(home=tmp_path)
+    svc.prepare()
+    config = tmp_path / "config" / "model_config.yaml"
+    assert svc.seeded_config == config
+    assert config.read_bytes() == (REPO / "config" / "model_config.yaml").read_bytes()
+    assert calls == [{"commands": []}]  # SimpleAuthManager: no users to create
+    svc.prepare()
+    assert svc.seeded_config is None  # there now: left alone
