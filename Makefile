@@ -34,7 +34,7 @@ bench: $(STAMP) ## benchmarks: table on screen, JSON in benchmarks/results/
 bench-full: $(STAMP) ## benchmarks including the 10M-row data point
 	$(BIN)/python -m benchmarks --full $(ARGS)
 
-LINT_PATHS := ml dags tests benchmarks scripts testkit
+LINT_PATHS := ml dags plugins tests benchmarks scripts testkit
 
 lint: $(STAMP) ## ruff check + ruff format --check + mypy strict on ml/ (CI runs it before the tests)
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -190,7 +190,8 @@ def test_gate_failure_stops_at_evaluate_registers_nothing_and_notifies(
     pipeline: Any, first_run: dict[str, Any]
 ) -> None:
     before = versions(pipeline)
-    proc = make_run(pipeline, {**SMALL, "min_auc": 0.99})
+    # force_retrain: the inputs are v1's, which would otherwise skip to "nothing changed".
+    proc = make_run(pipeline, {**SMALL, "min_auc": 0.99, "force_retrain": True})
     out = proc.stdout
     assert proc.returncode == 1, out
     assert "Failed task: evaluate_model: quality gate failed: test_auc 0." in out
