@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ml.data import cli as data_cli
     from ml.registry import cli as registry_cli
     from ml.training import cli as training_cli
+    from ml.tuning import cli as tuning_cli
 
     parser = argparse.ArgumentParser(
         prog="ctr-pipeline",
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cli.add_commands(sub)
     training_cli.add_commands(sub)
     registry_cli.add_commands(sub)
+    tuning_cli.add_commands(sub)
     return parser
 
 
