@@ -73,6 +73,7 @@ def success_message(
     stage: str = "staging",
     promoted: bool = False,
     gates: Sequence[Mapping[str, Any]] = (),
+    tuning: Mapping[str, Any] | None = None,
 ) -> str:
     """The completion summary, starting with ``🎉 Training Pipeline Complete!``.
 
@@ -86,6 +87,7 @@ def success_message(
         stage: Stage the version is in.
         promoted: Whether the run promoted the version to production.
         gates: Gate results (dicts with ``name``, ``passed``, ``message``).
+        tuning: The study the model came from (``ml.tuning.report.summary``), if tuned.
 
     Returns:
         Multi-line text for the log and for Slack.
@@ -103,6 +105,7 @@ def success_message(
     for gate in gates:
         mark = "✅" if gate.get("passed") else "❌"
         lines.append(f"   {mark} gate {gate.get('name')}: {gate.get('message')}")
+    lines += tuning_lines(tuning)
     if promoted and version is not None:
         lines.append(f"   🚀 Promoted to production: {model_name} {version}")
     elif version is not None:
@@ -111,6 +114,22 @@ def success_message(
             f"{model_name} {version}`"
         )
     return "\n".join(lines)
+
+
+def tuning_lines(tuning: Mapping[str, Any] | None) -> list[str]:
+    """The tuning block: the best trial, its parameters, and trials ran/pruned/failed."""
+    if not tuning or not tuning.get("best"):
+        return []
+    best, trials = tuning["best"], tuning.get("trials") or {}
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in (best.get("params") or {}).items())
+    ran = int(trials.get("finished", 0)) + int(trials.get("failed", 0))
+    return [
+        f"   🔎 Tuned: best trial {best.get('number')} of study {tuning.get('study')} "
+        f"({tuning.get('metric')} {_fmt(best.get('value'))})",
+        f"      parameters: {params or '-'}",
+        f"      trials: {ran} ran, {trials.get('complete', 0)} complete, "
+        f"{trials.get('pruned', 0)} pruned, {trials.get('failed', 0)} failed",
+    ]
 
 
 def failure_message(

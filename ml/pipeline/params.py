@@ -57,6 +57,9 @@ class Params:
     auto_promote: bool = False
     epochs: int | None = None
     force_retrain: bool = False
+    #: Optuna trials before training (0: no tuning) and mapped workers running them.
+    tuning_trials: int = 0
+    tuning_parallel: int = 2
     #: ``{"training": {"epochs": 2}}``-style config overrides (``ctr-pipeline run --set``).
     config_overrides: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -70,6 +73,10 @@ class Params:
         params = cls(**known, extra=extra)
         if params.epochs is not None and (isinstance(params.epochs, bool) or params.epochs < 1):
             raise UserError(f"epochs must be a positive integer or null, got {params.epochs!r}")
+        for name, low in (("tuning_trials", 0), ("tuning_parallel", 1)):
+            value = getattr(params, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UserError(f"{name} must be an integer >= {low}, got {value!r}")
         return params
 
     @property

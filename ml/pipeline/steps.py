@@ -83,9 +83,11 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
     return {"features_path": shown}
 
 
-def train(params: Params, run: PipelineRun, features_path: str | None) -> dict[str, Any]:
+def train(
+    params: Params, run: PipelineRun, features_path: str | None, study: str | None = None
+) -> dict[str, Any]:
     """Train into the pipeline run's own run directory (resuming or reusing it when its
-    config and data match).
+    config and data match); after tuning (``study``), take the study's best trial.
 
     Returns:
         ``{"run_dir"}``.
@@ -93,6 +95,12 @@ def train(params: Params, run: PipelineRun, features_path: str | None) -> dict[s
     from ml.training.job import train as train_job
 
     start = time.perf_counter()
+    if study is not None:
+        from ml.pipeline.tuning import train_best
+
+        shown = train_best(params, run, features_path, study)
+        _step(run, "train", start, run_dir=shown)
+        return {"run_dir": shown}
     cfg = params.config()
     if features_path is None:
         features_path = params.features_dir(cfg)
@@ -159,6 +167,10 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
     features = Path(
         rd.read_run_info(path).get("features_dir") or params.features_dir(params.config())
     )
+    if "test_auc" not in metrics:  # the best tuning trial's run: it never read test
+        from ml.pipeline.tuning import score_test
+
+        metrics = score_test(path, metrics, features)
     comparison, baseline = _comparisons(params, path, features)
     report = evaluate_gates(
         metrics,
@@ -286,6 +298,7 @@ def finish(
         run_id=run.run_id,
         promoted=bool(summary.get("promoted")) and model_version is not None,
         gates=(metrics or {}).get("gates") or (),
+        tuning=summary.get("tuning"),
     )
     update_summary(run.dag_id, run.run_id, state="success", message=text)
     return text
