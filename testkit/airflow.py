@@ -112,6 +112,8 @@ BAD_CONFS: list[dict[str, Any]] = [
     {"epochs": 1.5},
     {"config_path": ""},
     {"features_path": 3},
+    {"tuning_trials": -1},
+    {"tuning_parallel": 0},
 ]
 
 
