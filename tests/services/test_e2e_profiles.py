@@ -51,7 +51,9 @@ def check_successful_run(kit: Any, stack: Any, run_id: str) -> dict[str, dict[st
     assert (stack.registry_dir / "staging" / "ctr_model" / "v1").is_dir()
 
     tis = stack.rest.task_instances(kit.DAG_ID, run_id)
-    assert sorted(tis) == sorted(kit.TASKS)
+    assert sorted(tis) == sorted(kit.TASKS + kit.TUNING_TASKS)
+    assert tis["tuning.create_study"]["state"] == "success"
+    assert tis["tuning.tune_worker"]["state"] == "skipped"  # tuning_trials=0
     for task_id in kit.TASKS:
         ti = tis[task_id]
         assert ti["state"] == "success", (task_id, ti["state"])
