@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ml.fsutil import atomic_write, atomic_write_json, display_path, utc_now
 from ml.tuning import study as st
 from ml.tuning.storage import study_dir
-from ml.tuning.trial import RUN_DIR_ATTR, WORKER_ATTR
+from ml.tuning.trial import RESULT_ATTR, RUN_DIR_ATTR, WORKER_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -104,6 +104,7 @@ def importance_lines(found: dict[str, float], why_not: str | None) -> list[str]:
 def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """One trial in ``tuning.json``."""
     attrs = t.user_attrs
+    result = attrs.get(RESULT_ATTR) or {}
     return {
         "number": t.number,
         "state": t.state.name,
@@ -111,9 +112,9 @@ def trial_record(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
         "params": dict(t.params),
         "seconds": seconds(t),
         "run_dir": attrs.get(RUN_DIR_ATTR),
-        "best_epoch": attrs.get("best_epoch"),
-        "epochs_run": attrs.get("epochs_run"),
-        "resumed_from_epoch": attrs.get("resumed_from_epoch"),
+        "best_epoch": result.get("best_epoch"),
+        "epochs_run": result.get("epochs_run"),
+        "resumed_from_epoch": result.get("resumed_from_epoch"),
         "defaults": bool(attrs.get(st.DEFAULTS_ATTR)),
         "retry_of": attrs.get(st.RETRY_OF_ATTR, t.system_attrs.get("failed_trial")),
         "error": attrs.get(st.ERROR_ATTR),

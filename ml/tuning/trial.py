@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 WORKER_ATTR = "worker"
 RUN_DIR_ATTR = "run_dir"
+RESULT_ATTR = "result"  # best_epoch, epochs_run, seconds, cpu_seconds, resumed_from_epoch...
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     metric = ctx.cfg.tuning.metric
     trial.set_user_attr(WORKER_ATTR, worker_identity())
     cfg = apply(ctx.cfg, trial_values(trial, ctx.cfg))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with _locked(study_dir(ctx.study_name) / ".locks" / f"{run_key(ctx.study_name, cfg)}.lock"):
         out = trial_run_dir(ctx.study_name, cfg)
         trial.set_user_attr(RUN_DIR_ATTR, display_path(out))
@@ -100,11 +101,16 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
             on_epoch_end=pruning_callback(trial, metric),
         )
     value = float(result.metrics[metric])
-    for key in ("best_epoch", "epochs_run"):
-        trial.set_user_attr(key, result.metrics.get(key))
-    trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
-    if result.resumed_from_epoch:
-        trial.set_user_attr("resumed_from_epoch", result.resumed_from_epoch)
+    # One write for all of it: every write is an append under the journal's lock.
+    info = {
+        "best_epoch": result.metrics.get("best_epoch"),
+        "epochs_run": result.metrics.get("epochs_run"),
+        "seconds": round(time.perf_counter() - start, 3),
+        "cpu_seconds": round(time.process_time() - cpu, 3),  # all threads of the process
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "reused": result.reused,
+    }
+    trial.set_user_attr(RESULT_ATTR, info)
     if not math.isfinite(value):
         raise TrainingError(f"the trial's {metric} is {value}")
     return value

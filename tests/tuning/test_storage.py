@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from ml.errors import ServiceUnavailableError, TuningError
-from ml.tuning.storage import STORAGE_ENV, StorageSpec, journal_path, mask_url
+from ml.tuning.storage import STORAGE_ENV, FlockLock, StorageSpec, journal_path, mask_url
 
 
 def test_default_storage_is_a_journal_file_per_study_under_the_base_dir(
@@ -65,3 +65,39 @@ def test_sqlite_url_works_as_rdb_storage_with_heartbeat(tmp_path: Path) -> None:
     assert storage.get_heartbeat_interval() is not None
     optuna.create_study(study_name="s", storage=storage)
     assert spec.study_names() == ["s"]
+
+
+def test_flock_lock_excludes_threads_and_is_freed_when_its_holder_dies(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    lock = FlockLock(str(tmp_path / "j.log"))
+    assert lock.path == str(tmp_path / "j.log.lock")
+    order: list[str] = []
+    with lock:
+        other = threading.Thread(target=lambda: (lock.acquire(), order.append("b"), lock.release()))
+        other.start()
+        time.sleep(0.2)
+        order.append("a")
+    other.join(5)
+    assert order == ["a", "b"]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, lock.path], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder.kill()
+    holder.wait()
+    start = time.monotonic()
+    with lock:
+        assert time.monotonic() - start < 2  # no grace period to sit out
+
+
+HOLD = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""

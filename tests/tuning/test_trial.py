@@ -67,7 +67,7 @@ def test_run_trial_trains_without_the_test_split_into_the_study_dir(
     assert not any(k.startswith("test_") for k in metrics)
     assert metrics["model"] == "deepfm"
     assert trial.user_attrs["worker"] == worker_identity()
-    assert trial.user_attrs["epochs_run"] == 2
+    assert trial.user_attrs["result"]["epochs_run"] == 2
     assert json.loads((run / rd.RUN_JSON).read_text())["tuning"] == {"study": "s", "trial": 0}
 
 

@@ -208,7 +208,9 @@ def test_a_worker_killed_mid_trial_loses_no_finished_trial_and_the_retry_resumes
     (retry,) = [t for t in after if t.user_attrs.get(st.RETRY_OF_ATTR) == killed.number]
     assert retry.params == killed.params and retry.state == TrialState.COMPLETE
     assert retry.user_attrs["run_dir"] == killed.user_attrs["run_dir"]
-    assert retry.user_attrs["resumed_from_epoch"] >= 1  # from the killed trial's checkpoint
+    assert (
+        retry.user_attrs["result"]["resumed_from_epoch"] >= 1
+    )  # from the killed trial's checkpoint
     assert result.counts.finished == 3
 
 
