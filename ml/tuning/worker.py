@@ -95,20 +95,8 @@ def run_worker(
     study = st.load(ref, cfg, slot)
     ctx = TrialContext(ref.name, cfg, Path(features_dir), train_log or (lambda _line: None))
     deadline = time.monotonic() + timeout if timeout else None
-    current: list[int] = []
-
-    def objective(trial: optuna.Trial) -> float:
-        import optuna
-
-        current[:] = [trial.number]
-        try:
-            return run_trial(trial, ctx)
-        except (optuna.TrialPruned, RetryableError):
-            raise
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            trial.set_user_attr(st.ERROR_ATTR, message)
-            raise _TrialFailed(message) from exc
+    current: list[int] = []  # the number of the trial being run
+    objective = _objective(ctx, current)
 
     def finished(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
@@ -116,12 +104,12 @@ def run_worker(
 
     ran, reason = 0, ""
     try:
-        while not reason:
+        while True:
             reap_dead(study, ref, log)
-            reason = _stop_reason(st.counts(study), target, deadline)
+            c = st.counts(study)
+            reason = _stop_reason(c, target, deadline)
             if reason:
                 break
-            c = st.counts(study)
             if c.finished + c.running >= target:  # the others will get there: wait
                 time.sleep(POLL_S)
                 continue
@@ -141,6 +129,25 @@ def run_worker(
             f"the first: {st.first_error(study)}"
         )
     return WorkerResult(ran, c, reason)
+
+
+def _objective(ctx: TrialContext, current: list[int]) -> Callable[[optuna.Trial], float]:
+    """The Optuna objective: one trial; its own failure is recorded as ``_TrialFailed``."""
+
+    def objective(trial: optuna.Trial) -> float:
+        import optuna
+
+        current[:] = [trial.number]
+        try:
+            return run_trial(trial, ctx)
+        except (optuna.TrialPruned, RetryableError):
+            raise
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr(st.ERROR_ATTR, message)
+            raise _TrialFailed(message) from exc
+
+    return objective
 
 
 def _stop_reason(c: st.Counts, target: int, deadline: float | None) -> str:
