@@ -79,3 +79,24 @@ def test_failure_message_names_task_error_and_log_url() -> None:
     assert "Error: RuntimeError: test_auc 0.61 is below the threshold min_auc=0.99" in text
     assert "Log: http://localhost:8080/dags/training_pipeline/runs/x/tasks/evaluate_model" in text
     assert slack_payload(text) == {"text": text}
+
+
+def test_success_message_names_the_best_tuning_trial() -> None:
+    tuning = {
+        "study": "ctr_model-val_auc-0123456789ab",
+        "metric": "val_auc",
+        "trials": {"finished": 5, "complete": 4, "pruned": 1, "failed": 2},
+        "best": {"number": 3, "value": 0.81234, "params": {"model.dropout": 0.12345}},
+    }
+    text = success_message(
+        model_name="m", version="v1", path="p", metrics=None, dag_id="d", run_id="r", tuning=tuning
+    )
+    assert (
+        "   🔎 Tuned: best trial 3 of study ctr_model-val_auc-0123456789ab (val_auc 0.8123)" in text
+    )
+    assert "      parameters: model.dropout=0.1235" in text
+    assert "      trials: 7 ran, 4 complete, 1 pruned, 2 failed" in text
+    plain = success_message(
+        model_name="m", version="v1", path="p", metrics=None, dag_id="d", run_id="r"
+    )
+    assert "Tuned" not in plain
