@@ -3,7 +3,9 @@
 
 Train the PyTorch CTR model, gate it on quality, register it, notify.
 
-`validate_features >> train_model >> evaluate_model >> register_model >> notify_completion`
+`validate_features >> train_model >> evaluate_model >> register_model >> notify_completion`,
+with the `tuning` group (`create_study >> tune_worker` ×`tuning_parallel`) before
+`train_model`; it does nothing unless `tuning_trials` > 0.
 
 | XCom key | from | to |
 |---|---|---|
@@ -20,6 +22,10 @@ Train the PyTorch CTR model, gate it on quality, register it, notify.
 - **Idempotent**: the training run directory is keyed by the DAG run (its logical
   date), a retried `train_model` resumes from its last epoch checkpoint, and the
   registry registers one training run once.
+- **Tuning** (`tuning_trials` > 0): Optuna trials of the config's `tuning.space` run as
+  mapped `tune_worker` tasks until the study holds `tuning_trials` finished trials;
+  `train_model` takes the best trial's checkpoint and `evaluate_model` scores it on the
+  test split (docs/tuning.md).
 - **Data**: `features_path` null (default) means the config's `data.features_dir`.
 - **Nothing changed**: when a registered version was trained on the same data, config
   and code, the run succeeds naming it and skips training and registration
@@ -44,7 +50,7 @@ from typing import Any
 
 import pendulum
 import training_pipeline_tasks as glue
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
 from ml import paths
 
@@ -115,6 +121,21 @@ PARAMS = {
         enum=["warn", "fail"],
         description="Drift check: warn (log and report) or fail the run on a drifted feature.",
     ),
+    "tuning_trials": Param(
+        0,
+        type="integer",
+        minimum=0,
+        maximum=10_000,
+        description="Optuna trials of the config's tuning.space before train_model "
+        "(0: no tuning); train_model takes the best one. See docs/tuning.md.",
+    ),
+    "tuning_parallel": Param(
+        2,
+        type="integer",
+        minimum=1,
+        maximum=64,
+        description="Mapped tune_worker tasks running the trials (one trial at a time each).",
+    ),
 }
 
 # CTR_TRAIN_QUEUE=gpu routes train_model to the workers started with
@@ -158,20 +179,46 @@ def training_pipeline() -> None:
         params, run = glue.pipeline_context()
         _push(glue.run_step("validate", steps.validate, params, run))
 
+    queue = {"queue": TRAIN_QUEUE} if TRAIN_QUEUE else {}
+
+    @task
+    def create_study(features_path: str | None) -> list[dict[str, Any]]:
+        """Create or resume the study; push `study`; one entry per tune_worker (none: off)."""
+        from ml.pipeline import tuning
+
+        params, run = glue.pipeline_context()
+        out = glue.run_step("tune", tuning.prepare, params, run, features_path)
+        # "" when tuning is off: an XCom of None reads back as missing.
+        get_current_context()["ti"].xcom_push(key="study", value=out["study"] or "")
+        return list(out["workers"])
+
+    @task(
+        retries=2, retry_delay=timedelta(seconds=30), execution_timeout=timedelta(hours=12), **queue
+    )
+    def tune_worker(worker: dict[str, Any]) -> dict[str, Any]:
+        """Run trials until the study holds `tuning_trials` finished ones (a retry resumes)."""
+        from ml.pipeline import tuning
+
+        params, run = glue.pipeline_context()
+        return dict(glue.run_step("tune", tuning.work, params, run, worker))
+
     @task(
         retries=2,
         retry_delay=timedelta(minutes=1),
         execution_timeout=timedelta(hours=2),
         on_retry_callback=glue.notify_retry,
-        **({"queue": TRAIN_QUEUE} if TRAIN_QUEUE else {}),
+        # Runs when the tuning group was skipped (tuning_trials=0), not after a failure.
+        trigger_rule="none_failed",
+        **queue,
         **xcom,
     )
-    def train_model(features_path: str | None) -> None:
-        """Train (resuming a previous try's checkpoint); push `run_dir`."""
+    def train_model(features_path: str | None, study: str | None = None) -> None:
+        """Train (resuming a previous try's checkpoint), or take the best tuning trial;
+        push `run_dir`."""
         from ml.pipeline import steps
 
         params, run = glue.pipeline_context()
-        _push(glue.run_step("train", steps.train, params, run, features_path))
+        _push(glue.run_step("train", steps.train, params, run, features_path, study or None))
 
     @task(**xcom)
     def evaluate_model(run_dir: str | None) -> None:
@@ -211,7 +258,11 @@ def training_pipeline() -> None:
         glue.notify(text, run, try_number)
 
     features = validate_features()
-    trained = train_model(features["features_path"])
+    with TaskGroup("tuning", tooltip="Optuna trials as mapped tasks (tuning_trials > 0)") as tuning:
+        workers = create_study(features["features_path"])
+        tune_worker.expand(worker=workers)
+    trained = train_model(features["features_path"], workers["study"])
+    tuning >> trained
     evaluated = evaluate_model(trained["run_dir"])
     registered = register_model(trained["run_dir"], evaluated["metrics"])
     notify_completion(

@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ml.registry import cli as registry_cli
     from ml.serving import cli as serving_cli
     from ml.training import cli as training_cli
+    from ml.tuning import cli as tuning_cli
 
     parser = argparse.ArgumentParser(
         prog="ctr-pipeline",
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry_cli.add_commands(sub)
     serving_cli.add_commands(sub)
     cards_cli.add_commands(sub)
+    tuning_cli.add_commands(sub)
     return parser
 
 

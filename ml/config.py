@@ -15,7 +15,8 @@ Layout::
     ├── data: DataConfig        features_dir, min_frequency, numeric_nan
     ├── model: ModelConfig      name and hyperparameters
     ├── training: TrainingConfig optimiser, batch size, epochs, patience, device
-    └── output: OutputConfig    runs_dir
+    ├── output: OutputConfig    runs_dir
+    └── tuning: TuningConfig    search space (ml/tuning/space.py); not in the digest
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import yaml
 
 from ml import paths
 from ml.errors import ConfigError
+from ml.tuning.space import TuningConfig
 
 MODEL_NAMES = ("logreg", "dcnv2", "deepfm")
 NUMERIC_NAN_POLICIES = ("error", "impute")
@@ -204,6 +206,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
 
     def to_dict(self) -> dict[str, Any]:
         plain: dict[str, Any] = _to_plain(dataclasses.asdict(self))
@@ -231,9 +234,11 @@ class Config:
         """The config as a run records it: without the keys the model does not use.
 
         Two configs that differ only in keys the model ignores train the same model, so
-        they record (and digest) the same.
+        they record (and digest) the same; nor does the ``tuning`` section (how to search
+        is not what a run trains).
         """
         raw = self.to_dict()
+        raw.pop("tuning", None)
         for key in self.inapplicable_keys():
             raw["model"].pop(key.split(".", 1)[1], None)
         return raw
@@ -268,6 +273,7 @@ def config_from_dict(raw: Any, where: str = "config") -> Config:
     cfg.data._check("data")
     cfg.model._check("model")
     cfg.training._check("training")
+    cfg.tuning.check(cfg)
     if not cfg.experiment_name or "/" in cfg.experiment_name:
         raise ConfigError(
             f"{where}: experiment_name must be a non-empty name without '/', "
@@ -339,6 +345,8 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
+    if hasattr(tp, "from_config"):  # a value type that parses itself (tuning.space)
+        return tp.from_config(value, where)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)  # type: ignore[arg-type]
     if origin in (typing.Union, types.UnionType):
@@ -372,6 +380,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
 
 
 def _to_plain(obj: Any) -> Any:
+    if hasattr(obj, "to_config"):
+        return obj.to_config()
     if isinstance(obj, dict):
         return {k: _to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

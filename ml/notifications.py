@@ -114,6 +114,7 @@ def success_message(
     rerun_try: int | None = None,
     drift: Mapping[str, Any] | None = None,
     unchanged_since: str | None = None,
+    tuning: Mapping[str, Any] | None = None,
 ) -> str:
     """The completion summary, starting with ``🎉 Training Pipeline Complete!``.
 
@@ -131,6 +132,7 @@ def success_message(
         drift: The drift check's report (``DriftReport.to_dict()``), if it ran.
         unchanged_since: The version this run found identical inputs for (training and
             registration were skipped), else None.
+        tuning: The study the model came from (``ml.tuning.report.summary``), if tuned.
 
     Returns:
         Multi-line text for the log and for Slack.
@@ -157,6 +159,7 @@ def success_message(
             f"   ⏭️  Nothing changed since {model_name} {unchanged_since} (same data, config "
             "and code): training and registration skipped (force_retrain=true overrides)"
         )
+    lines += tuning_lines(tuning)
     if promoted and version is not None:
         lines.append(f"   🚀 Promoted to production: {model_name} {version}")
     elif version is not None:
@@ -178,6 +181,20 @@ def drift_lines(drift: Mapping[str, Any] | None) -> list[str]:
                 f"      ⚠️ {f.get('field')}: PSI {f.get('psi')} ({f.get('largest_change')})"
             )
     return lines
+def tuning_lines(tuning: Mapping[str, Any] | None) -> list[str]:
+    """The tuning block: the best trial, its parameters, and trials ran/pruned/failed."""
+    if not tuning or not tuning.get("best"):
+        return []
+    best, trials = tuning["best"], tuning.get("trials") or {}
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in (best.get("params") or {}).items())
+    ran = int(trials.get("finished", 0)) + int(trials.get("failed", 0))
+    return [
+        f"   🔎 Tuned: best trial {best.get('number')} of study {tuning.get('study')} "
+        f"({tuning.get('metric')} {_fmt(best.get('value'))})",
+        f"      parameters: {params or '-'}",
+        f"      trials: {ran} ran, {trials.get('complete', 0)} complete, "
+        f"{trials.get('pruned', 0)} pruned, {trials.get('failed', 0)} failed",
+    ]
 
 
 def failure_message(

@@ -114,6 +114,8 @@ BAD_CONFS: list[dict[str, Any]] = [
     {"features_path": 3},
     {"max_psi": 0},
     {"drift_action": "ignore"},
+    {"tuning_trials": -1},
+    {"tuning_parallel": 0},
 ]
 
 

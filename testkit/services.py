@@ -38,6 +38,9 @@ TASKS = (
     "register_model",
     "notify_completion",
 )
+#: The tuning group's tasks (ml/pipeline/tuning.py): with tuning_trials=0, create_study
+#: succeeds at once and the mapped tune_worker, expanded over nothing, is skipped.
+TUNING_TASKS = ("tuning.create_study", "tuning.tune_worker")
 #: Tiny data and a short training run keep a whole DAG run around a minute on 2 cores.
 ROWS = 4000
 EPOCHS = 2

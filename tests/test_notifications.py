@@ -100,3 +100,24 @@ def test_task_log_url_needs_a_base_url() -> None:
         url
         == "http://h:1/dags/d/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/t/mapped/2?try_number=3"
     )
+
+
+def test_success_message_names_the_best_tuning_trial() -> None:
+    tuning = {
+        "study": "ctr_model-val_auc-0123456789ab",
+        "metric": "val_auc",
+        "trials": {"finished": 5, "complete": 4, "pruned": 1, "failed": 2},
+        "best": {"number": 3, "value": 0.81234, "params": {"model.dropout": 0.12345}},
+    }
+    text = success_message(
+        model_name="m", version="v1", path="p", metrics=None, dag_id="d", run_id="r", tuning=tuning
+    )
+    assert (
+        "   🔎 Tuned: best trial 3 of study ctr_model-val_auc-0123456789ab (val_auc 0.8123)" in text
+    )
+    assert "      parameters: model.dropout=0.1235" in text
+    assert "      trials: 7 ran, 4 complete, 1 pruned, 2 failed" in text
+    plain = success_message(
+        model_name="m", version="v1", path="p", metrics=None, dag_id="d", run_id="r"
+    )
+    assert "Tuned" not in plain

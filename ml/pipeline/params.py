@@ -61,6 +61,9 @@ class Params:
     #: Drift check in validate (ml.monitoring.drift): PSI threshold and warn | fail.
     max_psi: float = DEFAULT_MAX_PSI
     drift_action: str = "warn"
+    #: Optuna trials before training (0: no tuning) and mapped workers running them.
+    tuning_trials: int = 0
+    tuning_parallel: int = 2
     #: ``{"training": {"epochs": 2}}``-style config overrides (``ctr-pipeline run --set``).
     config_overrides: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -82,6 +85,10 @@ class Params:
             raise UserError(
                 f"drift_action must be one of {DRIFT_ACTIONS}, got {params.drift_action!r}"
             )
+        for name, low in (("tuning_trials", 0), ("tuning_parallel", 1)):
+            value = getattr(params, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UserError(f"{name} must be an integer >= {low}, got {value!r}")
         return params
 
     @property

@@ -105,9 +105,11 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
     return {"features_path": shown}
 
 
-def train(params: Params, run: PipelineRun, features_path: str | None) -> dict[str, Any]:
+def train(
+    params: Params, run: PipelineRun, features_path: str | None, study: str | None = None
+) -> dict[str, Any]:
     """Train into the pipeline run's own run directory (resuming or reusing it when its
-    config and data match).
+    config and data match); after tuning (``study``), take the study's best trial.
 
     Returns:
         ``{"run_dir"}``.
@@ -120,6 +122,12 @@ def train(params: Params, run: PipelineRun, features_path: str | None) -> dict[s
             "Nothing changed since %s: not training (its run: %s)", same["version"], same["run_dir"]
         )
         return unchanged.skip(run, "train", run_dir=same["run_dir"])
+    if study is not None:
+        from ml.pipeline.tuning import train_best
+
+        shown = train_best(params, run, features_path, study)
+        _step(run, "train", start, run_dir=shown)
+        return {"run_dir": shown}
     cfg = params.config()
     if features_path is None:
         features_path = params.features_dir(cfg)
@@ -189,6 +197,10 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
     features = Path(
         rd.read_run_info(path).get("features_dir") or params.features_dir(params.config())
     )
+    if "test_auc" not in metrics:  # the best tuning trial's run: it never read test
+        from ml.pipeline.tuning import score_test
+
+        metrics = score_test(path, metrics, features)
     comparison, baseline = _comparisons(params, path, features)
     report = evaluate_gates(
         metrics,
@@ -352,6 +364,7 @@ def finish(
         rerun_try=try_number if try_number and try_number > 1 else None,
         drift=summary.get("drift"),
         unchanged_since=(summary.get("unchanged_since") or {}).get("version"),
+        tuning=summary.get("tuning"),
     )
     text += artifacts.card_link(params.model_name, model_version)
     update_summary(run.dag_id, run.run_id, state="success", message=text)

@@ -22,9 +22,12 @@ def test_training_pipeline_tasks_and_downstream_ids(parsed: dict[str, Any]) -> N
     tasks = parsed["dags"]["training_pipeline"]["tasks"]
     downstream = {task_id: t["downstream"] for task_id, t in tasks.items()}
     # validate >> train >> evaluate >> register >> notify, plus the XCom edges of the
-    # spec's data-flow table (run_dir: train -> register, metrics: evaluate -> notify).
+    # spec's data-flow table (run_dir: train -> register, metrics: evaluate -> notify),
+    # and the tuning group between validate and train (docs/tuning.md).
     assert downstream == {
-        "validate_features": ["train_model"],
+        "validate_features": ["train_model", "tuning.create_study"],
+        "tuning.create_study": ["train_model", "tuning.tune_worker"],
+        "tuning.tune_worker": ["train_model"],
         "train_model": ["evaluate_model", "register_model"],
         "evaluate_model": ["notify_completion", "register_model"],
         "register_model": ["notify_completion"],
@@ -47,6 +50,8 @@ def test_training_pipeline_defaults(parsed: dict[str, Any]) -> None:
         "force_retrain": False,
         "max_psi": 0.25,
         "drift_action": "warn",
+        "tuning_trials": 0,
+        "tuning_parallel": 2,
     }
     assert dag["catchup"] is False
     assert dag["schedule"] == "@weekly"
@@ -67,6 +72,11 @@ def test_train_model_retries_with_delay_and_timeout(parsed: dict[str, Any]) -> N
     assert train["retry_delay_s"] == 60
     assert train["timeout_s"] == 2 * 3600
     assert all(t["has_failure_callback"] for t in tasks.values())
+
+
+def test_tune_worker_retries_so_a_killed_worker_resumes_the_study(parsed: dict[str, Any]) -> None:
+    worker = parsed["dags"]["training_pipeline"]["tasks"]["tuning.tune_worker"]
+    assert worker["retries"] == 2 and worker["retry_delay_s"] == 30
 
 
 @pytest.mark.parametrize("conf", BAD_CONFS, ids=lambda c: next(iter(c)))

@@ -12,8 +12,8 @@ from ml.pipeline.params import Params, PipelineRun
 
 
 def test_from_mapping_keeps_unknown_keys_apart() -> None:
-    params = Params.from_mapping({"min_auc": 0.7, "tuning_trials": 3})
-    assert params.min_auc == 0.7 and params.extra == {"tuning_trials": 3}
+    params = Params.from_mapping({"min_auc": 0.7, "not_a_param": 3})
+    assert params.min_auc == 0.7 and params.extra == {"not_a_param": 3}
     assert params.gates.min_auc == 0.7 and params.gates.baseline_tolerance == 0.0
 
 
@@ -35,6 +35,14 @@ def test_bad_drift_params_are_refused(raw: dict[str, object], message: str) -> N
     with pytest.raises(UserError, match=message):
         Params.from_mapping(raw)
     assert Params().max_psi == 0.25 and Params().drift_action == "warn"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("tuning_trials", -1), ("tuning_parallel", 0), ("tuning_trials", 1.5)]
+)
+def test_bad_tuning_params_are_refused(key: str, value: object) -> None:
+    with pytest.raises(UserError, match=f"{key} must be an integer >= "):
+        Params.from_mapping({key: value})
 
 
 def test_config_applies_overrides_then_epochs(project_home: Path) -> None:

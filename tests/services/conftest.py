@@ -93,7 +93,10 @@ def _launch_sqlite(factory: pytest.TempPathFactory, exits: contextlib.ExitStack)
 def _launch_postgres(factory: pytest.TempPathFactory, exits: contextlib.ExitStack) -> Background:
     home = factory.mktemp("pg-stack")
     env = kit.postgres_env(home, kit.new_token())
-    queues = [env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], env["CTR_TRAIN_QUEUE"]]
+    # Two workers on the default queue (the tuning test's two mapped tune_workers run at
+    # once, one on each) and one on the train queue (the worker-crash trial kills it).
+    default, train = env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], env["CTR_TRAIN_QUEUE"]
+    queues = [default, train, default]
     if os.environ.get("CTR_KEEP_TEST_DB") != "1":
         exits.callback(kit.drop_postgres_resources, env)
 

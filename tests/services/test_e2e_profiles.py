@@ -51,11 +51,13 @@ EXPECTED_LOG_LINES = {
 def check_successful_run(stack: kit.Stack, run_id: str) -> dict[str, dict[str, Any]]:
     """Registry and logs after a good run; returns the task instances."""
     assert stack.registered_versions() == ["v1"]
-    assert (stack.home / "models" / "staging" / "ctr_model" / "v1").is_dir()
+    assert (stack.registry_dir / "staging" / "ctr_model" / "v1").is_dir()
     rest = stack.rest
     assert rest is not None
     tis = rest.task_instances(kit.DAG_ID, run_id)
-    assert sorted(tis) == sorted(kit.TASKS)
+    assert sorted(tis) == sorted(kit.TASKS + kit.TUNING_TASKS)
+    assert tis["tuning.create_study"]["state"] == "success"
+    assert tis["tuning.tune_worker"]["state"] == "skipped"  # tuning_trials=0
     for task_id in kit.TASKS:
         ti = tis[task_id]
         assert ti["state"] == "success", (task_id, ti["state"])

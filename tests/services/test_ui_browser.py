@@ -82,13 +82,16 @@ def test_ui_shows_successful_run_with_all_tasks(
 
         page.goto(f"{base}/dags/{kit.DAG_ID}/runs/{sqlite_run}", wait_until="networkidle")
         expect(page.get_by_text(sqlite_run).first).to_be_visible()
-        expect(page.get_by_text(f"{len(kit.TASKS)} Task Instances")).to_be_visible()
+        # The five tasks plus the tuning group's two (create_study succeeds, the mapped
+        # tune_worker is skipped when tuning_trials is 0).
+        instances = len(kit.TASKS) + len(kit.TUNING_TASKS)
+        expect(page.get_by_text(f"{instances} Task Instances")).to_be_visible()
         table = page.get_by_test_id("table-list")
         for task_id in kit.TASKS:
             expect(table.get_by_role("link", name=task_id, exact=True)).to_be_visible()
         # A "Success" badge for the run, and one per task instance in the table.
-        expect(table.get_by_text("Success", exact=True)).to_have_count(len(kit.TASKS))
-        expect(page.get_by_text("Success", exact=True)).to_have_count(len(kit.TASKS) + 1)
+        expect(table.get_by_text("Success", exact=True)).to_have_count(len(kit.TASKS) + 1)
+        expect(page.get_by_text("Success", exact=True)).to_have_count(len(kit.TASKS) + 2)
         assert page.get_by_text("Failed", exact=True).count() == 0
     finally:
         page.screenshot(path=str(shot), full_page=True)
