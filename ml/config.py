@@ -104,7 +104,7 @@ class DataConfig:
     # Directory holding {train,val,test}/data.parquet (relative to the base directory).
     features_dir: str = paths.FEATURES_DIR
     # Categories seen fewer times than this in train map to the out-of-vocabulary bucket.
-    min_frequency: int = 2
+    min_frequency: int = 5
     # NaN/inf in a numeric column: "error" rejects the data, "impute" replaces them with
     # the train mean (after clipping inf) and adds nothing else.
     numeric_nan: str = "impute"
@@ -135,8 +135,8 @@ class ModelConfig:
     name: str = "dcnv2"
     embedding_dim: int = 16
     hidden_units: tuple[int, ...] = (256, 128)
-    cross_layers: int = 3  # dcnv2 only
-    dropout: float = 0.1
+    cross_layers: int = 2  # dcnv2 only
+    dropout: float = 0.2
 
     def _check(self, where: str) -> None:
         if self.name not in MODEL_NAMES:
@@ -153,14 +153,14 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
+    learning_rate: float = 3e-4
+    weight_decay: float = 1e-4
     batch_size: int = 4096
-    epochs: int = 30
+    epochs: int = 100
     # Early stopping: the validation metric watched (val_auc or val_logloss), how many
     # epochs without an improvement larger than min_delta end training, and the best
     # epoch by that metric is the checkpoint kept.
-    monitor: str = "val_auc"
+    monitor: str = "val_logloss"
     patience: int = 3
     min_delta: float = 0.0
     # auto: CUDA when available, else CPU.

@@ -181,6 +181,8 @@ def drift_lines(drift: Mapping[str, Any] | None) -> list[str]:
                 f"      ⚠️ {f.get('field')}: PSI {f.get('psi')} ({f.get('largest_change')})"
             )
     return lines
+
+
 def tuning_lines(tuning: Mapping[str, Any] | None) -> list[str]:
     """The tuning block: the best trial, its parameters, and trials ran/pruned/failed."""
     if not tuning or not tuning.get("best"):

@@ -20,7 +20,8 @@ features:
                 user_segment, device_type, ad_position, hour_of_day, day_of_week]
   numeric: [user_age, item_price, user_hist_ctr, ad_quality, session_depth]
 model: {{name: dcnv2, embedding_dim: 4, hidden_units: [16], cross_layers: 1, dropout: 0.0}}
-training: {{batch_size: 512, epochs: {epochs}, patience: 5, device: cpu, num_threads: 1}}
+training: {{learning_rate: 0.01, weight_decay: 0.0, monitor: val_auc, batch_size: 512,
+           epochs: {epochs}, patience: 5, device: cpu, num_threads: 1}}
 """
 
 

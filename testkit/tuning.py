@@ -14,7 +14,7 @@ tuning:
     model.name: [dcnv2, deepfm]
     model.cross_layers: [1, 2]
     model.dropout: {low: 0.0, high: 0.3}
-    training.learning_rate: {low: 0.002, high: 0.05, log: true}
+    training.learning_rate: {low: 0.02, high: 0.05, log: true}
 """
 
 

@@ -28,6 +28,8 @@ def tiny_config(features_dir: Path, runs_dir: Path, **sections: Any) -> Config:
         },
         "training": {
             "learning_rate": 0.01,
+            "weight_decay": 0.0,
+            "monitor": "val_auc",
             "batch_size": 256,
             "epochs": 3,
             "patience": 2,

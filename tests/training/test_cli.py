@@ -17,6 +17,7 @@ TINY = [
     "--set", "training.epochs=2",
     "--set", "training.device=cpu",
     "--set", "training.num_threads=1",
+    "--set", "training.learning_rate=0.01",
 ]  # fmt: skip
 
 

@@ -199,7 +199,7 @@ def test_train_monitor_val_logloss_keeps_the_lowest_logloss_epoch(cfg: Config) -
 
 def test_train_warns_about_keys_the_model_ignores(cfg: Config) -> None:
     lines: list[str] = []
-    logreg = cfg.replace(model={"name": "logreg", "embedding_dim": 8, "cross_layers": 2})
+    logreg = cfg.replace(model={"name": "logreg", "embedding_dim": 8, "cross_layers": 3})
     result = train(logreg, log=lines.append, progress=False)
     (warning,) = [ln for ln in lines if "do not apply" in ln]
     assert "model.embedding_dim" in warning and "model.cross_layers" in warning

@@ -13,7 +13,13 @@ from ml.tuning.space import SearchParam, apply, label
 
 BASE: dict[str, Any] = {
     "features": {"label": "click", "categorical": ["site"], "numeric": ["price"]},
-    "model": {"name": "dcnv2", "embedding_dim": 8, "hidden_units": [64], "dropout": 0.1},
+    "model": {
+        "name": "dcnv2",
+        "embedding_dim": 8,
+        "hidden_units": [64],
+        "cross_layers": 3,
+        "dropout": 0.1,
+    },
     "training": {"learning_rate": 0.01},
 }
 

@@ -30,9 +30,9 @@ def test_prepare_creates_the_study_with_the_configs_values_as_trial_0(cfg: Confi
     assert notes == [
         "tuning.space key model.cross_layers does not apply to model deepfm: those trials "
         "do not sample it",
-        # The small config's learning rate (0.001) lies below the space's range: trial 0
+        # The small config's learning rate (0.01) lies below the space's range: trial 0
         # still trains with it; the sampler sees that trial without the parameter.
-        "trial 0 trains the config's own training.learning_rate=0.001 (space [0.002, 0.05] "
+        "trial 0 trains the config's own training.learning_rate=0.01 (space [0.02, 0.05] "
         "log), outside the search space",
     ]
     study = st.load(ref, cfg)
