@@ -155,15 +155,19 @@ def _success_lines(run: Mapping[str, Any], summary: Mapping[str, Any]) -> list[s
     gates = format_gates(summary.get("gates"))
     if gates:
         out.append(f"   Gates: {gates}")
-    if summary.get("unchanged_since"):
+    same = summary.get("unchanged_since")
+    if same:
+        version = same.get("version") if isinstance(same, dict) else same
         out.append(
-            f"   Nothing changed since {summary['unchanged_since']}: training and "
+            f"   Nothing changed since {version} (same data, config and code): training and "
             "registration skipped (param force_retrain=true retrains)"
         )
     if summary.get("model_version"):
         out.append(
             f"   Registered: {summary['model_version']}  →  {summary.get('registered_path')}"
         )
+    if summary.get("card_path"):
+        out.append(f"   Model card: {summary['card_path']}")
     if summary.get("promoted"):
         out.append(f"   Promoted to production: {summary.get('model_version')}")
     return out

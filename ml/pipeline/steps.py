@@ -289,6 +289,11 @@ def register(
             same["version"],
             same["registered_path"],
         )
+        update_summary(
+            run.dag_id,
+            run.run_id,
+            card_path=artifacts.card_path(paths.resolve(same["registered_path"])),
+        )
         return unchanged.skip(
             run, "register", model_version=same["version"], registered_path=same["registered_path"]
         )

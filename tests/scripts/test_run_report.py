@@ -110,11 +110,17 @@ def test_summarize_unchanged_run_says_so(tmp_path: Path) -> None:
         "run_id": "manual__4",
         "state": "success",
         "tasks": _tasks(train_model="success"),
-        "summary": {"unchanged_since": "v3", "model_version": "v3", "registered_path": "m/v3"},
+        "summary": {
+            "unchanged_since": {"version": "v3", "run_dir": "r"},
+            "model_version": "v3",
+            "registered_path": "m/v3",
+            "card_path": "m/v3/model_card.html",
+        },
     }
     _, lines = run_report.summarize(run, total_s=5.0, generate_s=0.0, log_dir=tmp_path, lines=[])
-    assert any(line.startswith("   Nothing changed since v3: ") for line in lines)
+    assert any(line.startswith("   Nothing changed since v3 (same data") for line in lines)
     assert "   Registered: v3  →  m/v3" in lines
+    assert "   Model card: m/v3/model_card.html" in lines
 
 
 def test_summarize_without_a_summary_shows_airflows_task_states(tmp_path: Path) -> None:
