@@ -1,13 +1,40 @@
-"""Building blocks shared by the CTR models (pure ``nn.Module``s, no I/O)."""
+"""Building blocks shared by the CTR models (pure ``nn.Module``s, no I/O).
+
+A CPU hot-path replacement lives here (measured in issue 10, DeepFM with embedding 16
+and hidden [256, 128] on one core): the embedding backward through one ``index_add_``
+instead of ``embedding_dense_backward`` (7.6 → 3.9 ms per batch of 8192 for a 16-wide
+table, 6.2 → 0.3 ms for the 1-wide linear weights). It is the same function; on other
+devices torch's own kernel runs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 EMBEDDING_INIT_STD = 0.01
+
+
+class _GatherRows(torch.autograd.Function):
+    """``weight[ids]`` whose backward is one ``index_add_`` of the gradient rows."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        flat = ids.reshape(-1).long()  # index_add_ with int32 ids takes a slow path
+        ctx.save_for_backward(flat)
+        ctx.rows = weight.shape[0]
+        return F.embedding(flat, weight).view(*ids.shape, weight.shape[1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (flat,) = ctx.saved_tensors
+        rows = grad.reshape(flat.shape[0], -1)
+        out = rows.new_zeros(ctx.rows, rows.shape[1])
+        return out.index_add_(0, flat, rows), None
 
 
 class FieldEmbedding(nn.Module):
@@ -31,7 +58,12 @@ class FieldEmbedding(nn.Module):
     def forward(self, cat: torch.Tensor) -> torch.Tensor:
         # cat: (batch, fields) ids per field -> (batch, fields, dim)
         offsets: torch.Tensor = self.offsets  # type: ignore[assignment]
-        out: torch.Tensor = self.table(cat + offsets.to(cat.dtype))
+        ids = cat + offsets.to(cat.dtype)
+        weight = self.table.weight
+        if weight.device.type == "cpu" and weight.requires_grad and torch.is_grad_enabled():
+            out: torch.Tensor = _GatherRows.apply(weight, ids)  # type: ignore[no-untyped-call]
+            return out
+        out = self.table(ids)
         return out
 
 
