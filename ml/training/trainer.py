@@ -205,6 +205,9 @@ class Trainer:
             checkpoint is written (tests use it to simulate a crash).
         resume_meta: plain fields stored beside the trainer state in
             ``checkpoint_last.pt`` (what the job needs to rebuild the trainer).
+        precision: ``fp32``, or ``bf16`` to run the training forward pass under
+            ``torch.autocast(bfloat16)`` (weights, gradients' accumulation into them,
+            the optimizer, the loss and evaluation stay fp32).
     """
 
     def __init__(
@@ -224,8 +227,10 @@ class Trainer:
         progress: bool | None = None,
         on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
         resume_meta: dict[str, Any] | None = None,
+        precision: str = "fp32",
     ) -> None:
         self.model = model
+        self.precision = precision
         self.resume_meta = resume_meta or {}
         self.run_dir = run_dir
         self.checkpoint_meta = checkpoint_meta
@@ -292,7 +297,9 @@ class Trainer:
         for lo in range(0, n, self.batch_size):
             idx = perm[lo : lo + self.batch_size]
             cat, num, y = data.batch(idx)
-            loss = self.loss_fn(self.model(cat, num), y)
+            with self.autocast():
+                logits = self.model(cat, num)
+            loss = self.loss_fn(logits.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -307,6 +314,13 @@ class Trainer:
         sizes = torch.full((len(losses),), float(self.batch_size), device=self.device)
         sizes[-1] = n - self.batch_size * (len(losses) - 1)
         return float((torch.stack(losses) * sizes).sum().item()) / n
+
+    def autocast(self) -> torch.autocast:
+        """The training forward pass's context: bf16 autocast for ``precision: bf16``,
+        a disabled one for fp32 (benchmarks use it to time the same step)."""
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
+        )
 
     @torch.no_grad()
     def predict(self, data: EncodedSplit) -> np.ndarray:
@@ -631,6 +645,7 @@ def _train(
         log=log,
         progress=progress,
         on_epoch_end=on_epoch_end,
+        precision=cfg.training.precision,
     )
     resumed_from: int | None = None
     if resume_state is not None:
