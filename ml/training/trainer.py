@@ -239,8 +239,14 @@ class Trainer:
         self.device = device
         self.log = log
         self.on_epoch_end = on_epoch_end
+        # fused: one kernel over all parameters instead of ~10 ops per tensor (the
+        # default on the CPU is the per-tensor for-loop); the same Adam update up to
+        # rounding, the same state dict.
         self.optimizer = torch.optim.Adam(
-            model.parameters(), lr=learning_rate, weight_decay=weight_decay
+            model.parameters(),
+            lr=learning_rate,
+            weight_decay=weight_decay,
+            fused=_fused_adam_supported(model, device),
         )
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.generator = torch.Generator().manual_seed(seed)
@@ -398,6 +404,11 @@ class Trainer:
         _set_numpy_state(rng["numpy"])
         _set_python_state(rng["python"])
         self.best_state = best_state
+
+
+def _fused_adam_supported(model: nn.Module, device: torch.device) -> bool:
+    """torch's fused Adam runs on CPU and CUDA floating-point parameters."""
+    return device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in model.parameters())
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -271,3 +271,24 @@ def test_training_precision_must_be_fp32_or_bf16(cfg: Config) -> None:
 
     with pytest.raises(ConfigError, match=r"training.precision must be one of \('fp32', 'bf16'\)"):
         cfg.replace(training={"precision": "fp16"})
+
+
+def test_trainer_uses_the_fused_adam_on_cpu(tmp_path: Path) -> None:
+    from ml.models import build_model
+
+    model = build_model("deepfm", vocab_sizes=[3, 4], num_numeric=1)
+    trainer = Trainer(
+        model,
+        run_dir=tmp_path,
+        checkpoint_meta={},
+        learning_rate=0.01,
+        weight_decay=0.0,
+        batch_size=16,
+        epochs=1,
+        patience=1,
+        seed=0,
+        device=torch.device("cpu"),
+        log=lambda _: None,
+        progress=False,
+    )
+    assert trainer.optimizer.defaults["fused"] is True
