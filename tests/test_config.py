@@ -68,6 +68,7 @@ def test_wrong_type_is_named(tmp_path: Path, text: str, message: str) -> None:
         ("training", "monitor", "val_f1", "training.monitor must be one of"),
         ("training", "min_delta", -0.1, "training.min_delta must be >= 0"),
         ("training", "device", "tpu", "training.device must be one of"),
+        ("training", "precision", "fp16", r"training.precision must be one of \('fp32', 'bf16'\)"),
         ("model", "dropout", 1.0, r"model.dropout must be in \[0, 1\)"),
         ("model", "name", "xgboost", "model.name must be one of"),
         ("data", "min_frequency", 0, "data.min_frequency must be >= 1"),

@@ -170,6 +170,7 @@ def _make_trainer(
         epochs=t.epochs,
         early_stopping=EarlyStopping(monitor=t.monitor, patience=t.patience, min_delta=t.min_delta),
         seed=cfg.seed,
+        precision=t.precision,
         device=device,
         **kw,
     )

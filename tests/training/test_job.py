@@ -92,8 +92,12 @@ def test_train_same_seed_gives_identical_metrics(cfg: Config) -> None:
     assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
 
 
-def test_train_resume_after_crash_matches_uninterrupted_run(cfg: Config, home: Path) -> None:
-    cfg = cfg.replace(training={"epochs": 4, "patience": 4})
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_train_resume_after_crash_matches_uninterrupted_run(
+    cfg: Config, home: Path, precision: str
+) -> None:
+    # bf16 autocast and the fused Adam (its state dict included) resume exactly too.
+    cfg = cfg.replace(training={"epochs": 4, "patience": 4, "precision": precision})
     full = train(cfg, run_dir=home / "full", log=_quiet, progress=False).metrics
 
     def crash_after_2(epoch: int, record: dict[str, Any]) -> None:
@@ -284,3 +288,12 @@ def test_train_numeric_nan_error_policy_names_file_and_column(home: Path, make_c
     # With imputation the same data trains (here on a string-only categorical column).
     ok = train(cfg.replace(data={"numeric_nan": "impute"}), log=_quiet, progress=False)
     assert rd.is_complete(ok.run_dir)
+
+
+def test_train_bf16_reaches_the_fp32_auc_on_tiny_data(cfg: Config) -> None:
+    cfg = cfg.replace(model={"name": "deepfm", "hidden_units": [32, 16]}, training={"epochs": 3})
+    fp32 = train(cfg, log=_quiet, progress=False).metrics
+    bf16 = train(cfg.replace(training={"precision": "bf16"}), log=_quiet, progress=False).metrics
+    assert bf16["test_auc"] != fp32["test_auc"]  # the forward pass really ran in bf16
+    assert bf16["test_auc"] == pytest.approx(fp32["test_auc"], abs=0.01)
+    assert bf16["test_logloss"] == pytest.approx(fp32["test_logloss"], abs=0.01)

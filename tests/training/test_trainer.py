@@ -88,3 +88,8 @@ def test_on_epoch_end_sees_every_record(tmp_path: Path) -> None:
     assert [e for e, _ in seen] == [1, 2, 3]
     assert {"train_loss", "val_auc", "val_logloss", "epoch_s"} <= set(seen[0][1])
     assert (tmp_path / "checkpoint_last.pt").is_file()
+
+
+def test_trainer_uses_the_fused_adam_on_cpu(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, EarlyStopping("val_auc", patience=1), epochs=1)
+    assert trainer.optimizer.defaults["fused"] is True
