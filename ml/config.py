@@ -25,15 +25,14 @@ import dataclasses
 import hashlib
 import json
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
 from ml import paths
+from ml.configbuild import build, to_plain
 from ml.errors import ConfigError
 from ml.tuning.space import TuningConfig
 
@@ -95,7 +94,7 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "features") -> FeatureSpec:
-        spec = _build(cls, raw, where)
+        spec = build(cls, raw, where)
         spec._check(where)
         return spec
 
@@ -217,7 +216,7 @@ class Config:
     tuning: TuningConfig = field(default_factory=TuningConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        plain: dict[str, Any] = _to_plain(dataclasses.asdict(self))
+        plain: dict[str, Any] = to_plain(dataclasses.asdict(self))
         return plain
 
     def inapplicable_keys(self) -> list[str]:
@@ -276,7 +275,7 @@ def config_from_dict(raw: Any, where: str = "config") -> Config:
     """Build and validate a :class:`Config` from plain data (as parsed from YAML)."""
     if raw is None:
         raw = {}
-    cfg = _build(Config, raw, where)
+    cfg = build(Config, raw, where)
     cfg.features._check(f"{where}: features")
     cfg.data._check("data")
     cfg.model._check("model")
@@ -325,76 +324,6 @@ def load_config(path: str | os.PathLike[str] = paths.DEFAULT_CONFIG) -> Config:
         if not msg.startswith(str(resolved)):
             msg = f"{resolved}: {msg}"
         raise ConfigError(msg) from None
-
-
-# --- strict dataclass building ------------------------------------------------------
-
-T = TypeVar("T")
-
-
-def _build(cls: type[T], raw: Any, where: str) -> T:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {unknown[0]!r}"
-            + (f" (and {unknown[1:]})" if len(unknown) > 1 else "")
-            + f"; allowed keys: {sorted(fields)}"
-        )
-    values = {
-        name: _coerce(hints[name], value, f"{where}.{name}" if where != "config" else name)
-        for name, value in raw.items()
-    }
-    return cls(**values)
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if hasattr(tp, "from_config"):  # a value type that parses itself (tuning.space)
-        return tp.from_config(value, where)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)  # type: ignore[arg-type]
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where)
-    if origin is tuple:
-        (inner, _) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        return tuple(_coerce(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {tp!r} at {where}")  # internal invariant
-
-
-def _to_plain(obj: Any) -> Any:
-    if hasattr(obj, "to_config"):
-        return obj.to_config()
-    if isinstance(obj, dict):
-        return {k: _to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_plain(v) for v in obj]
-    return obj
 
 
 def write_config(cfg: Config, path: Path) -> None:
