@@ -127,3 +127,30 @@ def test_admin_promotes_and_rolls_back(kit: Any, sqlite_stack: Any, sqlite_run: 
         assert card.status_code == 200 and "rendered later from v2" in card.text
     assert (sqlite_stack.registry_dir / ".cards" / UI_MODEL / "v2" / "model_card.html").is_file()
     assert registry.verify(UI_MODEL, "v2").ok
+
+
+def test_fab_roles_decide_who_may_promote_in_the_production_profile(
+    kit: Any, pg_stack: Any, pg_run: str
+) -> None:
+    """PostgreSQL + Celery uses the FAB auth manager: its Viewer role reads the Models
+    page but may not promote; its Admin role may. A model name of its own keeps the
+    stack's ``ctr_model`` production untouched for the other tests."""
+    registry = _registry(pg_stack)
+    run_dir = registry.show("ctr_model", "v1")["metadata"]["source"]["run_dir"]
+    registry.register(run_dir, "ctr_model_fab", force=True)
+    services = pg_stack.services
+    with httpx.Client(base_url=services.base_url, timeout=120) as client:
+        viewer = {"Authorization": f"Bearer {services.api_token('viewer')}"}
+        admin = {"Authorization": f"Bearer {services.api_token('admin')}"}
+        assert client.get(f"{APP}/me", headers=viewer).json() == {
+            "user": "viewer",
+            "can_edit": False,
+        }
+        assert client.get(f"{APP}/models/ctr_model_fab", headers=viewer).status_code == 200
+        url = f"{APP}/models/ctr_model_fab/versions/v1/promote"
+        denied = client.post(url, json={"reason": "viewer"}, headers=viewer)
+        assert denied.status_code == 403, denied.text
+        assert registry.current_version("ctr_model_fab") is None
+        allowed = client.post(url, json={"reason": "admin"}, headers=admin)
+        assert allowed.status_code == 200, allowed.text
+    assert registry.current_version("ctr_model_fab") == "v1"
