@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ml import paths
+from ml.cli_common import non_negative_int, positive_int
 from ml.monitoring import cli as monitoring_cli
 
 
@@ -41,8 +42,8 @@ def _add_generate(data_sub: Any) -> None:
         default=paths.FEATURES_DIR,
         help=f"output directory (default: {paths.FEATURES_DIR}, relative to the base directory)",
     )
-    gen.add_argument("--rows", type=_positive_int, default=100_000, help="total rows (100000)")
-    gen.add_argument("--seed", type=_non_negative_int, default=42, help="row seed (42)")
+    gen.add_argument("--rows", type=positive_int, default=100_000, help="total rows (100000)")
+    gen.add_argument("--seed", type=non_negative_int, default=42, help="row seed (42)")
     gen.add_argument(
         "--split",
         type=_split,
@@ -57,7 +58,7 @@ def _add_generate(data_sub: Any) -> None:
     )
     gen.add_argument(
         "--world-seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help="seed of the world's parameters (default: the fixed world; recorded in schema.json)",
     )
@@ -91,23 +92,6 @@ def _add_validate(data_sub: Any) -> None:
     )
     val.set_defaults(func=_validate)
     monitoring_cli.add_drift_command(data_sub)  # `data drift` lives in ml/monitoring
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
 
 
 def _split(text: str) -> tuple[float, float, float]:

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from ml.cli_common import non_negative_int
 from ml.fsutil import display_path
 
 EXAMPLES = """\
@@ -68,7 +69,9 @@ def add_import_command(data_sub: Any, split_type: Callable[[str], Any]) -> None:
         default=(0.8, 0.1, 0.1),
         help="train,val,test fractions (0.8,0.1,0.1)",
     )
-    spl.add_argument("--seed", type=_seed, default=42, help="seed of the random split (42)")
+    spl.add_argument(
+        "--seed", type=non_negative_int, default=42, help="seed of the random split (42)"
+    )
     spl.add_argument(
         "--time-column",
         default=None,
@@ -86,16 +89,6 @@ def add_import_command(data_sub: Any, split_type: Callable[[str], Any]) -> None:
         help="write a config for the data (the shipped one, features changed)",
     )
     imp.set_defaults(func=_import)
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
 
 
 def _names(text: str) -> tuple[str, ...]:

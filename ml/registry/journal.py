@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from ml.fsutil import atomic_write_bytes, fsync_dir, utc_now
@@ -44,6 +45,14 @@ def append(layout: Layout, name: str, event: dict[str, Any]) -> None:
     path = layout.meta_file(name, HISTORY)
     layout.check_no_links(path)
     _fs.append_line(path, event_line(name, event))
+
+
+def describe(event: Mapping[str, Any], *, arrow: str = "->", missing: str = "-") -> str:
+    """What ``event`` changed, for a history listing: ``v1 -> v2`` for a promote or a
+    rollback (``missing`` stands for no previous version), else ``stage version``."""
+    if event.get("event") in ("promote", "rollback"):
+        return f"{event.get('from') or missing} {arrow} {event.get('to')}"
+    return f"{event.get('stage', '')} {event.get('version', '')}".strip()
 
 
 def _parse(raw: bytes) -> list[dict[str, Any]]:
