@@ -3,6 +3,7 @@
 - :func:`add_command`: a subcommand whose help comes from its handler's docstring;
 - :func:`add_config_args` / :func:`load_config_args` / :func:`parse_overrides`: the
   ``--config FILE --set KEY=VALUE`` pair and the config it yields;
+- :func:`from_args`: a dataclass (settings, pipeline parameters) from the options;
 - :func:`emit` / :func:`table`: a command's output, as text lines or (``--json``) JSON;
 - :func:`non_negative_int` / :func:`positive_int`: integer argument types.
 
@@ -12,15 +13,17 @@ Nothing heavy is imported here: ``ctr-pipeline --help`` imports this module.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from ml import paths
 from ml.errors import ConfigError
 
 Handler = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 
 def add_command(sub: Any, name: str, func: Handler, **kwargs: Any) -> argparse.ArgumentParser:
@@ -93,6 +96,13 @@ def load_config_args(args: argparse.Namespace) -> Any:
     cfg = load_config(args.config)
     overrides = parse_overrides(args.overrides)
     return cfg.replace(**overrides) if overrides else cfg
+
+
+def from_args(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
+    """An instance of the dataclass ``cls``: ``given`` plus, for each other field that
+    ``args`` has an option of the same name for, that option's value."""
+    names = {f.name for f in dataclasses.fields(cast(Any, cls))} - given.keys()
+    return cls(**given, **{n: getattr(args, n) for n in sorted(names) if hasattr(args, n)})
 
 
 def emit(args: argparse.Namespace, data: Any, lines: Sequence[str]) -> None:

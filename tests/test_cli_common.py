@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from ml.cli_common import (
     add_command,
     add_config_args,
     emit,
+    from_args,
     load_config_args,
     non_negative_int,
     parse_overrides,
@@ -96,3 +98,17 @@ def test_non_negative_int_parses(text: str, value: int) -> None:
 def test_int_types_reject_out_of_range(func: object, text: str, message: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=message):
         func(text)  # type: ignore[operator]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    name: str
+    size: int = 1
+    path: str = "default"
+    untouched: bool = False
+
+
+def test_from_args_fills_fields_named_like_options() -> None:
+    args = argparse.Namespace(name="n", size=3, where="/p", json=True)
+    got = from_args(_Settings, args, path=args.where)
+    assert got == _Settings(name="n", size=3, path="/p", untouched=False)

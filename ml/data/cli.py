@@ -25,7 +25,7 @@ def add_commands(sub: Any) -> None:
 
     from ml.data.cli_import import add_import_command
 
-    add_import_command(data_sub, _split)
+    add_import_command(data_sub)
 
 
 def _add_generate(data_sub: Any) -> None:
@@ -44,12 +44,7 @@ def _add_generate(data_sub: Any) -> None:
     )
     gen.add_argument("--rows", type=positive_int, default=100_000, help="total rows (100000)")
     gen.add_argument("--seed", type=non_negative_int, default=42, help="row seed (42)")
-    gen.add_argument(
-        "--split",
-        type=_split,
-        default=(0.7, 0.15, 0.15),
-        help="train,val,test fractions (0.7,0.15,0.15)",
-    )
+    add_split_argument(gen, (0.7, 0.15, 0.15))
     gen.add_argument(
         "--world",
         default=None,
@@ -92,6 +87,14 @@ def _add_validate(data_sub: Any) -> None:
     )
     val.set_defaults(func=_validate)
     monitoring_cli.add_drift_command(data_sub)  # `data drift` lives in ml/monitoring
+
+
+def add_split_argument(p: Any, default: tuple[float, float, float]) -> None:
+    """``--split TRAIN,VAL,TEST``: the fractions of the rows in each split."""
+    fractions = ",".join(map(str, default))
+    p.add_argument(
+        "--split", type=_split, default=default, help=f"train,val,test fractions ({fractions})"
+    )
 
 
 def _split(text: str) -> tuple[float, float, float]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from ml.cli_common import non_negative_int
+from ml.data.cli import add_split_argument
 from ml.fsutil import display_path
 
 EXAMPLES = """\
@@ -20,7 +20,7 @@ examples:
 """
 
 
-def add_import_command(data_sub: Any, split_type: Callable[[str], Any]) -> None:
+def add_import_command(data_sub: Any) -> None:
     """Register ``data import`` under the ``data`` subparsers."""
     imp = data_sub.add_parser(
         "import",
@@ -63,12 +63,7 @@ def add_import_command(data_sub: Any, split_type: Callable[[str], Any]) -> None:
     svm.add_argument("--field-map", default=None, help="JSON or text file: field first last")
     svm.add_argument("--field-ranges", default=None, help="inline: user=0-953,item=954-5335")
     spl = imp.add_argument_group("splitting one SOURCE")
-    spl.add_argument(
-        "--split",
-        type=split_type,
-        default=(0.8, 0.1, 0.1),
-        help="train,val,test fractions (0.8,0.1,0.1)",
-    )
+    add_split_argument(spl, (0.8, 0.1, 0.1))
     spl.add_argument(
         "--seed", type=non_negative_int, default=42, help="seed of the random split (42)"
     )

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from ml import paths
-from ml.cli_common import add_command
+from ml.cli_common import add_command, from_args
 from ml.serving.settings import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_KEY_FIELD,
@@ -75,20 +75,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    settings = ServeSettings(
-        model=args.model,
-        registry_dir=args.registry,
-        log_dir=args.log_dir,
-        max_batch=args.max_batch,
-        candidate=args.candidate,
-        traffic=args.traffic,
-        key_field=args.key_field,
-        salt=args.salt,
-        shadow=args.shadow,
-        poll_interval=args.poll_interval,
-        threads=args.threads,
-        workers=args.workers,
-    )
+    settings = from_args(ServeSettings, args, registry_dir=args.registry)
     if args.ab:
         settings = settings.with_ab_file(args.ab)
         if args.shadow:  # the command line wins over the file

@@ -18,7 +18,13 @@ import sys
 from typing import Any
 
 from ml import paths
-from ml.cli_common import add_command, add_config_args, load_config_args, parse_overrides
+from ml.cli_common import (
+    add_command,
+    add_config_args,
+    from_args,
+    load_config_args,
+    parse_overrides,
+)
 from ml.errors import ConfigError
 
 
@@ -145,18 +151,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from ml.pipeline.params import Params
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    params = Params(
+    params = from_args(
+        Params,
+        args,
         config_path=args.config,
         features_path=args.features_dir,
-        model_name=args.model_name,
-        min_auc=args.min_auc,
-        min_accuracy=args.min_accuracy,
-        max_auc_drop=args.max_auc_drop,
-        baseline_tolerance=args.baseline_tolerance,
-        auto_promote=args.auto_promote,
-        force_retrain=args.force_retrain,
-        max_psi=args.max_psi,
-        drift_action=args.drift_action,
         config_overrides=parse_overrides(args.overrides),
     )
     cfg = params.config()
