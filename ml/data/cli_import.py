@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from argparse import RawDescriptionHelpFormatter
 from typing import Any
 
-from ml.cli_common import non_negative_int
+from ml.cli_common import add_command, non_negative_int
 from ml.data.cli import add_split_argument
 from ml.fsutil import display_path
 
@@ -22,16 +23,8 @@ examples:
 
 def add_import_command(data_sub: Any) -> None:
     """Register ``data import`` under the ``data`` subparsers."""
-    imp = data_sub.add_parser(
-        "import",
-        help="import your own data (CSV/TSV, Criteo, libSVM/libFM, parquet)",
-        description=(
-            "Stream source files into {train,val,test}/data.parquet plus schema.json,\n"
-            "atomically, then print the `features:` block for a config. A malformed line\n"
-            "is an error naming the file, line and field; nothing half-written is left."
-        ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    imp = add_command(
+        data_sub, "import", _import, epilog=EXAMPLES, formatter_class=RawDescriptionHelpFormatter
     )
     imp.add_argument("sources", nargs="*", metavar="SOURCE", help="file(s) to read and split")
     imp.add_argument("--out", required=True, help="output features directory (must be new)")
@@ -83,7 +76,6 @@ def add_import_command(data_sub: Any) -> None:
         metavar="PATH",
         help="write a config for the data (the shipped one, features changed)",
     )
-    imp.set_defaults(func=_import)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -91,6 +83,12 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _import(args: argparse.Namespace) -> int:
+    """import your own data (CSV/TSV, Criteo, libSVM/libFM, parquet)
+
+    Stream source files into {train,val,test}/data.parquet plus schema.json,
+    atomically, then print the `features:` block for a config. A malformed line
+    is an error naming the file, line and field; nothing half-written is left.
+    """
     from ml.data.importer import ImportOptions, features_block, import_features, write_config
 
     opts = ImportOptions(

@@ -18,13 +18,7 @@ import sys
 from typing import Any
 
 from ml import paths
-from ml.cli_common import (
-    add_command,
-    add_config_args,
-    from_args,
-    load_config_args,
-    parse_overrides,
-)
+from ml.cli_common import add_command, add_config_args, from_args, load_config_args, parse_overrides
 from ml.errors import ConfigError
 
 
