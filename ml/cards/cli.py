@@ -33,6 +33,16 @@ def _compare_options(p: argparse.ArgumentParser, default_data: str) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
 
 
+def _compare_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``compare_versions``/``compare_runs`` from the options."""
+    return {
+        "features_dir": args.features_dir,
+        "split": args.split,
+        "n_boot": args.bootstrap,
+        "seed": args.seed,
+    }
+
+
 # --- registry card / compare ------------------------------------------------------------
 
 
@@ -101,15 +111,8 @@ def _registry_compare(args: argparse.Namespace) -> int:
     from ml.cards.compare import compare_versions, comparison_lines
     from ml.registry.model_registry import ModelRegistry
 
-    result = compare_versions(
-        ModelRegistry(args.base_dir),
-        args.name,
-        args.versions,
-        features_dir=args.features_dir,
-        split=args.split,
-        n_boot=args.bootstrap,
-        seed=args.seed,
-    )
+    registry = ModelRegistry(args.base_dir)
+    result = compare_versions(registry, args.name, args.versions, **_compare_args(args))
     emit(args, result, comparison_lines(result))
     return 0
 
@@ -227,13 +230,7 @@ def _runs_compare(args: argparse.Namespace) -> int:
     from ml.cards.compare import compare_runs, comparison_lines
     from ml.cards.runs import resolve_run
 
-    result = compare_runs(
-        [resolve_run(r, args.runs_dir) for r in args.runs],
-        features_dir=args.features_dir,
-        split=args.split,
-        n_boot=args.bootstrap,
-        seed=args.seed,
-    )
+    result = compare_runs([resolve_run(r, args.runs_dir) for r in args.runs], **_compare_args(args))
     emit(args, result, comparison_lines(result))
     return 0
 
