@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from contextlib import AbstractContextManager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -68,13 +68,7 @@ class GcReport:
     purged: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "removed": self.removed,
-            "archived": self.archived,
-            "purged": self.purged,
-            "kept": self.kept,
-            "dry_run": self.dry_run,
-        }
+        return asdict(self)
 
 
 def delete(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +52,7 @@ class Promotion:
     changed: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "previous": self.previous,
-            "path": str(self.path),
-            "changed": self.changed,
-        }
+        return {**asdict(self), "path": str(self.path)}
 
 
 def promote(
