@@ -79,8 +79,7 @@ def delete(
     *,
     lock_timeout: float,
     force: bool = False,
-    reason: str | None = None,
-    by: str | None = None,
+    audit: journal.Audit,
 ) -> Path:
     """See :meth:`ml.registry.model_registry.ModelRegistry.delete`."""
     validate_stage(stage)
@@ -110,8 +109,7 @@ def delete(
             "version": version,
             "archived_to": str(dest),
             "was_current": was_current,
-            "reason": reason,
-            "by": by or default_user(),
+            **audit.fields(),
         }
         with os_errors(f"deleting {layout.display(vdir)}", vdir):
             layout.ensure_dir(archive)

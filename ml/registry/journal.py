@@ -19,16 +19,30 @@ import json
 import os
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ml.fsutil import atomic_write_bytes, fsync_dir, utc_now
 from ml.registry import _fs
 from ml.registry.errors import IntegrityError
 from ml.registry.layout import HISTORY, INTENT, Layout
+from ml.registry.provenance import default_user
 
 PENDING = "pending"
 RECOVERED = "recovered"
 _TAIL_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Who asked for a change and why: the ``by`` and ``reason`` of its history event."""
+
+    reason: str | None = None
+    by: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """``{"reason", "by"}`` for the event (``by`` defaults to the current user)."""
+        return {"reason": self.reason, "by": self.by or default_user()}
 
 
 def new_op_id() -> str:
