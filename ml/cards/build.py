@@ -30,6 +30,7 @@ from ml.cards.render import html_page, markdown
 from ml.errors import CtrPipelineError
 from ml.fsutil import atomic_write_bytes, read_json_object, utc_now
 from ml.metrics import calibration_table
+from ml.registry.layout import METADATA, MODEL_FILE
 from ml.training import run_dir as rd
 
 log = logging.getLogger(__name__)
@@ -142,21 +143,33 @@ def prepare_run_card(
     root = paths.resolve(run_dir)
     metrics = rd.read_metrics(root)
     lineage = rd.read_run_info(root) if (root / rd.RUN_JSON).is_file() else {}
-    preds, note = predictions_for_card(root, registry=registry, model_name=model_name)
-    inputs = CardInputs(
+    predictions = predictions_for_card(root, registry=registry, model_name=model_name)
+    inputs = _inputs(
+        root / rd.MODEL_BEST,
+        predictions,
         name=model_name,
         metrics=metrics,
-        config_text=_read_text(root / rd.CONFIG_YAML),
         lineage=lineage,
-        built_at=utc_now(),
         run_dir=str(root),
-        predictions=preds,
-        predictions_note=note,
         evaluation=evaluation,
         evaluation_note=evaluation_note,
-        model_bytes=_size(root / rd.MODEL_BEST),
     )
     return prepare(inputs)
+
+
+def _inputs(
+    model_file: Path, predictions: tuple[Predictions | None, str | None], **fields: Any
+) -> CardInputs:
+    """The inputs of a card for the model in ``model_file``, beside which lies its
+    ``config.yaml`` (a run's or a registered version's files)."""
+    return CardInputs(
+        config_text=_read_text(model_file.parent / rd.CONFIG_YAML),
+        built_at=utc_now(),
+        predictions=predictions[0],
+        predictions_note=predictions[1],
+        model_bytes=_size(model_file),
+        **fields,
+    )
 
 
 def try_prepare_run_card(
@@ -241,7 +254,7 @@ def prepare_version_card(
 ) -> PreparedCard:
     """A card for a registered version from its own files (metrics, config, metadata),
     scoring its model on the test split it recorded when that split still exists."""
-    meta = read_json_object(vdir / "metadata.json", what="version metadata", error=CardError)
+    meta = read_json_object(vdir / METADATA, what="version metadata", error=CardError)
     metrics = read_json_object(vdir / rd.METRICS_JSON, what="version metrics", error=CardError)
     training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
     source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
@@ -253,25 +266,22 @@ def prepare_version_card(
         "dag_id": (source or {}).get("dag_id"),
         "run_id": (source or {}).get("run_id"),
     }
-    preds, note = _score_version(registry, name, version, stage, meta.get("features_dir"))
+    predictions = _score_version(registry, name, version, stage, meta.get("features_dir"))
     libraries = meta.get("libraries") if isinstance(meta.get("libraries"), dict) else {}
-    inputs = CardInputs(
+    inputs = _inputs(
+        vdir / MODEL_FILE,
+        predictions,
         name=name,
         metrics=metrics,
-        config_text=_read_text(vdir / rd.CONFIG_YAML),
         lineage=lineage,
-        built_at=utc_now(),
         run_dir=(source or {}).get("run_dir"),
-        predictions=preds,
-        predictions_note=note,
         evaluation_note="this version was registered before model cards; its gate results "
         "were not recorded",
-        model_bytes=_size(vdir / "model.pt"),
         origin=f"rendered later from {version}'s registered files",
         libraries={str(k): v for k, v in (libraries or {}).items()},
     )
     card = prepare(inputs)
-    if preds is not None:
+    if inputs.predictions is not None:
         card.content["production"] = {
             "note": "the production model at registration time was not recorded"
         }

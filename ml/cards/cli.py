@@ -7,22 +7,15 @@ and ``ml/cli.py`` (:func:`add_commands`). Heavy imports stay inside the handlers
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ml.cli_common import emit, table
+
 #: Bootstrap resamples for the AUC interval (ml.cards.stats.DEFAULT_BOOTSTRAP; not
 #: imported from there so that `ctr-pipeline --help` does not import scikit-learn).
 DEFAULT_BOOTSTRAP = 1000
-
-
-def _emit(args: argparse.Namespace, data: Any, lines: Sequence[str]) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
-    else:
-        for line in lines:
-            print(line)
 
 
 def _compare_options(p: argparse.ArgumentParser, default_data: str) -> None:
@@ -38,6 +31,16 @@ def _compare_options(p: argparse.ArgumentParser, default_data: str) -> None:
         help="bootstrap resamples for the AUC interval (default: %(default)s)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+
+
+def _compare_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of ``compare_versions``/``compare_runs`` from the options."""
+    return {
+        "features_dir": args.features_dir,
+        "split": args.split,
+        "n_boot": args.bootstrap,
+        "seed": args.seed,
+    }
 
 
 # --- registry card / compare ------------------------------------------------------------
@@ -96,7 +99,7 @@ def _card(args: argparse.Namespace) -> int:
     }
     lines = [md.read_text(encoding="utf-8").rstrip(), ""] if md.is_file() else []
     lines.append(f"🪪 Model card: {html}" + (" (rendered into the card cache)" if cached else ""))
-    _emit(args, data, lines)
+    emit(args, data, lines)
     if args.open:
         import webbrowser
 
@@ -108,16 +111,9 @@ def _registry_compare(args: argparse.Namespace) -> int:
     from ml.cards.compare import compare_versions, comparison_lines
     from ml.registry.model_registry import ModelRegistry
 
-    result = compare_versions(
-        ModelRegistry(args.base_dir),
-        args.name,
-        args.versions,
-        features_dir=args.features_dir,
-        split=args.split,
-        n_boot=args.bootstrap,
-        seed=args.seed,
-    )
-    _emit(args, result, comparison_lines(result))
+    registry = ModelRegistry(args.base_dir)
+    result = compare_versions(registry, args.name, args.versions, **_compare_args(args))
+    emit(args, result, comparison_lines(result))
     return 0
 
 
@@ -194,15 +190,8 @@ def _runs_list(args: argparse.Namespace) -> int:
         )
         for r in records
     ]
-    _emit(args, records, _table(header, rows) if rows else ["no training runs"])
+    emit(args, records, table(header, rows) if rows else ["no training runs"])
     return 0
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
-    return out + [fmt.format(*r).rstrip() for r in rows]
 
 
 def _runs_show(args: argparse.Namespace) -> int:
@@ -233,7 +222,7 @@ def _runs_show(args: argparse.Namespace) -> int:
             f"    epoch {h.get('epoch')}: loss {_f(h.get('train_loss'))}, val AUC "
             f"{_f(h.get('val_auc'))}, val logloss {_f(h.get('val_logloss'))}"
         )
-    _emit(args, info, lines)
+    emit(args, info, lines)
     return 0
 
 
@@ -241,14 +230,8 @@ def _runs_compare(args: argparse.Namespace) -> int:
     from ml.cards.compare import compare_runs, comparison_lines
     from ml.cards.runs import resolve_run
 
-    result = compare_runs(
-        [resolve_run(r, args.runs_dir) for r in args.runs],
-        features_dir=args.features_dir,
-        split=args.split,
-        n_boot=args.bootstrap,
-        seed=args.seed,
-    )
-    _emit(args, result, comparison_lines(result))
+    result = compare_runs([resolve_run(r, args.runs_dir) for r in args.runs], **_compare_args(args))
+    emit(args, result, comparison_lines(result))
     return 0
 
 

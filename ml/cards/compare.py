@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -23,8 +23,19 @@ from ml.cards.stats import DEFAULT_BOOTSTRAP, bootstrap_auc_difference, model_me
 from ml.fsutil import display_path
 from ml.training import run_dir as rd
 
+if TYPE_CHECKING:
+    from typing import Unpack
+
 METRICS = ("auc", "logloss", "accuracy", "ece", "mean_score")
 _VERSION_RE = re.compile(r"v([1-9][0-9]*)\Z")
+
+
+class CompareOptions(TypedDict, total=False):
+    """The keyword options of :func:`compare_predictors` that the other compares pass on."""
+
+    split: str
+    n_boot: int
+    seed: int
 
 
 def compare_predictors(
@@ -116,11 +127,10 @@ def compare_versions(
     versions: Sequence[str],
     *,
     features_dir: str | os.PathLike[str] | None = None,
-    split: str = "test",
-    n_boot: int = DEFAULT_BOOTSTRAP,
-    seed: int = 0,
+    **options: Unpack[CompareOptions],
 ) -> dict[str, Any]:
-    """Compare registered versions of ``name`` (default data: the newest one's split).
+    """Compare registered versions of ``name`` (default data: the newest one's split);
+    ``options`` as :func:`compare_predictors`'.
 
     Raises:
         CardError: fewer than two distinct versions, or no recorded features directory.
@@ -136,7 +146,7 @@ def compare_versions(
         if not features_dir:
             raise CardError(f"{name} {newest} records no features directory; pass --features-dir")
     models = [(v, registry.load(name, v, stages[v])) for v in versions]
-    out = compare_predictors(models, features_dir, split=split, n_boot=n_boot, seed=seed)
+    out = compare_predictors(models, features_dir, **options)
     out["name"] = name
     return out
 
@@ -145,11 +155,10 @@ def compare_runs(
     run_dirs: Sequence[str | os.PathLike[str]],
     *,
     features_dir: str | os.PathLike[str] | None = None,
-    split: str = "test",
-    n_boot: int = DEFAULT_BOOTSTRAP,
-    seed: int = 0,
+    **options: Unpack[CompareOptions],
 ) -> dict[str, Any]:
-    """Compare training runs (complete ones) on one split (default: the newest run's).
+    """Compare training runs (complete ones) on one split (default: the newest run's);
+    ``options`` as :func:`compare_predictors`'.
 
     Raises:
         CardError: fewer than two runs, an incomplete run, or no recorded features.
@@ -170,7 +179,7 @@ def compare_runs(
         if not features_dir:
             raise CardError(f"{display_path(newest)} records no features directory")
     models = [(root.name, Predictor.load(root)) for root in roots]
-    return compare_predictors(models, features_dir, split=split, n_boot=n_boot, seed=seed)
+    return compare_predictors(models, features_dir, **options)
 
 
 def comparison_lines(result: dict[str, Any]) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ml.cards.render import fmt
+from ml.registry import journal
 
 CSS = """
 body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2328;
@@ -146,10 +147,7 @@ def _history_table(events: Sequence[Mapping[str, Any]]) -> str:
         return "<p class=muted>No history yet.</p>"
     rows = []
     for ev in events:
-        if ev.get("event") in ("promote", "rollback"):
-            what = f"{ev.get('from') or '–'} → {ev.get('to')}"
-        else:
-            what = f"{ev.get('stage', '')} {ev.get('version', '')}".strip()
+        what = journal.describe(ev, arrow="→", missing="–")
         rows.append(
             f"<tr><td>{_h(str(ev.get('at') or '')[:19])}</td><td>{_h(ev.get('event'))}</td>"
             f"<td>{_h(what)}</td><td>{_h(ev.get('by') or '–')}</td>"

@@ -68,19 +68,13 @@ def roc_png(
 
     fig = _figure()
     ax = fig.add_subplot()
-    series = [("this model", scores, MODEL_COLOR)]
-    if production is not None:
-        series.append((production_label, production, PRODUCTION_COLOR))
-    for name, s, color in series:
+    for name, s, color in _series(scores, production, production_label):
         fpr, tpr, _ = roc_curve(labels, s)
         fpr, tpr = _thin(fpr, tpr)
         ax.plot(fpr, tpr, color=color, lw=1.6, label=f"{name} (AUC {roc_auc_score(labels, s):.4f})")
     ax.plot([0, 1], [0, 1], color="#8c959f", lw=0.8, ls="--", label="random")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.01)
-    _style(ax, "ROC curve (test split)", "false positive rate", "true positive rate")
-    ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    axes = ("false positive rate", "true positive rate")
+    return _unit_square_png(fig, ax, "ROC curve (test split)", axes, legend="lower right")
 
 
 def pr_png(
@@ -95,20 +89,33 @@ def pr_png(
     y = np.asarray(labels)
     fig = _figure()
     ax = fig.add_subplot()
-    series = [("this model", scores, MODEL_COLOR)]
-    if production is not None:
-        series.append((production_label, production, PRODUCTION_COLOR))
-    for name, s, color in series:
+    for name, s, color in _series(scores, production, production_label):
         precision, recall, _ = precision_recall_curve(y, s)
         recall, precision = _thin(recall, precision)
         ap = average_precision_score(y, s)
         ax.plot(recall, precision, color=color, lw=1.6, label=f"{name} (AP {ap:.4f})")
     base = float(y.mean()) if y.size else 0.0
     ax.axhline(base, color="#8c959f", lw=0.8, ls="--", label=f"click rate {base:.2%}")
+    axes = ("recall", "precision")
+    return _unit_square_png(fig, ax, "Precision-recall (test split)", axes, legend="upper right")
+
+
+def _series(
+    scores: npt.ArrayLike, production: npt.ArrayLike | None, production_label: str
+) -> list[tuple[str, npt.ArrayLike, str]]:
+    """(label, scores, colour) of this model and, when given, production."""
+    series = [("this model", scores, MODEL_COLOR)]
+    if production is not None:
+        series.append((production_label, production, PRODUCTION_COLOR))
+    return series
+
+
+def _unit_square_png(fig: Any, ax: Any, title: str, axes: tuple[str, str], *, legend: str) -> bytes:
+    """Finish a curve drawn on [0, 1] x [0, 1] (titles, grid, legend) as PNG bytes."""
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
-    _style(ax, "Precision-recall (test split)", "recall", "precision")
-    ax.legend(loc="upper right", fontsize=8)
+    _style(ax, title, *axes)
+    ax.legend(loc=legend, fontsize=8)
     return _png(fig)
 
 

@@ -58,13 +58,9 @@ class Predictions:
         return int(self.labels.shape[0])
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "production_version": self.production_version,
-            "features_dir": self.features_dir,
-            "split": self.split,
-            "rows": self.rows,
-            "score_seconds": self.score_seconds,
-        }
+        """Everything but the arrays (what the saved predictions' metadata records)."""
+        keys = ("production_version", "features_dir", "split", "rows", "score_seconds")
+        return {k: getattr(self, k) for k in keys}
 
 
 def save_predictions(run_dir: str | os.PathLike[str], preds: Predictions) -> Path:

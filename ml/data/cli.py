@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ml import paths
+from ml.cli_common import add_command, non_negative_int, positive_int
 from ml.monitoring import cli as monitoring_cli
 
 
@@ -14,41 +15,24 @@ def add_commands(sub: Any) -> None:
     data = sub.add_parser("data", help="import, generate or validate feature data")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     _add_generate(data_sub)
-    worlds = data_sub.add_parser(
-        "worlds",
-        help="list the generator's worlds",
-        description="Each world's name, description and columns (for --world).",
-    )
-    worlds.set_defaults(func=_worlds)
+    add_command(data_sub, "worlds", _worlds)
     _add_validate(data_sub)
 
     from ml.data.cli_import import add_import_command
 
-    add_import_command(data_sub, _split)
+    add_import_command(data_sub)
 
 
 def _add_generate(data_sub: Any) -> None:
-    gen = data_sub.add_parser(
-        "generate",
-        help="write synthetic CTR features with a known ground truth",
-        description=(
-            "Write {train,val,test}/data.parquet and schema.json. The same --seed gives "
-            "byte-identical files; the output appears atomically."
-        ),
-    )
+    gen = add_command(data_sub, "generate", _generate)
     gen.add_argument(
         "--out",
         default=paths.FEATURES_DIR,
         help=f"output directory (default: {paths.FEATURES_DIR}, relative to the base directory)",
     )
-    gen.add_argument("--rows", type=_positive_int, default=100_000, help="total rows (100000)")
-    gen.add_argument("--seed", type=_non_negative_int, default=42, help="row seed (42)")
-    gen.add_argument(
-        "--split",
-        type=_split,
-        default=(0.7, 0.15, 0.15),
-        help="train,val,test fractions (0.7,0.15,0.15)",
-    )
+    gen.add_argument("--rows", type=positive_int, default=100_000, help="total rows (100000)")
+    gen.add_argument("--seed", type=non_negative_int, default=42, help="row seed (42)")
+    add_split_argument(gen, (0.7, 0.15, 0.15))
     gen.add_argument(
         "--world",
         default=None,
@@ -57,7 +41,7 @@ def _add_generate(data_sub: Any) -> None:
     )
     gen.add_argument(
         "--world-seed",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=None,
         help="seed of the world's parameters (default: the fixed world; recorded in schema.json)",
     )
@@ -66,15 +50,10 @@ def _add_generate(data_sub: Any) -> None:
         action="store_true",
         help="replace earlier generator output (a directory of other data is never touched)",
     )
-    gen.set_defaults(func=_generate)
 
 
 def _add_validate(data_sub: Any) -> None:
-    val = data_sub.add_parser(
-        "validate",
-        help="check the features against the config's feature spec",
-        description="Exit 0 when every split is valid, 2 with the list of problems otherwise.",
-    )
+    val = add_command(data_sub, "validate", _validate)
     val.add_argument(
         "--features-dir",
         default=None,
@@ -89,25 +68,15 @@ def _add_validate(data_sub: Any) -> None:
         default=None,
         help="NaN/inf policy for numeric columns (default: the config's data.numeric_nan)",
     )
-    val.set_defaults(func=_validate)
     monitoring_cli.add_drift_command(data_sub)  # `data drift` lives in ml/monitoring
 
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
+def add_split_argument(p: Any, default: tuple[float, float, float]) -> None:
+    """``--split TRAIN,VAL,TEST``: the fractions of the rows in each split."""
+    fractions = ",".join(map(str, default))
+    p.add_argument(
+        "--split", type=_split, default=default, help=f"train,val,test fractions ({fractions})"
+    )
 
 
 def _split(text: str) -> tuple[float, float, float]:
@@ -125,6 +94,11 @@ def _split(text: str) -> tuple[float, float, float]:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    """write synthetic CTR features with a known ground truth
+
+    Write {train,val,test}/data.parquet and schema.json. The same --seed gives
+    byte-identical files; the output appears atomically.
+    """
     from ml.data.generate import (
         DEFAULT_WORLD,
         DEFAULT_WORLD_SEED,
@@ -147,6 +121,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _worlds(args: argparse.Namespace) -> int:
+    """list the generator's worlds
+
+    Each world's name, description and columns (for --world).
+    """
     from ml.data.generate import WORLDS
 
     for name, world in WORLDS.items():
@@ -158,6 +136,10 @@ def _worlds(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """check the features against the config's feature spec
+
+    Exit 0 when every split is valid, 2 with the list of problems otherwise.
+    """
     from ml.config import load_config
     from ml.data.validate import validate_features
 

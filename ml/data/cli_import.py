@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from argparse import RawDescriptionHelpFormatter
 from typing import Any
 
+from ml.cli_common import add_command, non_negative_int
+from ml.data.cli import add_split_argument
 from ml.fsutil import display_path
 
 EXAMPLES = """\
@@ -19,18 +21,10 @@ examples:
 """
 
 
-def add_import_command(data_sub: Any, split_type: Callable[[str], Any]) -> None:
+def add_import_command(data_sub: Any) -> None:
     """Register ``data import`` under the ``data`` subparsers."""
-    imp = data_sub.add_parser(
-        "import",
-        help="import your own data (CSV/TSV, Criteo, libSVM/libFM, parquet)",
-        description=(
-            "Stream source files into {train,val,test}/data.parquet plus schema.json,\n"
-            "atomically, then print the `features:` block for a config. A malformed line\n"
-            "is an error naming the file, line and field; nothing half-written is left."
-        ),
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    imp = add_command(
+        data_sub, "import", _import, epilog=EXAMPLES, formatter_class=RawDescriptionHelpFormatter
     )
     imp.add_argument("sources", nargs="*", metavar="SOURCE", help="file(s) to read and split")
     imp.add_argument("--out", required=True, help="output features directory (must be new)")
@@ -62,13 +56,10 @@ def add_import_command(data_sub: Any, split_type: Callable[[str], Any]) -> None:
     svm.add_argument("--field-map", default=None, help="JSON or text file: field first last")
     svm.add_argument("--field-ranges", default=None, help="inline: user=0-953,item=954-5335")
     spl = imp.add_argument_group("splitting one SOURCE")
+    add_split_argument(spl, (0.8, 0.1, 0.1))
     spl.add_argument(
-        "--split",
-        type=split_type,
-        default=(0.8, 0.1, 0.1),
-        help="train,val,test fractions (0.8,0.1,0.1)",
+        "--seed", type=non_negative_int, default=42, help="seed of the random split (42)"
     )
-    spl.add_argument("--seed", type=_seed, default=42, help="seed of the random split (42)")
     spl.add_argument(
         "--time-column",
         default=None,
@@ -85,17 +76,6 @@ def add_import_command(data_sub: Any, split_type: Callable[[str], Any]) -> None:
         metavar="PATH",
         help="write a config for the data (the shipped one, features changed)",
     )
-    imp.set_defaults(func=_import)
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -103,6 +83,12 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def _import(args: argparse.Namespace) -> int:
+    """import your own data (CSV/TSV, Criteo, libSVM/libFM, parquet)
+
+    Stream source files into {train,val,test}/data.parquet plus schema.json,
+    atomically, then print the `features:` block for a config. A malformed line
+    is an error naming the file, line and field; nothing half-written is left.
+    """
     from ml.data.importer import ImportOptions, features_block, import_features, write_config
 
     opts = ImportOptions(

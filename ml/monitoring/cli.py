@@ -12,18 +12,13 @@ import json
 from typing import Any
 
 from ml import paths
+from ml.cli_common import add_command
 from ml.monitoring import DEFAULT_MAX_PSI, DRIFT_ACTIONS
 
 
 def add_drift_command(data_sub: Any) -> None:
     """Add ``drift`` to the ``data`` command's subparsers."""
-    p = data_sub.add_parser(
-        "drift",
-        help="compare features with a registered model's training-data profile (PSI)",
-        description="Population stability index per feature of --features-dir's split "
-        "against the profile stored with the reference version (NAME: production's current "
-        "version, else the latest staging one; NAME/vN: that version).",
-    )
+    p = add_command(data_sub, "drift", _drift)
     p.add_argument("--reference", default="ctr_model", help="NAME or NAME/VERSION (%(default)s)")
     p.add_argument("--features-dir", required=True, help="the features directory to check")
     p.add_argument("--split", default="train", help="which split to compare (%(default)s)")
@@ -31,10 +26,15 @@ def add_drift_command(data_sub: Any) -> None:
     p.add_argument("--action", choices=DRIFT_ACTIONS, default="warn", help="%(default)s")
     p.add_argument("--registry", default=paths.MODELS_DIR, help="registry root (%(default)s)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_drift)
 
 
 def _drift(args: argparse.Namespace) -> int:
+    """compare features with a registered model's training-data profile (PSI)
+
+    Population stability index per feature of --features-dir's split against the profile
+    stored with the reference version (NAME: production's current version, else the
+    latest staging one; NAME/vN: that version).
+    """
     from ml.monitoring.drift import DriftDetectedError, check_drift
     from ml.registry.model_registry import ModelRegistry
     from ml.serving.refs import resolve_ref, split_ref

@@ -121,13 +121,11 @@ def resolve(
 
 def read_json(layout: Layout, path: Path, what: str) -> dict[str, Any]:
     """A registry JSON file (manifest, metadata) as a mapping, or an IntegrityError."""
+    fix = "run `ctr-pipeline registry verify` and restore or delete the version"
     try:
         data = json.loads(_fs.read_regular(path))
     except (OSError, ValueError) as exc:
-        raise IntegrityError(
-            f"cannot read {what} {layout.display(path)}: {exc}; run "
-            "`ctr-pipeline registry verify` and restore or delete the version"
-        ) from exc
+        raise IntegrityError(f"cannot read {what} {layout.display(path)}: {exc}; {fix}") from exc
     if not isinstance(data, dict):
         raise IntegrityError(f"{layout.display(path)} is not a JSON object")
     return data

@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from contextlib import AbstractContextManager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -68,13 +68,7 @@ class GcReport:
     purged: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "removed": self.removed,
-            "archived": self.archived,
-            "purged": self.purged,
-            "kept": self.kept,
-            "dry_run": self.dry_run,
-        }
+        return asdict(self)
 
 
 def delete(
@@ -85,8 +79,7 @@ def delete(
     *,
     lock_timeout: float,
     force: bool = False,
-    reason: str | None = None,
-    by: str | None = None,
+    audit: journal.Audit,
 ) -> Path:
     """See :meth:`ml.registry.model_registry.ModelRegistry.delete`."""
     validate_stage(stage)
@@ -116,8 +109,7 @@ def delete(
             "version": version,
             "archived_to": str(dest),
             "was_current": was_current,
-            "reason": reason,
-            "by": by or default_user(),
+            **audit.fields(),
         }
         with os_errors(f"deleting {layout.display(vdir)}", vdir):
             layout.ensure_dir(archive)

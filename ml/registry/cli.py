@@ -9,13 +9,14 @@ timeout: a retry is safe); ``verify`` exits 1 when a file differs from its manif
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from ml import paths
+from ml.cli_common import emit, table
 from ml.fsutil import display_path
+from ml.registry import journal
 from ml.registry.model_registry import (
     DEFAULT_GC_MIN_AGE,
     PRODUCTION,
@@ -145,23 +146,6 @@ def _registry(args: argparse.Namespace) -> ModelRegistry:
     return ModelRegistry(args.base_dir)
 
 
-def _emit(args: argparse.Namespace, data: Any, lines: Sequence[str]) -> None:
-    if args.json:
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
-    else:
-        for line in lines:
-            print(line)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    cells = [[str(h) for h in header]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    out = [fmt.format(*cells[0]), fmt.format(*("-" * w for w in widths))]
-    out += [fmt.format(*row).rstrip() for row in cells[1:]]
-    return out
-
-
 def _list(args: argparse.Namespace) -> int:
     if args.name is not None:
         return _list_versions(args)
@@ -175,11 +159,11 @@ def _list(args: argparse.Namespace) -> int:
             shown = versions if len(versions) <= 8 else [*versions[:3], "...", *versions[-4:]]
             rows.append((stage, name, len(versions), versions[-1], current, " ".join(shown)))
     lines = (
-        _table(("stage", "model", "count", "latest", "current", "versions"), rows)
+        table(("stage", "model", "count", "latest", "current", "versions"), rows)
         if rows
         else [f"no models under {reg.base_dir}"]
     )
-    _emit(args, data if args.stage == "all" else data[args.stage], lines)
+    emit(args, data if args.stage == "all" else data[args.stage], lines)
     return 0
 
 
@@ -201,8 +185,8 @@ def _list_versions(args: argparse.Namespace) -> int:
         )
         for r in records
     ]
-    lines = _table(("version", "stage", "created (UTC)", "test_auc", "logloss", "run"), rows)
-    _emit(args, records, lines)
+    lines = table(("version", "stage", "created (UTC)", "test_auc", "logloss", "run"), rows)
+    emit(args, records, lines)
     return 0
 
 
@@ -243,13 +227,13 @@ def _show(args: argparse.Namespace) -> int:
             for fname, entry in info["files"].items()
         ),
     ]
-    _emit(args, info, lines)
+    emit(args, info, lines)
     return 0
 
 
 def _latest(args: argparse.Namespace) -> int:
     version = _registry(args).get_latest_version(args.name, args.stage)
-    _emit(args, {"name": args.name, "stage": args.stage, "version": version}, [version])
+    emit(args, {"name": args.name, "stage": args.stage, "version": version}, [version])
     return 0
 
 
@@ -266,7 +250,7 @@ def _register(args: argparse.Namespace) -> int:
         extra_files=register_card(reg, args.run_dir, args.name),
     )
     verb = "registered" if result.created else "already registered as"
-    _emit(
+    emit(
         args,
         result.to_dict(),
         [f"✅ Model {verb}: {result.name} {result.version} (staging)", f"   Path: {result.path}"],
@@ -282,27 +266,24 @@ def _promote(args: argparse.Namespace) -> int:
         if p.changed
         else f"{p.name} {p.version} is already production's current version"
     )
-    _emit(args, p.to_dict(), [line, f"   Path: {p.path}"])
+    emit(args, p.to_dict(), [line, f"   Path: {p.path}"])
     return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
     p = _registry(args).rollback(args.name, args.reason)
-    _emit(args, p.to_dict(), [f"↩️  {p.name} rolled back: current {p.previous} -> {p.version}"])
+    emit(args, p.to_dict(), [f"↩️  {p.name} rolled back: current {p.previous} -> {p.version}"])
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
     events = _registry(args).history(args.name)
-    rows = []
-    for ev in events:
-        if ev.get("event") in ("promote", "rollback"):
-            what = f"{ev.get('from') or '-'} -> {ev.get('to')}"
-        else:
-            what = f"{ev.get('stage', '')} {ev.get('version', '')}".strip()
-        rows.append((ev.get("at"), ev.get("event"), what, ev.get("by"), ev.get("reason") or ""))
-    lines = _table(("when", "event", "what", "by", "reason"), rows) if rows else ["no history"]
-    _emit(args, events, lines)
+    rows = [
+        (ev.get("at"), ev.get("event"), journal.describe(ev), ev.get("by"), ev.get("reason") or "")
+        for ev in events
+    ]
+    lines = table(("when", "event", "what", "by", "reason"), rows) if rows else ["no history"]
+    emit(args, events, lines)
     return 0
 
 
@@ -319,7 +300,7 @@ def _verify(args: argparse.Namespace) -> int:
             + ("ok" if r.ok else f"{len(r.problems)} problem(s)")
         )
         lines += [f"   {problem}" for problem in r.problems]
-    _emit(args, [r.to_dict() for r in reports], lines)
+    emit(args, [r.to_dict() for r in reports], lines)
     return 0 if all(r.ok for r in reports) else 1
 
 
@@ -333,7 +314,7 @@ def _delete(args: argparse.Namespace) -> int:
         "stage": args.stage,
         "archived_to": str(dest),
     }
-    _emit(args, data, [f"🗑️  {args.name} {args.version} ({args.stage}) archived to {dest}"])
+    emit(args, data, [f"🗑️  {args.name} {args.version} ({args.stage}) archived to {dest}"])
     return 0
 
 
@@ -350,7 +331,7 @@ def _gc(args: argparse.Namespace) -> int:
     ] + [f"kept: {p}" for p in report.kept]
     if args.keep_last is not None and report.dry_run and report.purged:
         lines.append("dry run: nothing was deleted; pass --apply to purge")
-    _emit(args, report.to_dict(), lines or ["nothing to clean"])
+    emit(args, report.to_dict(), lines or ["nothing to clean"])
     return 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,10 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name,
-            "version": self.version,
-            "stage": self.stage,
+            **asdict(self),
             "path": str(self.path),
             "ok": self.ok,
             "problems": list(self.problems),
-            "files": dict(self.files),
         }
 
 

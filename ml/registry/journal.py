@@ -18,16 +18,31 @@ import contextlib
 import json
 import os
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ml.fsutil import atomic_write_bytes, fsync_dir, utc_now
 from ml.registry import _fs
 from ml.registry.errors import IntegrityError
 from ml.registry.layout import HISTORY, INTENT, Layout
+from ml.registry.provenance import default_user
 
 PENDING = "pending"
 RECOVERED = "recovered"
 _TAIL_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Audit:
+    """Who asked for a change and why: the ``by`` and ``reason`` of its history event."""
+
+    reason: str | None = None
+    by: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """``{"reason", "by"}`` for the event (``by`` defaults to the current user)."""
+        return {"reason": self.reason, "by": self.by or default_user()}
 
 
 def new_op_id() -> str:
@@ -44,6 +59,14 @@ def append(layout: Layout, name: str, event: dict[str, Any]) -> None:
     path = layout.meta_file(name, HISTORY)
     layout.check_no_links(path)
     _fs.append_line(path, event_line(name, event))
+
+
+def describe(event: Mapping[str, Any], *, arrow: str = "->", missing: str = "-") -> str:
+    """What ``event`` changed, for a history listing: ``v1 -> v2`` for a promote or a
+    rollback (``missing`` stands for no previous version), else ``stage version``."""
+    if event.get("event") in ("promote", "rollback"):
+        return f"{event.get('from') or missing} {arrow} {event.get('to')}"
+    return f"{event.get('stage', '')} {event.get('version', '')}".strip()
 
 
 def _parse(raw: bytes) -> list[dict[str, Any]]:

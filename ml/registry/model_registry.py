@@ -26,6 +26,7 @@ from ml.registry import catalog, cleanup, integrity, journal, production, publis
 from ml.registry.cleanup import DEFAULT_GC_MIN_AGE, GcReport
 from ml.registry.errors import InvalidNameError, ModelNotFoundError, os_errors
 from ml.registry.integrity import VerifyReport
+from ml.registry.journal import Audit
 from ml.registry.layout import (
     CURRENT,
     FORMAT_VERSION,
@@ -249,7 +250,7 @@ class ModelRegistry:
         """
         with os_errors(f"promoting {name!r} {version}", self.base_dir):
             return production.promote(
-                self._layout, name, version, lock_timeout=self.lock_timeout, reason=reason, by=by
+                self._layout, name, version, lock_timeout=self.lock_timeout, audit=Audit(reason, by)
             )
 
     def rollback(self, name: str, reason: str | None = None, *, by: str | None = None) -> Promotion:
@@ -263,7 +264,7 @@ class ModelRegistry:
         """
         with os_errors(f"rolling back {name!r}", self.base_dir):
             return production.rollback(
-                self._layout, name, lock_timeout=self.lock_timeout, reason=reason, by=by
+                self._layout, name, lock_timeout=self.lock_timeout, audit=Audit(reason, by)
             )
 
     def history(self, name: str) -> list[dict[str, Any]]:
@@ -351,8 +352,7 @@ class ModelRegistry:
                 stage,
                 lock_timeout=self.lock_timeout,
                 force=force,
-                reason=reason,
-                by=by,
+                audit=Audit(reason, by),
             )
 
     def gc(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ from ml.registry.layout import (
     validate_name,
     validate_version,
 )
-from ml.registry.provenance import default_user
 
 
 @dataclass(frozen=True)
@@ -52,23 +51,11 @@ class Promotion:
     changed: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "previous": self.previous,
-            "path": str(self.path),
-            "changed": self.changed,
-        }
+        return {**asdict(self), "path": str(self.path)}
 
 
 def promote(
-    layout: Layout,
-    name: str,
-    version: str,
-    *,
-    lock_timeout: float,
-    reason: str | None = None,
-    by: str | None = None,
+    layout: Layout, name: str, version: str, *, lock_timeout: float, audit: journal.Audit
 ) -> Promotion:
     """See :meth:`ml.registry.model_registry.ModelRegistry.promote_to_production`."""
     validate_name(name)
@@ -80,9 +67,9 @@ def promote(
         layout.ensure_dir(prod_dir)
         layout.ensure_dir(layout.meta_dir(name) / WRITERS)
     try:
-        return _promote_once(layout, name, version, src, manifest_bytes, lock_timeout, reason, by)
+        return _promote_once(layout, name, version, src, manifest_bytes, lock_timeout, audit)
     except _CopyGone:  # recovery undid a dead promotion's copy after we looked: copy now
-        return _promote_once(layout, name, version, src, manifest_bytes, lock_timeout, reason, by)
+        return _promote_once(layout, name, version, src, manifest_bytes, lock_timeout, audit)
 
 
 class _CopyGone(RetryableError):
@@ -97,8 +84,7 @@ def _promote_once(
     src: Path,
     manifest_bytes: bytes,
     lock_timeout: float,
-    reason: str | None,
-    by: str | None,
+    audit: journal.Audit,
 ) -> Promotion:
     prod_dir = layout.model_dir(PRODUCTION, name)
     tmp: Path | None = None
@@ -118,7 +104,7 @@ def _promote_once(
             if done is not None:
                 return Promotion(name, version, done["from"], prod_dir / version, True)
             with os_errors("promoting", prod_dir):
-                return _promote_locked(session, version, tmp, manifest_bytes, reason, by)
+                return _promote_locked(session, version, tmp, manifest_bytes, audit)
     finally:
         with suppress(OSError):  # best effort: gc removes a dead writer's leftovers
             if tmp is not None and os.path.lexists(tmp):
@@ -146,8 +132,7 @@ def _promote_locked(
     version: str,
     tmp: Path | None,
     manifest_bytes: bytes,
-    reason: str | None,
-    by: str | None,
+    audit: journal.Audit,
 ) -> Promotion:
     layout, name = session.layout, session.name
     prod_dir = layout.model_dir(PRODUCTION, name)
@@ -174,13 +159,7 @@ def _promote_locked(
         return Promotion(name, version, previous, dst, False)
     intent = session.begin(
         recovery.PROMOTE,
-        {
-            "event": "promote",
-            "from": previous,
-            "to": version,
-            "reason": reason,
-            "by": by or default_user(),
-        },
+        {"event": "promote", "from": previous, "to": version, **audit.fields()},
         version=version,
         to=version,
         copied=copied,
@@ -194,14 +173,7 @@ def _promote_locked(
     return Promotion(name, version, previous, dst, True)
 
 
-def rollback(
-    layout: Layout,
-    name: str,
-    *,
-    lock_timeout: float,
-    reason: str | None = None,
-    by: str | None = None,
-) -> Promotion:
+def rollback(layout: Layout, name: str, *, lock_timeout: float, audit: journal.Audit) -> Promotion:
     """See :meth:`ml.registry.model_registry.ModelRegistry.rollback`."""
     validate_name(name)
     prod_dir = layout.model_dir(PRODUCTION, name)
@@ -221,7 +193,7 @@ def rollback(
         if done is not None and catalog.current_version(layout, name) == done["to"]:
             return Promotion(name, done["to"], done["from"], prod_dir / done["to"], True)
         with os_errors("rolling back", prod_dir):
-            return _rollback_locked(session, reason, by)
+            return _rollback_locked(session, audit)
 
 
 def rollback_target(layout: Layout, name: str, current: str) -> str | None:
@@ -239,7 +211,7 @@ def rollback_target(layout: Layout, name: str, current: str) -> str | None:
     return stack[-1] if stack else None
 
 
-def _rollback_locked(session: recovery.Session, reason: str | None, by: str | None) -> Promotion:
+def _rollback_locked(session: recovery.Session, audit: journal.Audit) -> Promotion:
     layout, name = session.layout, session.name
     prod_dir = layout.model_dir(PRODUCTION, name)
     current = catalog.current_version(layout, name)
@@ -255,13 +227,7 @@ def _rollback_locked(session: recovery.Session, reason: str | None, by: str | No
             f"{layout.display(prod_dir)} to roll back to; "
             f"promote a version instead (`ctr-pipeline registry promote {name} vN`)"
         )
-    event = {
-        "event": "rollback",
-        "from": current,
-        "to": target,
-        "reason": reason,
-        "by": by or default_user(),
-    }
+    event = {"event": "rollback", "from": current, "to": target, **audit.fields()}
     intent = session.begin(recovery.ROLLBACK, event, to=target, **{"from": current})
     recovery.set_current(layout, name, target)  # the point of no return
     session.commit(intent)

@@ -19,7 +19,7 @@ import hashlib
 import os
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +74,7 @@ class RegisteredVersion:
     created: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "path": str(self.path),
-            "created": self.created,
-        }
+        return {**asdict(self), "path": str(self.path)}
 
 
 @dataclass

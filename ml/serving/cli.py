@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from ml import paths
+from ml.cli_common import add_command, from_args
 from ml.serving.settings import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_KEY_FIELD,
@@ -28,13 +29,7 @@ from ml.serving.settings import (
 
 def add_commands(sub: Any) -> None:
     """Register ``serve`` (with ``serve report``) and ``predict``."""
-    p = sub.add_parser(
-        "serve",
-        help="HTTP scoring service: hot reload, A/B split, shadow, feedback (docs/serving.md)",
-        description="Serve production/<model>/current over HTTP (POST /predict, /feedback; "
-        "GET /healthz, /readyz, /metrics; OpenAPI at /docs). A promotion or rollback is "
-        "picked up without a restart.",
-    )
+    p = add_command(sub, "serve", _serve)
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="bind address (%(default)s)")
     p.add_argument("--port", type=int, default=8000, help="port (%(default)s)")
@@ -50,27 +45,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--shadow", help="also score every request with this version (logged only)")
     p.add_argument("--poll-interval", type=float, default=0.25, help="hot reload check (s)")
     p.add_argument("--check", action="store_true", help="check the versions, print, exit")
-    p.set_defaults(func=_serve)
     serve_sub = p.add_subparsers(dest="serve_command", metavar="SUBCOMMAND")
-    r = serve_sub.add_parser(
-        "report",
-        help="realised CTR and AUC per variant, and whether the candidate is better",
-        description="Join the service's prediction and feedback logs; per variant: CTR "
-        "(Wilson interval), mean score, AUC (DeLong interval); candidate vs control on "
-        "--metric (auc: DeLong test for independent samples; ctr: two-proportion z-test).",
-    )
+    r = add_command(serve_sub, "report", _report)
     _common(r)
     r.add_argument("--metric", choices=("auc", "ctr"), default="auc", help="%(default)s")
     r.add_argument("--alpha", type=float, default=0.05, help="1 - confidence (%(default)s)")
     r.add_argument("--json", action="store_true", help="print JSON")
-    r.set_defaults(func=_report)
 
-    p = sub.add_parser(
-        "predict",
-        help="batch-score parquet/CSV files with a registered model",
-        description="Score a file or every .parquet/.csv under a directory in chunks; write "
-        "the id column (or row number) and the probability to --output (.parquet or .csv).",
-    )
+    p = add_command(sub, "predict", _predict)
     p.add_argument("--model", required=True, help="NAME (current), NAME/vN or NAME/latest")
     p.add_argument("--input", required=True, help="a .parquet/.csv file or a directory")
     p.add_argument("--output", required=True, help="output .parquet or .csv")
@@ -80,7 +62,6 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--registry", default=paths.MODELS_DIR, help="registry root (%(default)s)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=_predict)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -94,20 +75,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    settings = ServeSettings(
-        model=args.model,
-        registry_dir=args.registry,
-        log_dir=args.log_dir,
-        max_batch=args.max_batch,
-        candidate=args.candidate,
-        traffic=args.traffic,
-        key_field=args.key_field,
-        salt=args.salt,
-        shadow=args.shadow,
-        poll_interval=args.poll_interval,
-        threads=args.threads,
-        workers=args.workers,
-    )
+    settings = from_args(ServeSettings, args, registry_dir=args.registry)
     if args.ab:
         settings = settings.with_ab_file(args.ab)
         if args.shadow:  # the command line wins over the file
@@ -116,6 +84,12 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    """HTTP scoring service: hot reload, A/B split, shadow, feedback (docs/serving.md)
+
+    Serve production/<model>/current over HTTP (POST /predict, /feedback; GET /healthz,
+    /readyz, /metrics; OpenAPI at /docs). A promotion or rollback is picked up without a
+    restart.
+    """
     from ml.serving.server import preflight, run
 
     settings = settings_from_args(args)
@@ -133,6 +107,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    """realised CTR and AUC per variant, and whether the candidate is better
+
+    Join the service's prediction and feedback logs; per variant: CTR (Wilson interval),
+    mean score, AUC (DeLong interval); candidate vs control on --metric (auc: DeLong test
+    for independent samples; ctr: two-proportion z-test).
+    """
     from ml.serving.report import ab_report, report_lines
 
     log_dir = ServeSettings(model=args.model, log_dir=args.log_dir).log_path()
@@ -145,6 +125,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    """batch-score parquet/CSV files with a registered model
+
+    Score a file or every .parquet/.csv under a directory in chunks; write the id column
+    (or row number) and the probability to --output (.parquet or .csv).
+    """
     from ml.fsutil import display_path
     from ml.registry.model_registry import ModelRegistry
     from ml.serving.batch import score_files

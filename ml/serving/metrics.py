@@ -30,48 +30,42 @@ class ServingMetrics:
 
         self.multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         reg = self.registry = CollectorRegistry(auto_describe=True)
+        # Every metric is named ctr_serving_<name>: prometheus joins namespace_subsystem_name.
+        names: dict[str, Any] = {"namespace": "ctr", "subsystem": "serving", "registry": reg}
         variant = ["variant", "version"]
-        self.requests = Counter(
-            "ctr_serving_requests", "Scored /predict requests", variant, registry=reg
-        )
-        self.rows = Counter("ctr_serving_rows", "Scored rows", variant, registry=reg)
-        self.score_sum = Counter(
-            "ctr_serving_score_sum", "Sum of the returned probabilities", variant, registry=reg
-        )
-        self.shadow_rows = Counter(
-            "ctr_serving_shadow_rows", "Rows scored by the shadow model", ["version"], registry=reg
-        )
-        self.shadow_score_sum = Counter(
-            "ctr_serving_shadow_score_sum",
+
+        def counter(name: str, doc: str, labels: list[str]) -> Any:
+            return Counter(name, doc, labels, **names)
+
+        self.requests = counter("requests", "Scored /predict requests", variant)
+        self.rows = counter("rows", "Scored rows", variant)
+        self.score_sum = counter("score_sum", "Sum of the returned probabilities", variant)
+        self.shadow_rows = counter("shadow_rows", "Rows scored by the shadow model", ["version"])
+        self.shadow_score_sum = counter(
+            "shadow_score_sum",
             "Sum of the shadow model's (never returned) probabilities",
             ["version"],
-            registry=reg,
         )
-        self.rejected = Counter(
-            "ctr_serving_rejected_requests",
+        self.rejected = counter(
+            "rejected_requests",
             "Requests answered with a 4xx/5xx status, by endpoint and reason",
             ["endpoint", "reason"],
-            registry=reg,
         )
-        self.feedback = Counter(
-            "ctr_serving_feedback", "Outcomes recorded by /feedback", ["clicked"], registry=reg
-        )
-        self.reloads = Counter(
-            "ctr_serving_reloads", "Hot reloads of production/current", ["outcome"], registry=reg
-        )
+        self.feedback = counter("feedback", "Outcomes recorded by /feedback", ["clicked"])
+        self.reloads = counter("reloads", "Hot reloads of production/current", ["outcome"])
         self.latency = Histogram(
-            "ctr_serving_predict_seconds",
+            "predict_seconds",
             "/predict handling time (parse, validate, score, encode)",
             ["variant"],
             buckets=LATENCY_BUCKETS,
-            registry=reg,
+            **names,
         )
         self.serving = Gauge(
-            "ctr_serving_model_version",
+            "model_version",
             "1 for the version each variant serves now",
-            ["variant", "version"],
-            registry=reg,
+            variant,
             multiprocess_mode="mostrecent",
+            **names,
         )
 
     def observe(self, variant: str, version: str, rows: int, score_sum: float, s: float) -> None:

@@ -116,33 +116,40 @@ def auc_difference(
     alpha: float = 0.05,
 ) -> Estimate:
     """``AUC_b - AUC_a`` for independent samples (two variants): variances add."""
-    try:
-        auc_a, v10a, v01a = delong_components(labels_a, scores_a)
-        auc_b, v10b, v01b = delong_components(labels_b, scores_b)
-    except ValueError:
-        return Estimate(math.nan, math.nan, math.nan)
-    var = sum(_var(v) / len(v) for v in (v10a, v01a, v10b, v01b))
-    return _difference(auc_b - auc_a, var, alpha)
+    return _auc_difference((labels_a, scores_a), (labels_b, scores_b), alpha, paired=False)
 
 
 def paired_auc_difference(
     labels: npt.ArrayLike, scores_a: npt.ArrayLike, scores_b: npt.ArrayLike, alpha: float = 0.05
 ) -> Estimate:
     """``AUC_b - AUC_a`` of two models scored on the same rows (paired DeLong)."""
+    return _auc_difference((labels, scores_a), (labels, scores_b), alpha, paired=True)
+
+
+def _auc_difference(
+    a: tuple[npt.ArrayLike, npt.ArrayLike],
+    b: tuple[npt.ArrayLike, npt.ArrayLike],
+    alpha: float,
+    *,
+    paired: bool,
+) -> Estimate:
+    """``AUC_b - AUC_a`` of ``(labels, scores)`` samples ``a`` and ``b``: the variance of
+    the difference adds the two (independent samples) or, for the same rows (``paired``),
+    also subtracts their covariance."""
     try:
-        auc_a, v10a, v01a = delong_components(labels, scores_a)
-        auc_b, v10b, v01b = delong_components(labels, scores_b)
+        auc_a, v10a, v01a = delong_components(*a)
+        auc_b, v10b, v01b = delong_components(*b)
     except ValueError:
         return Estimate(math.nan, math.nan, math.nan)
-    var = 0.0
-    for a, b in ((v10a, v10b), (v01a, v01b)):
-        if len(a) > 1:
-            cov = np.cov(np.vstack([a, b]), ddof=1)
-            var += float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) / len(a)
-    return _difference(auc_b - auc_a, var, alpha)
-
-
-def _difference(diff: float, var: float, alpha: float) -> Estimate:
+    diff = auc_b - auc_a
+    if not paired:
+        var = sum(_var(v) / len(v) for v in (v10a, v01a, v10b, v01b))
+    else:
+        var = 0.0
+        for x, y in ((v10a, v10b), (v01a, v01b)):
+            if len(x) > 1:
+                cov = np.cov(np.vstack([x, y]), ddof=1)
+                var += float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) / len(x)
     se = math.sqrt(max(var, 0.0))
     z = z_value(alpha)
     p_value = two_sided_p(diff / se) if se > 0 else (1.0 if diff == 0 else 0.0)

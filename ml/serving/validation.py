@@ -190,21 +190,18 @@ def _columns(rows: list[dict[str, Any]], spec: FeatureSpec) -> dict[str, Any]:
     return columns
 
 
-def _offenders(values: list[Any], allowed: frozenset[type]) -> list[int]:
-    return [i for i, v in enumerate(values) if type(v) not in allowed]
+def _type_errors(
+    values: list[Any], name: str, allowed: frozenset[type], expected: str, kind: str
+) -> list[dict[str, Any]]:
+    """An error for each value (``MAX_ERRORS`` at most) whose type is not ``allowed``."""
+    bad = [i for i, v in enumerate(values) if type(v) not in allowed][:MAX_ERRORS]
+    return [_error(["rows", i, name], f"{expected}, got {_describe(values[i])}", kind) for i in bad]
 
 
 def _numeric(values: list[Any], name: str, errors: list[dict[str, Any]]) -> Any:
     if not set(map(type, values)) <= _NUMERIC_TYPES:
-        for i in _offenders(values, _NUMERIC_TYPES)[:MAX_ERRORS]:
-            errors.append(
-                _error(
-                    ["rows", i, name],
-                    f"numeric feature {name!r} must be a number or null, got "
-                    f"{_describe(values[i])}",
-                    "float_type",
-                )
-            )
+        expected = f"numeric feature {name!r} must be a number or null"
+        errors += _type_errors(values, name, _NUMERIC_TYPES, expected, "float_type")
         return None
     try:
         return np.array(values, dtype=np.float64)
@@ -222,15 +219,8 @@ def _numeric(values: list[Any], name: str, errors: list[dict[str, Any]]) -> Any:
 def _categorical(values: list[Any], name: str, errors: list[dict[str, Any]]) -> Any:
     types = set(map(type, values))
     if not types <= _CATEGORY_TYPES:
-        for i in _offenders(values, _CATEGORY_TYPES)[:MAX_ERRORS]:
-            errors.append(
-                _error(
-                    ["rows", i, name],
-                    f"categorical feature {name!r} must be a string, an integer or null, got "
-                    f"{_describe(values[i])}",
-                    "string_type",
-                )
-            )
+        expected = f"categorical feature {name!r} must be a string, an integer or null"
+        errors += _type_errors(values, name, _CATEGORY_TYPES, expected, "string_type")
         return None
     if types == {int} and _INT64[0] <= min(values) and max(values) <= _INT64[1]:
         return values

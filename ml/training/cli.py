@@ -15,17 +15,17 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from ml import paths
+from ml.cli_common import add_command, add_config_args, from_args, load_config_args, parse_overrides
 from ml.errors import ConfigError
 
 
 def add_commands(sub: Any) -> None:
     """Register ``train``, ``evaluate`` and ``run`` on the ``ctr-pipeline`` subparsers."""
-    p = sub.add_parser("train", help="train a model into a run directory")
-    _config_args(p)
+    p = add_command(sub, "train", _cmd_train)
+    add_config_args(p)
     p.add_argument("--features-dir", help="overrides data.features_dir")
     p.add_argument(
         "--run-dir",
@@ -38,22 +38,15 @@ def add_commands(sub: Any) -> None:
         help="start over in --run-dir even if it holds an epoch checkpoint",
     )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
-    p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="recompute a run's metrics from its checkpoint")
+    p = add_command(sub, "evaluate", _cmd_evaluate)
     p.add_argument("--run-dir", required=True, help="a run directory (or a model directory)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
     p.add_argument("--features-dir", help="score this data instead of the run's")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser(
-        "run",
-        help="the whole pipeline without Airflow: validate, train, gates, register",
-        description="validate → train → evaluate against the quality gates (as the DAG) → "
-        "register in staging. Exit 1 when a gate fails (nothing is registered).",
-    )
-    _config_args(p)
+    p = add_command(sub, "run", _cmd_run)
+    add_config_args(p)
     p.add_argument("--features-dir", help="overrides data.features_dir")
     p.add_argument("--model-name", default="ctr_model", help="registry name (%(default)s)")
     p.add_argument("--auto-promote", action="store_true", help="promote when every gate passes")
@@ -85,18 +78,11 @@ def add_commands(sub: Any) -> None:
         help="rows to generate when the default data is missing",
     )
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    p.set_defaults(func=_cmd_run)
 
 
 def add_prune_command(runs_sub: Any) -> None:
     """Add ``prune`` to the ``ctr-pipeline runs`` subcommands (retention of run dirs)."""
-    p = runs_sub.add_parser(
-        "prune",
-        help="remove old run directories (dry run unless --apply)",
-        description="Keep the newest --keep-last complete runs and every run a registered "
-        "version came from; remove the others older than --older-than days. Dry run by "
-        "default.",
-    )
+    p = add_command(runs_sub, "prune", _cmd_prune)
     p.add_argument("--config", default=paths.DEFAULT_CONFIG, help="for output.runs_dir")
     p.add_argument("--runs-dir", default=None, help="overrides the config's output.runs_dir")
     p.add_argument("--keep-last", type=int, default=20, help="newest complete runs kept (20)")
@@ -108,7 +94,6 @@ def add_prune_command(runs_sub: Any) -> None:
     )
     p.add_argument("--apply", action="store_true", help="really delete (default: dry run)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_cmd_prune)
 
 
 def _optional_float(text: str) -> float | None:
@@ -120,65 +105,12 @@ def _optional_float(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
-def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config", default=paths.DEFAULT_CONFIG, help="YAML config (default: %(default)s)"
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set training.epochs=2 --set model.name=logreg "
-        "(VALUE is parsed as YAML; repeatable)",
-    )
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``["training.epochs=2", "seed=1"]`` → ``{"training": {"epochs": 2}, "seed": 1}``.
-
-    Raises:
-        ConfigError: an item is not ``KEY=VALUE`` or nests deeper than ``section.key``.
-    """
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE such as training.epochs=2")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
-        parts = key.split(".")
-        if len(parts) == 1:
-            out[key] = value
-        elif len(parts) == 2:
-            section = out.setdefault(parts[0], {})
-            if not isinstance(section, dict):
-                raise ConfigError(f"--set {item!r}: {parts[0]} was already set to a value")
-            section[parts[1]] = value
-        else:
-            raise ConfigError(f"--set {item!r}: keys are SECTION.KEY (e.g. model.dropout)")
-    return out
-
-
-def _load_cfg(args: argparse.Namespace) -> Any:
-    from ml.config import load_config
-
-    cfg = load_config(args.config)
-    overrides = parse_overrides(args.overrides)
-    return cfg.replace(**overrides) if overrides else cfg
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
+    """train a model into a run directory"""
     from ml.training.job import train
 
     result = train(
-        _load_cfg(args),
+        load_config_args(args),
         features_dir=args.features_dir,
         run_dir=args.run_dir,
         resume=not args.no_resume,
@@ -190,6 +122,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """recompute a run's metrics from its checkpoint"""
     from ml.evaluation.evaluate import evaluate_run
     from ml.notifications import metrics_lines
 
@@ -202,23 +135,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    """the whole pipeline without Airflow: validate, train, gates, register
+
+    validate → train → evaluate against the quality gates (as the DAG) → register in
+    staging. Exit 1 when a gate fails (nothing is registered).
+    """
     from ml.pipeline.data import ensure_features
     from ml.pipeline.local import run_pipeline
     from ml.pipeline.params import Params
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
-    params = Params(
+    params = from_args(
+        Params,
+        args,
         config_path=args.config,
         features_path=args.features_dir,
-        model_name=args.model_name,
-        min_auc=args.min_auc,
-        min_accuracy=args.min_accuracy,
-        max_auc_drop=args.max_auc_drop,
-        baseline_tolerance=args.baseline_tolerance,
-        auto_promote=args.auto_promote,
-        force_retrain=args.force_retrain,
-        max_psi=args.max_psi,
-        drift_action=args.drift_action,
         config_overrides=parse_overrides(args.overrides),
     )
     cfg = params.config()
@@ -231,6 +162,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_prune(args: argparse.Namespace) -> int:
+    """remove old run directories (dry run unless --apply)
+
+    Keep the newest --keep-last complete runs and every run a registered version came
+    from; remove the others older than --older-than days. Dry run by default.
+    """
     from ml.config import load_config
     from ml.fsutil import display_path
     from ml.training.retention import prune_runs

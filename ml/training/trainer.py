@@ -19,7 +19,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +80,7 @@ class EarlyStopping:
         return False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "monitor": self.monitor,
-            "patience": self.patience,
-            "min_delta": self.min_delta,
-            "best": self.best,
-            "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs,
-            "stopped": self.stopped,
-            "history": list(self.history),
-        }
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EarlyStopping:

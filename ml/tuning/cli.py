@@ -23,21 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from ml import paths
+from ml.cli_common import add_command, add_config_args, load_config_args
 from ml.errors import CtrPipelineError, TuningError
 
 
 def add_commands(sub: Any) -> None:
     """Register ``tune`` on the ``ctr-pipeline`` subparsers."""
-    from ml.training.cli import _config_args
-
-    p = sub.add_parser(
-        "tune",
-        help="tune hyperparameters with Optuna (the config's tuning.space)",
-        description="Run trials (ordinary training runs that never score the test split) "
-        "until the study of this config and data holds --trials finished ones. A rerun "
-        "resumes the same study; more --trials adds trials to it.",
-    )
-    _config_args(p)
+    p = add_command(sub, "tune", _cmd_tune)
+    add_config_args(p)
     p.add_argument("--features-dir", help="overrides data.features_dir")
     p.add_argument(
         "--trials", type=_positive, help="finished trials to reach (default: tuning.trials)"
@@ -51,7 +44,6 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--verbose", action="store_true", help="show every trial's training log")
     p.add_argument("--json", action="store_true", help="print the study summary as JSON")
-    p.set_defaults(func=_cmd_tune)
 
 
 def _positive(text: str) -> int:
@@ -65,9 +57,13 @@ def _positive(text: str) -> int:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from ml.training.cli import _load_cfg
+    """tune hyperparameters with Optuna (the config's tuning.space)
 
-    cfg = _load_cfg(args)
+    Run trials (ordinary training runs that never score the test split) until the study
+    of this config and data holds --trials finished ones. A rerun resumes the same study;
+    more --trials adds trials to it.
+    """
+    cfg = load_config_args(args)
     feats = paths.resolve(args.features_dir or cfg.data.features_dir)
     summary = tune(
         cfg,

@@ -72,13 +72,9 @@ class Counts:
         return self.complete + self.pruned
 
     def to_dict(self) -> dict[str, int]:
-        return {
-            "finished": self.finished,
-            "complete": self.complete,
-            "pruned": self.pruned,
-            "failed": self.failed,
-            "running": self.running,
-        }
+        """The counts a summary shows (``finished`` first; no errors or waiting)."""
+        keys = ("finished", "complete", "pruned", "failed", "running")
+        return {k: getattr(self, k) for k in keys}
 
 
 def base_name(cfg: Config, data_digest: str) -> str:

@@ -54,63 +54,8 @@ def test_model_args_for_keeps_only_what_each_model_takes() -> None:
     assert "cross_layers" not in fm and fm["embedding_dim"] == 4
 
 
-def test_logreg_is_linear_in_per_category_weights() -> None:
-    model = build_model("logreg", vocab_sizes=[3], num_numeric=1)
-    with torch.no_grad():
-        model.weights.table.weight.copy_(torch.tensor([[0.0], [1.0], [2.0]]))  # type: ignore[union-attr]
-        model.numeric.weight.fill_(0.5)  # type: ignore[union-attr]
-        model.bias.fill_(-1.0)
-    out = model(torch.tensor([[2], [0]]), torch.tensor([[2.0], [0.0]]))
-    assert out.tolist() == [pytest.approx(2.0), pytest.approx(-1.0)]  # 2 + 1 - 1, 0 + 0 - 1
-
-
-def test_dcnv2_without_cross_layers_is_an_mlp() -> None:
-    model = build_model("dcnv2", vocab_sizes=VOCABS, num_numeric=2, cross_layers=0)
-    cat, num = _batch()
-    assert model(cat, num).shape == (6,)
-
-
 def test_build_model_unknown_name_or_argument_raises() -> None:
     with pytest.raises(ValueError, match="unknown model 'xgboost'"):
         build_model("xgboost")
     with pytest.raises(ValueError, match=r"takes no argument\(s\) \['cross_layers'\]"):
         build_model("deepfm", vocab_sizes=VOCABS, num_numeric=1, cross_layers=2)
-
-
-def _deepfm_textbook(model: torch.nn.Module, cat: torch.Tensor, num: torch.Tensor) -> torch.Tensor:
-    """DeepFM as written before the CPU fast path: every field's vector materialised."""
-    vecs = num.unsqueeze(-1) * model.numeric_vectors
-    if model.embedding is not None:
-        vecs = torch.cat([model.embedding(cat), vecs], dim=1)
-    fm = 0.5 * (vecs.sum(dim=1).pow(2) - vecs.pow(2).sum(dim=1)).sum(dim=1)
-    deep = model.mlp_head(model.mlp(vecs.flatten(1))).squeeze(-1)
-    out: torch.Tensor = model.linear(cat, num) + fm + deep
-    return out
-
-
-@pytest.mark.parametrize(
-    ("vocabs", "numerics", "hidden"),
-    [(VOCABS, 2, [8, 4]), ([], 2, [8]), (VOCABS, 0, [8]), (VOCABS, 2, [])],
-)
-def test_deepfm_equals_the_textbook_formula_and_its_gradients(
-    vocabs: list[int], numerics: int, hidden: list[int]
-) -> None:
-    torch.manual_seed(0)
-    model = build_model(
-        "deepfm", vocab_sizes=vocabs, num_numeric=numerics, hidden_units=hidden, dropout=0.0
-    ).double()
-    for p in model.parameters():  # weights large enough for every term to matter
-        torch.nn.init.normal_(p, std=0.5)
-    g = torch.Generator().manual_seed(1)
-    cols = [torch.randint(0, v, (32,), generator=g) for v in vocabs]
-    cat = torch.stack(cols, 1).int() if cols else torch.zeros(32, 0, dtype=torch.int32)
-    num = torch.randn(32, numerics, generator=g, dtype=torch.float64)
-    fast = model(cat, num)
-    fast.square().sum().backward()
-    fast_grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
-    model.zero_grad()
-    slow = _deepfm_textbook(model, cat, num)
-    slow.square().sum().backward()
-    assert torch.allclose(fast, slow, atol=1e-12)
-    for name, p in model.named_parameters():
-        assert p.grad is not None and torch.allclose(fast_grads[name], p.grad, atol=1e-10), name

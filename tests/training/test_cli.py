@@ -6,8 +6,6 @@ from pathlib import Path
 import pytest
 
 from ml.cli import main
-from ml.config import ConfigError
-from ml.training.cli import parse_overrides
 
 TINY = [
     "--set", "model.embedding_dim=4",
@@ -19,22 +17,6 @@ TINY = [
     "--set", "training.num_threads=1",
     "--set", "training.learning_rate=0.01",
 ]  # fmt: skip
-
-
-def test_parse_overrides_nests_sections_and_parses_yaml() -> None:
-    got = parse_overrides(["training.epochs=2", "model.hidden_units=[64, 32]", "seed=1",
-                           "model.name=logreg"])  # fmt: skip
-    assert got == {
-        "training": {"epochs": 2},
-        "model": {"hidden_units": [64, 32], "name": "logreg"},
-        "seed": 1,
-    }
-
-
-@pytest.mark.parametrize("bad", ["epochs", "=3", "a.b.c=1"])
-def test_parse_overrides_rejects_malformed_items(bad: str) -> None:
-    with pytest.raises(ConfigError, match="--set"):
-        parse_overrides([bad])
 
 
 def test_cli_train_then_evaluate_on_tiny_data(
