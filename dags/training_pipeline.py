@@ -212,12 +212,15 @@ def training_pipeline() -> None:
         **queue,
         **xcom,
     )
-    def train_model(features_path: str | None, study: str | None = None) -> None:
+    def train_model(features_path: str | None) -> None:
         """Train (resuming a previous try's checkpoint), or take the best tuning trial;
         push `run_dir`."""
         from ml.pipeline import steps
 
         params, run = glue.pipeline_context()
+        # Pulled, not passed: `airflow tasks test train_model <date>` has no tuning XCom.
+        ti = get_current_context()["ti"]
+        study = ti.xcom_pull(task_ids="tuning.create_study", key="study")
         _push(glue.run_step("train", steps.train, params, run, features_path, study or None))
 
     @task(**xcom)
@@ -261,7 +264,7 @@ def training_pipeline() -> None:
     with TaskGroup("tuning", tooltip="Optuna trials as mapped tasks (tuning_trials > 0)") as tuning:
         workers = create_study(features["features_path"])
         tune_worker.expand(worker=workers)
-    trained = train_model(features["features_path"], workers["study"])
+    trained = train_model(features["features_path"])
     tuning >> trained
     evaluated = evaluate_model(trained["run_dir"])
     registered = register_model(trained["run_dir"], evaluated["metrics"])

@@ -27,7 +27,7 @@ def test_make_run_on_a_postgresql_metadata_database(pg_make_run: Any) -> None:
     assert "✅ DAG run manual__" in out and ": success" in out
     assert "[train_model] ✅ Training complete" in out
     assert data["state"] == "success"
-    assert sorted(data["task_seconds"]) == sorted(kit.TASKS)
+    assert sorted(data["task_seconds"]) == sorted(kit.TASKS + kit.TUNING_TASKS)
     assert data["train_s"] > 0 and data["migrate_s"] > 0
     # Nothing went to a SQLite file: the run lives in PostgreSQL.
     assert not (made["home"] / "airflow_home" / "airflow.db").exists()
