@@ -167,6 +167,15 @@ class AirflowRest:
         assert resp.status_code == 200, resp.text
         return {ti["task_id"]: ti for ti in resp.json()["task_instances"]}
 
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+        """One XCom value (deserialized) of an unmapped task."""
+        resp = self.http.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            params={"deserialize": True, "stringify": False},
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()["value"]
+
     def wait_run(
         self, dag_id: str, run_id: str, timeout: float, stack: Stack | None = None
     ) -> dict[str, Any]:

@@ -35,6 +35,8 @@ class CrashResult:
     """What one trial saw."""
 
     run_id: str
+    #: The Celery worker that ran the killed try (e.g. ``celery-worker-2``).
+    worker: str
     state: str
     kill_to_success_s: float
     killed: list[int]
@@ -69,6 +71,31 @@ def kill_worker(stack: Stack, worker: str) -> list[int]:
     return [p.pid for p in procs]
 
 
+def worker_running(stack: Stack, rest: AirflowRest, run_id: str, task_id: str) -> str:
+    """The Celery worker whose session holds the running try of ``task_id``.
+
+    By the try's pid (the REST API reports it once the task started); failing that, the
+    only worker whose log names the run (Celery logs each task it receives).
+    """
+    from scripts.services_processes import session_processes
+
+    workers = {n: p for n, p in stack.pids().items() if n.startswith("celery-worker")}
+    pid = rest.task_instances(DAG_ID, run_id).get(task_id, {}).get("pid")
+    if pid:
+        for name, wpid in workers.items():
+            if pid in {p.pid for p in session_processes(wpid)}:
+                return name
+    log_dir = stack.services.log_dir
+    named = [
+        n
+        for n in workers
+        if run_id in (log_dir / f"{n}.log").read_text(errors="replace")
+        and task_id in (log_dir / f"{n}.log").read_text(errors="replace")
+    ]
+    assert len(named) == 1, f"cannot tell which worker runs {task_id} (pid {pid}): {named}"
+    return named[0]
+
+
 def _checkpoints(home: Path) -> set[Path]:
     from ml.training.run_dir import CHECKPOINT_LAST
 
@@ -82,13 +109,14 @@ def _run_dirs(home: Path) -> set[Path]:
 def worker_crash_trial(
     stack: Stack,
     *,
-    worker: str = "celery-worker-2",
+    worker: str | None = None,
     timeout: float = 900,
     rest: AirflowRest | None = None,
 ) -> CrashResult:
     """Trigger, kill ``worker`` after the first checkpoint, wait for the run to finish.
 
     Args:
+        worker: The Celery worker to kill; by default the one running ``train_model``.
         rest: A client of its own (when the trial runs in a thread beside other users of
             ``stack.rest``).
     """
@@ -121,6 +149,7 @@ def worker_crash_trial(
             assert time.monotonic() < deadline, f"no checkpoint of run {run_id} in time"
             next_check = time.monotonic() + 2
         time.sleep(0.1)
+    worker = worker or worker_running(stack, rest, run_id, "train_model")
     killed = kill_worker(stack, worker)
     killed_at = time.monotonic()
     timeline: list[tuple[float, str]] = []
@@ -149,6 +178,7 @@ def worker_crash_trial(
     run_dirs = sorted(_run_dirs(stack.home) - dirs_before)
     return CrashResult(
         run_id=run_id,
+        worker=worker,
         state=str(run["state"]),
         kill_to_success_s=elapsed,
         killed=killed,

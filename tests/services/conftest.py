@@ -93,10 +93,11 @@ def _launch_sqlite(factory: pytest.TempPathFactory, exits: contextlib.ExitStack)
 def _launch_postgres(factory: pytest.TempPathFactory, exits: contextlib.ExitStack) -> Background:
     home = factory.mktemp("pg-stack")
     env = kit.postgres_env(home, kit.new_token())
-    # Two workers on the default queue (the tuning test's two mapped tune_workers run at
-    # once, one on each) and one on the train queue (the worker-crash trial kills it).
+    # One worker on the default queue and two on the train queue, which takes every
+    # training task: train_model (the worker-crash trial kills whichever worker runs it)
+    # and the tuning test's two mapped tune_workers (they run at once, one on each).
     default, train = env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"], env["CTR_TRAIN_QUEUE"]
-    queues = [default, train, default]
+    queues = [default, train, train]
     if os.environ.get("CTR_KEEP_TEST_DB") != "1":
         exits.callback(kit.drop_postgres_resources, env)
 

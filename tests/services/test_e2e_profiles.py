@@ -90,14 +90,23 @@ def test_e2e_postgres_celery_runs_pipeline_over_rest(
     workers = [name for name in stack.pids() if name.startswith("celery-worker")]
     assert workers == ["celery-worker-1", "celery-worker-2", "celery-worker-3"]
     tis = check_successful_run(stack, pg_run)
-    # One setting routes train_model to the GPU queue; only worker 2 consumes it.
-    default_queue, gpu_queue = stack.info["queues"]
-    assert tis["train_model"]["queue"] == gpu_queue
-    others = {t: ti["queue"] for t, ti in tis.items() if t != "train_model"}
+    # One setting routes the training tasks to the GPU queue; only workers 2 and 3
+    # consume it.
+    default_queue, gpu_queue = stack.info["queues"][:2]
+    training = {"train_model", "tuning.tune_worker"}
+    assert {tis[t]["queue"] for t in training} == {gpu_queue}
+    others = {t: ti["queue"] for t, ti in tis.items() if t not in training}
     assert set(others.values()) == {default_queue}, others
     check_bad_conf_refused(stack)
-    worker2_log = (services.log_dir / "celery-worker-2.log").read_text(errors="replace")
-    assert "train_model" in worker2_log, "train_model did not run on the gpu worker"
+    gpu_logs = [
+        (services.log_dir / f"{name}.log").read_text(errors="replace")
+        for name, queue in zip(workers, stack.info["queues"], strict=True)
+        if queue == gpu_queue
+    ]
+    assert len(gpu_logs) == 2
+    assert any("train_model" in log for log in gpu_logs), "train_model ran on no gpu worker"
+    default_log = (services.log_dir / "celery-worker-1.log").read_text(errors="replace")
+    assert "validate_features" in default_log and "train_model" not in default_log
     # The worker-crash trial and make run on PostgreSQL (test_worker_crash.py,
     # test_run_pipeline_postgres.py) run beside the remaining tests.
     pg_crash.start()
