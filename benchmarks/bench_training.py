@@ -424,7 +424,9 @@ def _realistic_speed(
         cases.append((th, recipe_trainer, bound))
         cases.append((th, _trainer(name, args, cfg, device, precision="fp32"), None))
     rounds = int(os.environ.get("BENCH_TRAINING_REALISTIC_ROUNDS", "4"))
+    load = [os.getloadavg()[0]]
     measured = _trainer_vs_bound(cases, split, device, rounds)
+    load.append(os.getloadavg()[0])
     n_params = sum(p.numel() for p in cases[0][1].model.parameters())
     tag = (
         f"deepfm e16 [256,128], {n_params / 1e6:.2f}M params, {len(split):,} rows, batch {bs}"
@@ -461,6 +463,10 @@ def _realistic_speed(
         ]
     out.append(
         _row(f"realistic {recipe} / fp32 trainer ({th_name})", round(sps / fp32_sps, 2), "x")
+    )
+    # The figures need a quiet machine: 2 threads collapse when another process runs.
+    out.append(
+        _row("realistic load average before / after timing", f"{load[0]:.2f} / {load[1]:.2f}", "")
     )
     with _threads(best):
         for label, loader in _loaders(*host, bs, workers=2):

@@ -5,8 +5,9 @@ usage: python -m benchmarks.perf_quiet [--rounds N] [--hours H] [--idle 0.85] SP
 Waits until both cores were >= ``--idle`` idle over 2 s, then runs one interleaved round
 (each SPEC: trainer loop, then its pre-sliced bound) and records, per round, how much
 CPU *other* processes used meanwhile (busy time from /proc/stat minus this process's
-own CPU time): a round counts as quiet when the others used < 5% of one core. Appends
-JSON lines to /tmp/perfwork/quiet.jsonl; prints medians over the quiet rounds.
+own CPU time): a setting's round counts as quiet when the others used < 5% of one core. Appends
+JSON lines to /tmp/perfwork/quiet.jsonl; prints, per setting, medians over the rounds
+that were quiet while that setting ran (until every setting has ``--rounds`` of them).
 """
 
 from __future__ import annotations
@@ -84,13 +85,14 @@ def main() -> None:
             }
         )
     deadline = time.time() + a.hours * 3600
-    quiet: dict[str, list[tuple[float, float]]] = {r["s"].name: [] for r in runs}
+    # per setting: (trainer samples/s, bound samples/s) of rounds where the other
+    # processes used < 5% of a core while *that* setting's loop and bound ran
+    quiet: dict[str, list[tuple[int, int]]] = {r["s"].name: [] for r in runs}
     done = 0
     while done < a.rounds and time.time() < deadline:
         if _idle_share(2.0) < a.idle:
             continue
         record: dict[str, Any] = {"time": time.strftime("%H:%M:%S"), "load": pc.loadavg()}
-        others = 0.0
         for r in runs:
             s = r["s"]
             with pc.threads(s.threads):
@@ -98,21 +100,21 @@ def main() -> None:
                     lambda r=r, s=s: pc.trainer_epoch(r["step"], split, s.batch, r["gen"])
                 )
                 tb, ob = _timed(lambda r=r: pc.bound_epoch(r["bstep"], r["batches"]))
-            others = max(others, ot / tt, ob / tb)
-            record[s.name] = [round(n / tt), round(n / tb)]
-        record["others_cores"] = round(others, 3)
-        with open(pc.WORK / "quiet.jsonl", "a") as f:
+            others = max(ot / tt, ob / tb)
+            record[s.name] = [round(n / tt), round(n / tb), round(others, 3)]
+            if others < 0.05:
+                quiet[s.name].append((round(n / tt), round(n / tb)))
+        with open(pc.WORK / os.environ.get("PERF_QUIET_LOG", "quiet.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
         print(record, flush=True)
-        if others < 0.05:
-            done += 1
-            for r in runs:
-                quiet[r["s"].name].append(tuple(record[r["s"].name]))
+        done = min(len(xs) for xs in quiet.values())
     for name, xs in quiet.items():
         if xs:
             t = statistics.median(x[0] for x in xs)
             b = statistics.median(x[1] for x in xs)
-            print(f"{name:30s} trainer {t:10,.0f} bound {b:10,.0f} ratio {t / b:.3f}", len(xs))
+            ratio = statistics.median(x[0] / x[1] for x in xs)
+            print(f"{name:24s} trainer {t:9,.0f} bound {b:9,.0f} ratio {ratio:.3f} n={len(xs)}")
+        print(name, "quiet rounds:", xs, flush=True)
 
 
 if __name__ == "__main__":

@@ -79,8 +79,11 @@ class DeepFM(nn.Module):
         # with V once per batch (the same function with ~30% fewer first-layer FLOPs).
         # FM second order: 0.5 * (|sum of all field vectors|^2 - sum of their |v|^2).
         v = self.numeric_vectors  # (numerics, dim)
-        s_num = num @ v  # (batch, dim): sum of the numeric fields' vectors
-        sq_num = num.square() @ v.square().sum(dim=1)  # (batch,): their squared norms
+        # Kept in fp32 under a bf16 autocast (these products are matmuls, which autocast
+        # would cast; the FM's other terms are fp32 elementwise ops).
+        with torch.autocast(num.device.type, enabled=False):
+            s_num = num @ v  # (batch, dim): sum of the numeric fields' vectors
+            sq_num = num.square() @ v.square().sum(dim=1)  # (batch,): their squared norms
         emb = self.embedding(cat) if self.embedding is not None else None
         if emb is not None:  # (batch, fields, dim)
             pairs: torch.Tensor = _FMInteraction.apply(emb, s_num)  # type: ignore[no-untyped-call]

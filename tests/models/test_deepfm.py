@@ -45,3 +45,22 @@ def test_deepfm_equals_the_textbook_formula_and_its_gradients(
     assert torch.allclose(fast, slow, atol=1e-12)
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.allclose(fast_grads[name], p.grad, atol=1e-10), name
+
+
+def test_deepfm_fm_stays_fp32_under_bf16_autocast() -> None:
+    torch.manual_seed(0)
+    model = build_model("deepfm", vocab_sizes=VOCABS, num_numeric=2, hidden_units=[8])
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    with torch.no_grad():  # only the FM and the categorical weights remain (fp32 ops)
+        model.mlp_head.weight.zero_()
+        model.mlp_head.bias.zero_()
+        model.linear.numeric.weight.zero_()  # type: ignore[union-attr]
+    g = torch.Generator().manual_seed(1)
+    cat = torch.stack([torch.randint(0, v, (64,), generator=g) for v in VOCABS], 1).int()
+    num = torch.randn(64, 2, generator=g)
+    expected = model.eval()(cat, num)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = model(cat, num)
+    assert got.dtype == torch.float32
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-6)
