@@ -28,6 +28,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _torch_threads(n: int | None = None) -> int:
+    """torch's CPU thread count (set to ``n`` first when given)."""
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+    return int(torch.get_num_threads())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--full", action="store_true", help="include the slow points (10M rows)")
@@ -43,9 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         modules = [m for m in modules if m.removeprefix("bench_") in wanted]
     rows: list[dict[str, Any]] = []
     failed = False
+    threads = _torch_threads()
     for name in modules:
         print(f"== {name}", flush=True)
         start = time.perf_counter()
+        # Each group starts with the process's own thread count, whatever the last set.
+        _torch_threads(threads)
         try:
             mod = importlib.import_module(f"benchmarks.{name}")
             for row in mod.run(full=args.full):

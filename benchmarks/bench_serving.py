@@ -75,15 +75,19 @@ def _body(df: Any, n: int, path: Path) -> Path:
 def _in_process(predictor: Any, df: Any, n: int, repeats: int) -> tuple[float, float]:
     import torch
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each service worker runs (--threads 1)
     frame = df.head(n)
-    for _ in range(20):
-        predictor.predict_proba(frame)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        predictor.predict_proba(frame)
-        times.append(time.perf_counter() - t)
+    try:
+        for _ in range(20):
+            predictor.predict_proba(frame)
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            predictor.predict_proba(frame)
+            times.append(time.perf_counter() - t)
+    finally:
+        torch.set_num_threads(threads)
     times.sort()
     return 1000 * times[len(times) // 2], 1000 * times[int(0.99 * len(times))]
 

@@ -1,8 +1,9 @@
 """Hyperparameter tuning: what it buys (test AUC) and how well trials run in parallel.
 
-- **Quality, per world** (``WORLDS``; the data issue's named worlds join the list once
-  ``generate_features(..., world=NAME)`` exists, see :func:`make_features`): test AUC of
-  the shipped config (``config/model_config.yaml``, trained as it is), of the best of a
+- **Quality, per world** (every world of ``ml.data.generate.world_names()``: the default
+  world and the real-data-shaped ``marketplace`` and ``feed``; ``BENCH_TUNING_WORLDS``
+  picks some): test AUC of the shipped config (``config/model_config.yaml`` with only
+  ``features`` and the paths changed, as a user would), of the best of a
   tuning study over its ``tuning.space`` (``--full``: 30 trials on 100,000 rows; quick:
   6 trials on 20,000 rows), and of the logistic-regression baseline
   (``ml.evaluation.baseline.fit_baseline``). Tuned must not be worse than the defaults
@@ -32,9 +33,6 @@ from pathlib import Path
 from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parent.parent
-#: The synthetic worlds; "default" is today's generator. Add the data issue's named worlds
-#: here once the generator takes ``world=NAME``.
-WORLDS: tuple[str, ...] = ("default",)
 SPEEDUP_TARGET = 1.6
 #: Tuned may trail the defaults on test by this much (noise; on validation it never does).
 TEST_TOLERANCE = 0.002
@@ -64,13 +62,18 @@ def _home() -> Iterator[Path]:
 
 
 def make_features(out: Path, rows: int, world: str = "default") -> Path:
-    """Generate a world's features (``world`` other than "default" needs the data
-    issue's ``generate_features(..., world=NAME)``)."""
+    """Generate ``rows`` rows of a synthetic world into ``out``."""
     from ml.data.generate import generate_features
 
-    kwargs: dict[str, Any] = {} if world == "default" else {"world": world}
-    generate_features(out, rows=rows, seed=11, overwrite=True, **kwargs)
+    generate_features(out, rows=rows, seed=11, overwrite=True, world=world)
     return out
+
+
+def _worlds() -> tuple[str, ...]:
+    from ml.data.generate import world_names
+
+    picked = os.environ.get("BENCH_TUNING_WORLDS", "")
+    return tuple(w for w in picked.split(",") if w) or tuple(world_names())
 
 
 # --- quality: tuned vs defaults vs logistic regression -------------------------------
@@ -78,6 +81,7 @@ def make_features(out: Path, rows: int, world: str = "default") -> Path:
 
 def _quality(world: str, rows: int, trials: int, parallel: int) -> list[dict[str, Any]]:
     from ml.config import load_config
+    from ml.data.generate import world_spec
     from ml.evaluation.baseline import fit_baseline
     from ml.evaluation.evaluate import evaluate_run
     from ml.training.job import train
@@ -86,7 +90,9 @@ def _quality(world: str, rows: int, trials: int, parallel: int) -> list[dict[str
 
     with _home() as home:
         feats = make_features(home / "data" / "features" / world, rows, world)
-        cfg = load_config()
+        cfg = load_config().replace(
+            features=world_spec(world).to_dict(), data={"features_dir": str(feats)}
+        )
         start = time.perf_counter()
         defaults = train(cfg, features_dir=feats, log=lambda _line: None, progress=False)
         default_s = time.perf_counter() - start
@@ -293,14 +299,14 @@ def _speedup(rows: int, n: int, epochs: int) -> list[dict[str, Any]]:
     return out
 
 
-def run(full: bool = False, worlds: tuple[str, ...] = WORLDS) -> list[dict[str, Any]]:
+def run(full: bool = False, worlds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Quality per world and the parallel speedup (see the module docstring).
 
     ``BENCH_TUNING_PARTS=quality`` or ``speedup`` runs one part.
     """
     parts = os.environ.get("BENCH_TUNING_PARTS", "quality,speedup").split(",")
     rows: list[dict[str, Any]] = []
-    for world in worlds if "quality" in parts else ():
+    for world in (worlds or _worlds()) if "quality" in parts else ():
         if full:
             rows += _quality(world, rows=100_000, trials=30, parallel=2)
         else:
