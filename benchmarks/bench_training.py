@@ -145,18 +145,9 @@ def _trainer(name: str, args: dict[str, Any], cfg: Any, device: Any, **kw: Any) 
 
 
 def _step_fn(t: Any) -> Any:
-    """One training step of trainer ``t`` on a given batch (the loop body of
-    ``Trainer.train_epoch``)."""
-
-    def step(c: Any, x: Any, y: Any) -> None:
-        with t.autocast():
-            logits = t.model(c, x)
-        loss = t.loss_fn(logits.float(), y)
-        t.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        t.optimizer.step()
-
-    return step
+    """One training step of trainer ``t`` on a given batch (the step
+    ``Trainer.train_epoch`` runs)."""
+    return t.train_step
 
 
 def _presliced(split: Any, bs: int, device: Any) -> list[tuple[Any, ...]]:

@@ -226,13 +226,8 @@ class Trainer:
         start = time.perf_counter()
         for lo in range(0, n, self.batch_size):
             cat, num, y = data.batch(perm[lo : lo + self.batch_size])
-            with self.autocast():
-                logits = self.model(cat, num)
-            loss = self.loss_fn(logits.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            losses.append(loss.detach())  # summed once per epoch: no host sync per batch
+            # summed once per epoch: no host sync per batch
+            losses.append(self.train_step(cat, num, y))
             if self.progress.enabled:
                 self.progress.update(f"epoch {epoch}/{self.epochs}", lo + len(y), n, start)
         self.progress.clear()
@@ -242,6 +237,18 @@ class Trainer:
         sizes = torch.full((len(losses),), float(self.batch_size), device=self.device)
         sizes[-1] = n - self.batch_size * (len(losses) - 1)
         return float((torch.stack(losses) * sizes).sum().item()) / n
+
+    def train_step(self, cat: torch.Tensor, num: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on a batch; returns its loss (detached, on the device).
+        Benchmarks time this same step on pre-sliced batches (the compute bound)."""
+        with self.autocast():
+            logits = self.model(cat, num)
+        loss = self.loss_fn(logits.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        detached: torch.Tensor = loss.detach()
+        return detached
 
     def autocast(self) -> torch.autocast:
         """The training forward pass's context: bf16 autocast for ``precision: bf16``,
