@@ -117,23 +117,26 @@ def _model_args(name: str, pre: Any, hyper: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _trainer(name: str, args: dict[str, Any], cfg: Any, device: Any, **kw: Any) -> Any:
+def _trainer(
+    name: str, args: dict[str, Any], cfg: Any, device: Any, train_rows: int, **kw: Any
+) -> Any:
     """A fresh model (seed 0) inside the project's Trainer: the benchmarks time the
     trainer's own loop, and build the bound's step from another such trainer's model,
     optimizer and autocast context, so both run the same model, dtype and optimizer."""
     import torch
 
     from ml.models import build_model
-    from ml.training.trainer import EarlyStopping, Trainer
+    from ml.training.trainer import EarlyStopping, Trainer, batch_and_decay
 
     torch.manual_seed(0)
+    batch, decay = batch_and_decay(cfg.training.batch_size, cfg.training.weight_decay, train_rows)
     return Trainer(
         build_model(name, **args).to(device),
         run_dir=Path(tempfile.gettempdir()),
         checkpoint_meta={},
         learning_rate=cfg.training.learning_rate,
-        weight_decay=cfg.training.weight_decay,
-        batch_size=cfg.training.batch_size,
+        weight_decay=decay,
+        batch_size=batch,
         epochs=1,
         early_stopping=EarlyStopping(patience=1),
         seed=0,
@@ -314,7 +317,7 @@ def _throughput_rows(device_name: str) -> list[dict[str, Any]]:
     precision = cfg.training.precision
 
     def fresh() -> Any:
-        return _trainer(cfg.model.name, args, cfg, device, precision=precision)
+        return _trainer(cfg.model.name, args, cfg, device, len(split), precision=precision)
 
     # (1) The trainer's own epoch loop and (2) the bound: batches sliced beforehand and
     # already on the device, the same model, dtype, optimizer and threads (the caller's:
@@ -434,9 +437,11 @@ def _realistic_speed(
     cases = []
     candidates = _thread_candidates(device)
     for th in candidates:
-        recipe_trainer, bound = (_trainer(name, args, cfg, device, precision=recipe) for _ in "ab")
+        recipe_trainer, bound = (
+            _trainer(name, args, cfg, device, len(split), precision=recipe) for _ in "ab"
+        )
         cases.append((th, recipe_trainer, bound))
-        cases.append((th, _trainer(name, args, cfg, device, precision="fp32"), None))
+        cases.append((th, _trainer(name, args, cfg, device, len(split), precision="fp32"), None))
     rounds = int(os.environ.get("BENCH_TRAINING_REALISTIC_ROUNDS", "4"))
     load = [os.getloadavg()[0]]
     measured = _trainer_vs_bound(cases, split, device, rounds)
@@ -484,7 +489,7 @@ def _realistic_speed(
     )
     with _threads(best):
         for label, loader in _loaders(*host, bs, workers=2):
-            step = _step_fn(_trainer(name, args, cfg, device, precision=recipe))
+            step = _step_fn(_trainer(name, args, cfg, device, len(split), precision=recipe))
             loader_sps = _loader_sps(loader, step, device, 12)
             out.append(
                 _row(

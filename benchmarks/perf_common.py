@@ -27,7 +27,7 @@ from ml.data.loading import load_split
 from ml.data.preprocessing import Preprocessor
 from ml.metrics import binary_metrics
 from ml.models import build_model, model_args_for
-from ml.training.trainer import EncodedSplit, encode_split
+from ml.training.trainer import EncodedSplit, batch_and_decay, encode_split
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("PERF_WORK", "/tmp/perfwork"))
@@ -97,6 +97,11 @@ def model_args(d: Data, s: Setting) -> dict[str, Any]:
     )
 
 
+def weight_decay(d: Data, s: Setting) -> float:
+    """The shipped config's weight decay as the trainer resolves it for this data."""
+    return batch_and_decay(s.batch, CFG.training.weight_decay, len(d.splits["train"]))[1]
+
+
 def build(d: Data, s: Setting, seed: int = 0) -> tuple[nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(seed)
     model = build_model(s.model, **model_args(d, s))
@@ -111,7 +116,7 @@ def build(d: Data, s: Setting, seed: int = 0) -> tuple[nn.Module, torch.optim.Op
     opt = torch.optim.Adam(
         model.parameters(),
         lr=CFG.training.learning_rate,
-        weight_decay=CFG.training.weight_decay,
+        weight_decay=weight_decay(d, s),
         **kw,
     )
     return model, opt

@@ -47,13 +47,13 @@ def parse(spec: str) -> tuple[pc.Setting, bool]:
     return pc.Setting(name=name, **kw), real
 
 
-def _real_trainer(model: torch.nn.Module, s: pc.Setting) -> Trainer:
+def _real_trainer(model: torch.nn.Module, s: pc.Setting, decay: float) -> Trainer:
     return Trainer(
         model,
         run_dir=Path(tempfile.mkdtemp()),
         checkpoint_meta={},
         learning_rate=pc.CFG.training.learning_rate,
-        weight_decay=pc.CFG.training.weight_decay,
+        weight_decay=decay,
         batch_size=s.batch,
         epochs=1,
         patience=1,
@@ -78,7 +78,9 @@ class Run:
             self.step = pc.make_step(model, opt, self.s)
             self.bstep = pc.make_step(bmodel, bopt, self.s)
             self.batches = pc.presliced(split, self.s.batch)
-            self.trainer = _real_trainer(model, self.s) if real else None
+            self.trainer = (
+                _real_trainer(model, self.s, pc.weight_decay(d, self.s)) if real else None
+            )
             start = time.perf_counter()
             self.bstep(*self.batches[0])  # warm-up (and compile)
             self.warm = time.perf_counter() - start

@@ -154,8 +154,10 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     learning_rate: float = 3e-4
-    weight_decay: float = 1e-4
-    batch_size: int = 4096
+    # null (both): chosen from the train size (ml.training.trainer.auto_batch_size and
+    # auto_weight_decay).
+    weight_decay: float | None = None
+    batch_size: int | None = None
     epochs: int = 100
     # Early stopping: the validation metric watched (val_auc or val_logloss), how many
     # epochs without an improvement larger than min_delta end training, and the best
@@ -174,10 +176,14 @@ class TrainingConfig:
     def _check(self, where: str) -> None:
         if self.learning_rate <= 0:
             raise ConfigError(f"{where}.learning_rate must be > 0, got {self.learning_rate}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"{where}.weight_decay must be >= 0, got {self.weight_decay}")
-        if self.batch_size < 1:
-            raise ConfigError(f"{where}.batch_size must be >= 1, got {self.batch_size}")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise ConfigError(
+                f"{where}.weight_decay must be >= 0 or null (automatic), got {self.weight_decay}"
+            )
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(
+                f"{where}.batch_size must be >= 1 or null (automatic), got {self.batch_size}"
+            )
         if self.epochs < 1:
             raise ConfigError(f"{where}.epochs must be >= 1, got {self.epochs}")
         if self.patience < 1:

@@ -52,6 +52,7 @@ def test_unknown_key_in_a_yaml_file_names_file_and_key(tmp_path: Path) -> None:
         ("model:\n  hidden_units: 64\n", "model.hidden_units must be a list"),
         ("features:\n  categorical: [a, a]\n", "listed twice"),
         ("training:\n  batch_size: true\n", "training.batch_size must be an integer"),
+        ("training:\n  weight_decay: auto\n", "training.weight_decay must be a number"),
         ("seed: 1.5\n", "seed must be an integer"),
     ],
 )
@@ -67,6 +68,8 @@ def test_wrong_type_is_named(tmp_path: Path, text: str, message: str) -> None:
         ("training", "patience", 0, "training.patience must be >= 1"),
         ("training", "monitor", "val_f1", "training.monitor must be one of"),
         ("training", "min_delta", -0.1, "training.min_delta must be >= 0"),
+        ("training", "weight_decay", -1e-4, "training.weight_decay must be >= 0 or null"),
+        ("training", "batch_size", 0, "training.batch_size must be >= 1 or null"),
         ("training", "device", "tpu", "training.device must be one of"),
         ("training", "precision", "fp16", r"training.precision must be one of \('fp32', 'bf16'\)"),
         ("model", "dropout", 1.0, r"model.dropout must be in \[0, 1\)"),

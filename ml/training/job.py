@@ -36,7 +36,13 @@ from ml.training import run_dir as rd
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
 from ml.training.tensors import EncodedSplit
-from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Trainer
+from ml.training.trainer import (
+    EarlyStopping,
+    EpochCallback,
+    LogFn,
+    Trainer,
+    batch_and_decay,
+)
 
 
 @dataclass
@@ -165,8 +171,6 @@ def _make_trainer(
         run_dir=out,
         checkpoint_meta=meta,
         learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        batch_size=t.batch_size,
         epochs=t.epochs,
         early_stopping=EarlyStopping(monitor=t.monitor, patience=t.patience, min_delta=t.min_delta),
         seed=cfg.seed,
@@ -222,7 +226,15 @@ def _train(
     }
     meta.update(features=cfg.features.to_dict(), config=cfg.recorded_dict())
     trainer = _make_trainer(
-        cfg, model, out, meta, device, log=log, progress=progress, on_epoch_end=on_epoch_end
+        cfg,
+        model,
+        out,
+        meta,
+        device,
+        **_batch_and_decay(cfg, len(splits["train"]), log),
+        log=log,
+        progress=progress,
+        on_epoch_end=on_epoch_end,
     )
     started, resumed_from = _start(trainer, cfg, out, state, pre, fingerprint)
     trainer.fit(splits["train"], splits["val"])
@@ -251,6 +263,19 @@ def _train(
         f"val AUC {metrics['val_auc']:.4f}{test}, {metrics['wall_time_s']:.1f}s → {out}"
     )
     return TrainResult(out, metrics, resumed_from, reused=False)
+
+
+def _batch_and_decay(cfg: Config, train_rows: int, log: LogFn) -> dict[str, Any]:
+    """``training.batch_size`` and ``weight_decay``, the automatic ones for ``null``."""
+    t = cfg.training
+    batch, decay = batch_and_decay(t.batch_size, t.weight_decay, train_rows)
+    auto = [k for k in ("batch_size", "weight_decay") if getattr(t, k) is None]
+    if auto:
+        log(
+            f"Batch size {batch}, weight decay {decay:.2g} ({' and '.join(auto)} automatic: "
+            f"{train_rows:,} train rows, {-(-train_rows // batch)} steps per epoch)"
+        )
+    return {"batch_size": batch, "weight_decay": decay}
 
 
 def _start(
@@ -304,6 +329,8 @@ def _final_metrics(
             "best_epoch": trainer.early.best_epoch,
             "epochs_run": trainer.epoch,
             "stopped_early": trainer.early.stopped,
+            "batch_size": trainer.batch_size,
+            "weight_decay": trainer.weight_decay,
             "samples_per_sec": sum(h["train_samples"] for h in history) / max(train_s, 1e-9),
             "train_time_s": round(sum(h["epoch_s"] for h in history), 4),
             "wall_time_s": round(time.perf_counter() - wall_start, 4),

@@ -16,6 +16,7 @@ from ml.config import Config
 from ml.errors import DataLoadError, TrainingError
 from ml.training import run_dir as rd
 from ml.training.job import train
+from ml.training.trainer import auto_batch_size, auto_weight_decay
 
 NUMERIC_KEYS = (
     "test_auc",
@@ -199,6 +200,28 @@ def test_train_monitor_val_logloss_keeps_the_lowest_logloss_epoch(cfg: Config) -
     assert result.metrics["val_logloss"] == pytest.approx(best["val_logloss"], abs=1e-9)
     ckpt = torch.load(result.run_dir / "model_best.pt", weights_only=True)
     assert ckpt["monitor"] == "val_logloss"
+
+
+def test_train_null_batch_size_and_weight_decay_follow_the_train_rows(cfg: Config) -> None:
+    lines: list[str] = []
+    auto = cfg.replace(training={"batch_size": None, "weight_decay": None})
+    result = train(auto, log=lines.append, progress=False)
+    rows = result.metrics["rows"]["train"]
+    batch = auto_batch_size(rows)
+    (line,) = [ln for ln in lines if ln.startswith("Batch size ")]
+    assert line.startswith(f"Batch size {batch}, weight decay ")
+    assert f"batch_size and weight_decay automatic: {rows:,} train rows" in line
+    assert result.metrics["batch_size"] == batch
+    assert result.metrics["weight_decay"] == pytest.approx(auto_weight_decay(rows, batch))
+    recorded = (result.run_dir / "config.yaml").read_text()
+    assert "batch_size: null" in recorded and "weight_decay: null" in recorded
+    only_decay = train(auto.replace(training={"batch_size": 64}), log=lines.append, progress=False)
+    assert only_decay.metrics["batch_size"] == 64
+    assert only_decay.metrics["weight_decay"] == pytest.approx(auto_weight_decay(rows, 64))
+    assert any("(weight_decay automatic:" in ln for ln in lines)
+    explicit = train(cfg, log=lines.append, progress=False)
+    assert explicit.metrics["batch_size"] == cfg.training.batch_size
+    assert explicit.metrics["weight_decay"] == cfg.training.weight_decay
 
 
 def test_train_warns_about_keys_the_model_ignores(cfg: Config) -> None:
