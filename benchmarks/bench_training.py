@@ -126,7 +126,8 @@ def _trainer(
     import torch
 
     from ml.models import build_model
-    from ml.training.trainer import EarlyStopping, Trainer, batch_and_decay
+    from ml.training.sizing import batch_and_decay
+    from ml.training.trainer import EarlyStopping, Trainer
 
     torch.manual_seed(0)
     batch, decay = batch_and_decay(cfg.training.batch_size, cfg.training.weight_decay, train_rows)

@@ -27,7 +27,8 @@ from ml.data.loading import load_split
 from ml.data.preprocessing import Preprocessor
 from ml.metrics import binary_metrics
 from ml.models import build_model, model_args_for
-from ml.training.trainer import EncodedSplit, batch_and_decay, encode_split
+from ml.training.sizing import batch_and_decay
+from ml.training.trainer import EncodedSplit, encode_split
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("PERF_WORK", "/tmp/perfwork"))

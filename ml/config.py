@@ -154,7 +154,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainingConfig:
     learning_rate: float = 3e-4
-    # null (both): chosen from the train size (ml.training.trainer.auto_batch_size and
+    # null (both): chosen from the train size (ml.training.sizing: auto_batch_size and
     # auto_weight_decay).
     weight_decay: float | None = None
     batch_size: int | None = None

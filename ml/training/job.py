@@ -35,14 +35,9 @@ from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
+from ml.training.sizing import batch_and_decay
 from ml.training.tensors import EncodedSplit
-from ml.training.trainer import (
-    EarlyStopping,
-    EpochCallback,
-    LogFn,
-    Trainer,
-    batch_and_decay,
-)
+from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Trainer
 
 
 @dataclass
@@ -219,22 +214,18 @@ def _train(
     )
     out.mkdir(parents=True, exist_ok=True)
     log(f"Run directory: {out}")
-    meta = {
-        "model_name": cfg.model.name,
-        "model_args": model_args,
-        "preprocessor": pre.state_dict(),
-    }
-    meta.update(features=cfg.features.to_dict(), config=cfg.recorded_dict())
+    meta = _checkpoint_meta(cfg, model_args, pre)
+    sizes = _batch_and_decay(cfg, len(splits["train"]), log)
     trainer = _make_trainer(
         cfg,
         model,
         out,
         meta,
         device,
-        **_batch_and_decay(cfg, len(splits["train"]), log),
         log=log,
         progress=progress,
         on_epoch_end=on_epoch_end,
+        **sizes,
     )
     started, resumed_from = _start(trainer, cfg, out, state, pre, fingerprint)
     trainer.fit(splits["train"], splits["val"])
@@ -263,6 +254,17 @@ def _train(
         f"val AUC {metrics['val_auc']:.4f}{test}, {metrics['wall_time_s']:.1f}s → {out}"
     )
     return TrainResult(out, metrics, resumed_from, reused=False)
+
+
+def _checkpoint_meta(cfg: Config, model_args: dict[str, Any], pre: Preprocessor) -> dict[str, Any]:
+    """The plain fields every ``model_best.pt`` carries besides the weights."""
+    return {
+        "model_name": cfg.model.name,
+        "model_args": model_args,
+        "preprocessor": pre.state_dict(),
+        "features": cfg.features.to_dict(),
+        "config": cfg.recorded_dict(),
+    }
 
 
 def _batch_and_decay(cfg: Config, train_rows: int, log: LogFn) -> dict[str, Any]:

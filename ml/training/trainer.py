@@ -35,14 +35,6 @@ from ml.training.run_dir import CHECKPOINT_LAST, MODEL_BEST
 from ml.training.tensors import EncodedSplit
 
 EVAL_BATCH_SIZE = 65_536
-#: ``training.batch_size: null`` picks the largest power of two in
-#: [AUTO_BATCH_MIN, AUTO_BATCH_MAX] that gives an epoch at least MIN_STEPS_PER_EPOCH steps.
-AUTO_BATCH_MAX = 4096
-AUTO_BATCH_MIN = 256
-MIN_STEPS_PER_EPOCH = 16
-#: ``training.weight_decay: null`` is this divided by the optimisation steps per epoch.
-WEIGHT_DECAY_PER_EPOCH = 0.016
-
 LogFn = Callable[[str], None]
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -92,49 +84,6 @@ class EarlyStopping:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EarlyStopping:
         return cls(**{**d, "history": list(d["history"])})
-
-
-def auto_batch_size(train_rows: int) -> int:
-    """The batch size ``training.batch_size: null`` trains with for ``train_rows`` rows.
-
-    4096 (fast per sample) once the train split has 16 batches of it (65,536 rows);
-    below that, halved until an epoch has at least 16 optimisation steps, down to 256.
-    A batch of 4096 on 7,000 rows is under 2 steps an epoch: early stopping then
-    judges the model every other step, and the run needs ~70 epochs at the shipped
-    learning rate where a batch of 256 needs ~10, and ends below logistic regression
-    where 256 ends above it (make bench-full's defaults table checks the choice on
-    three worlds, 5 data sets each at 10k rows).
-    """
-    size = AUTO_BATCH_MAX
-    while size > AUTO_BATCH_MIN and train_rows < size * MIN_STEPS_PER_EPOCH:
-        size //= 2
-    return size
-
-
-def auto_weight_decay(train_rows: int, batch_size: int) -> float:
-    """The weight decay ``training.weight_decay: null`` trains with: the same decay per
-    epoch at every data size, ``WEIGHT_DECAY_PER_EPOCH / steps per epoch``.
-
-    Adam's coupled L2 shrinks an embedding row on every step that does not see its id,
-    by an amount that grows with the weight decay; a rare id seen about once an epoch
-    is shrunk ``steps per epoch`` times between two sightings. Holding the product
-    constant regularises the rare ids alike on 7,000 rows (27 steps of 256: 5.9e-4) and
-    on 1.4M (342 steps of 4096: 4.7e-5). One fixed value cannot: 1e-4 leaves the model
-    below logistic regression on the long-tailed marketplace world at 200k rows, 5e-4
-    puts it below at 2M, 1e-3 costs 0.02 AUC at 200k (make bench-full's defaults table).
-    """
-    steps = -(-train_rows // batch_size)
-    return WEIGHT_DECAY_PER_EPOCH / max(steps, 1)
-
-
-def batch_and_decay(
-    batch_size: int | None, weight_decay: float | None, train_rows: int
-) -> tuple[int, float]:
-    """``training.batch_size`` and ``weight_decay`` as trained: ``None`` (null) becomes
-    :func:`auto_batch_size` / :func:`auto_weight_decay` for ``train_rows``."""
-    batch = batch_size if batch_size is not None else auto_batch_size(train_rows)
-    decay = weight_decay if weight_decay is not None else auto_weight_decay(train_rows, batch)
-    return batch, decay
 
 
 class _Progress:

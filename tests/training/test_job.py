@@ -16,7 +16,7 @@ from ml.config import Config
 from ml.errors import DataLoadError, TrainingError
 from ml.training import run_dir as rd
 from ml.training.job import train
-from ml.training.trainer import auto_batch_size, auto_weight_decay
+from ml.training.sizing import auto_batch_size, auto_weight_decay
 
 NUMERIC_KEYS = (
     "test_auc",

@@ -93,34 +93,3 @@ def test_on_epoch_end_sees_every_record(tmp_path: Path) -> None:
 def test_trainer_uses_the_fused_adam_on_cpu(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, EarlyStopping("val_auc", patience=1), epochs=1)
     assert trainer.optimizer.defaults["fused"] is True
-
-
-@pytest.mark.parametrize(
-    ("train_rows", "expected"),
-    [
-        (100, 256),
-        (7_000, 256),
-        (8_192, 512),
-        (16_384, 1024),
-        (65_535, 2048),
-        (65_536, 4096),
-        (10_000_000, 4096),
-    ],
-)
-def test_auto_batch_size_gives_small_data_enough_steps_per_epoch(
-    train_rows: int, expected: int
-) -> None:
-    from ml.training.trainer import MIN_STEPS_PER_EPOCH, auto_batch_size
-
-    size = auto_batch_size(train_rows)
-    assert size == expected
-    assert size == 256 or train_rows // size >= MIN_STEPS_PER_EPOCH
-
-
-def test_auto_weight_decay_keeps_the_decay_per_epoch_constant() -> None:
-    from ml.training.trainer import WEIGHT_DECAY_PER_EPOCH, auto_weight_decay
-
-    assert auto_weight_decay(7_000, 256) == pytest.approx(WEIGHT_DECAY_PER_EPOCH / 28)
-    small, large = auto_weight_decay(140_000, 4096), auto_weight_decay(1_400_000, 4096)
-    assert large < small and small * 35 == pytest.approx(large * 342)
-    assert auto_weight_decay(10, 4096) == WEIGHT_DECAY_PER_EPOCH  # one step an epoch
