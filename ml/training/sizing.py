@@ -41,7 +41,7 @@ def auto_weight_decay(train_rows: int, batch_size: int) -> float:
     Adam's coupled L2 shrinks an embedding row on every step that does not see its id,
     by an amount that grows with the weight decay; a rare id seen about once an epoch
     is shrunk ``steps per epoch`` times between two sightings. Holding the product
-    constant regularises the rare ids alike on 7,000 rows (27 steps of 256: 5.9e-4) and
+    constant regularises the rare ids alike on 7,000 rows (28 steps of 256: 5.7e-4) and
     on 1.4M (342 steps of 4096: 4.7e-5). One fixed value cannot: 1e-4 leaves the model
     below logistic regression on the long-tailed marketplace world at 200k rows, 5e-4
     puts it below at 2M, 1e-3 costs 0.02 AUC at 200k (make bench-full's defaults table).
