@@ -148,12 +148,6 @@ def _trainer(
     )
 
 
-def _step_fn(t: Any) -> Any:
-    """One training step of trainer ``t`` on a given batch (the step
-    ``Trainer.train_epoch`` runs)."""
-    return t.train_step
-
-
 def _presliced(split: Any, bs: int, device: Any) -> list[tuple[Any, ...]]:
     """The bound's input: every batch sliced beforehand, contiguous, on the device."""
     import torch
@@ -185,7 +179,7 @@ def _trainer_vs_bound(
                 t_trainer = time.perf_counter() - t
                 t_bound = float("inf")
                 if bound is not None:
-                    step = _step_fn(bound)
+                    step = bound.train_step
                     t = time.perf_counter()
                     for c, x, y in batches[bound.batch_size]:
                         step(c, x, y)
@@ -329,7 +323,7 @@ def _throughput_rows(device_name: str) -> list[dict[str, Any]]:
     loader_sps = {}
     max_batches = max(3, min(-(-len(split) // bs), 12))
     for name, loader in _loaders(cat_np, num_np, y_np, bs, workers=2):
-        loader_sps[name] = _loader_sps(loader, _step_fn(fresh()), device, max_batches)
+        loader_sps[name] = _loader_sps(loader, fresh().train_step, device, max_batches)
     naive_sps = loader_sps["per-row DataLoader"]
     fair_sps = loader_sps["BatchSampler DataLoader"]
 
@@ -490,7 +484,7 @@ def _realistic_speed(
     )
     with _threads(best):
         for label, loader in _loaders(*host, bs, workers=2):
-            step = _step_fn(_trainer(name, args, cfg, device, len(split), precision=recipe))
+            step = _trainer(name, args, cfg, device, len(split), precision=recipe).train_step
             loader_sps = _loader_sps(loader, step, device, 12)
             out.append(
                 _row(

@@ -35,7 +35,7 @@ from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
-from ml.training.sizing import batch_and_decay
+from ml.training.sizing import batch_and_decay, steps_per_epoch
 from ml.training.tensors import EncodedSplit
 from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Trainer
 
@@ -275,7 +275,7 @@ def _batch_and_decay(cfg: Config, train_rows: int, log: LogFn) -> dict[str, Any]
     if auto:
         log(
             f"Batch size {batch}, weight decay {decay:.2g} ({' and '.join(auto)} automatic: "
-            f"{train_rows:,} train rows, {-(-train_rows // batch)} steps per epoch)"
+            f"{train_rows:,} train rows, {steps_per_epoch(train_rows, batch)} steps per epoch)"
         )
     return {"batch_size": batch, "weight_decay": decay}
 

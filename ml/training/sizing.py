@@ -17,6 +17,11 @@ MIN_STEPS_PER_EPOCH = 16
 WEIGHT_DECAY_PER_EPOCH = 0.016
 
 
+def steps_per_epoch(train_rows: int, batch_size: int) -> int:
+    """Optimisation steps in one pass over ``train_rows`` (the last batch may be short)."""
+    return max(-(-train_rows // batch_size), 1)
+
+
 def auto_batch_size(train_rows: int) -> int:
     """The batch size ``training.batch_size: null`` trains with for ``train_rows`` rows.
 
@@ -46,8 +51,7 @@ def auto_weight_decay(train_rows: int, batch_size: int) -> float:
     below logistic regression on the long-tailed marketplace world at 200k rows, 5e-4
     puts it below at 2M, 1e-3 costs 0.02 AUC at 200k (make bench-full's defaults table).
     """
-    steps = -(-train_rows // batch_size)
-    return WEIGHT_DECAY_PER_EPOCH / max(steps, 1)
+    return WEIGHT_DECAY_PER_EPOCH / steps_per_epoch(train_rows, batch_size)
 
 
 def batch_and_decay(

@@ -35,6 +35,7 @@ from ml.training.run_dir import CHECKPOINT_LAST, MODEL_BEST
 from ml.training.tensors import EncodedSplit
 
 EVAL_BATCH_SIZE = 65_536
+
 LogFn = Callable[[str], None]
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
