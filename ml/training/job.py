@@ -61,6 +61,27 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+BF16_EMULATED_WARNING = (
+    "training.precision is bf16 but this CPU has no native bf16 instructions (AVX-512 BF16 "
+    "or AMX): autocast emulates bf16 and trains several times slower than fp32; "
+    "set training.precision: fp32"
+)
+
+
+def cpu_has_native_bf16(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bool | None:
+    """Whether the CPU computes bf16 natively (``avx512_bf16`` or ``amx_bf16`` among its
+    flags): where it does not, bf16 autocast is emulated and slower than fp32 (measured
+    on an AVX2-only AMD EPYC). ``None`` when the flags cannot be read (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), None)
+    if flags is None:
+        return None
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split()))
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -122,6 +143,8 @@ def train(
         return TrainResult(run.out, rd.read_metrics(run.out), None, reused=True)
 
     device = resolve_device(cfg.training.device)
+    if cfg.training.precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
+        log(f"⚠️  {BF16_EMULATED_WARNING}")
     threads = torch.get_num_threads()
     if cfg.training.num_threads:
         torch.set_num_threads(cfg.training.num_threads)
