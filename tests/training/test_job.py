@@ -14,8 +14,8 @@ import torch
 
 from ml.config import Config
 from ml.errors import DataLoadError, TrainingError
-from ml.training import run_dir as rd
 from ml.training import job
+from ml.training import run_dir as rd
 from ml.training.job import BF16_EMULATED_WARNING, cpu_has_native_bf16, train
 from ml.training.sizing import auto_batch_size, auto_weight_decay
 
