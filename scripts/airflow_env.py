@@ -277,7 +277,7 @@ def ensure_db(
     except (OSError, ValueError):
         report = {}
     if rc != 0 or "error" in report or not report:
-        what = report.get("error") or f"an Airflow command failed (exit {rc})"
+        what = report.get("error") or _failed_command(commands or [], report, rc)
         raise AirflowEnvError(
             f"{what} for AIRFLOW_HOME={airflow_home}; see "
             f"{log_path if quiet else 'the output above'}"
@@ -285,6 +285,20 @@ def ensure_db(
     if not checked:
         mark_db_checked(env, float(report.get("migrate_seconds") or 0.0))
     return report
+
+
+def _failed_command(commands: list[dict[str, Any]], report: dict[str, Any], rc: int) -> str:
+    """Names the first command of ``commands`` that ``report`` says failed (passwords
+    redacted), else the exit status alone."""
+    for command, result in zip(commands, report.get("commands") or [], strict=False):
+        if result.get("exit_status"):
+            argv = ["--password=***" if a.startswith("--password=") else a for a in command["argv"]]
+            argv = [
+                "***" if prev in ("-p", "--password") else a
+                for prev, a in zip(["", *argv], argv, strict=False)
+            ]
+            return f"`airflow {' '.join(argv)}` failed (exit {result['exit_status']})"
+    return f"an Airflow command failed (exit {rc})"
 
 
 def main(argv: list[str] | None = None) -> int:

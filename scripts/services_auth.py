@@ -128,14 +128,16 @@ class AuthHelper:
         """``airflow users create`` + ``reset-password`` for each user (``airflow_cli``).
 
         ``create`` leaves an existing user as it is (a database kept from an earlier
-        install), so ``reset-password`` then sets the password we store.
+        install), so ``reset-password`` then sets the password we store. The password
+        is passed as ``--password=VALUE``: a generated one starts with ``-`` one time in
+        64, which ``-p VALUE`` hands to argparse as an option (exit 2, no user).
         """
         roles = self.users()
         commands: list[dict[str, Any]] = []
         for user, password in passwords.items():
-            create = ["users", "create", "-u", user, "-r", roles[user], "-p", password]
+            create = ["users", "create", "-u", user, "-r", roles[user], f"--password={password}"]
             create += ["-e", f"{user}@localhost", "-f", user, "-l", roles[user]]
-            reset = ["users", "reset-password", "-u", user, "-p", password]
+            reset = ["users", "reset-password", "-u", user, f"--password={password}"]
             commands += [{"argv": create, "capture": True}, {"argv": reset, "capture": True}]
         return commands
 

@@ -108,3 +108,19 @@ def test_ensure_db_skips_airflow_entirely_once_checked(tmp_path: Path) -> None:
     airflow_env.mark_db_checked(env)
     assert airflow_env.ensure_db(env) == {"migrated": False, "migrate_seconds": 0.0, "commands": []}
     assert not (Path(env["AIRFLOW_HOME"]) / "logs" / "db-migrate.log").exists()
+
+
+def test_a_failed_command_is_named_without_its_password() -> None:
+    commands = [
+        {"argv": ["users", "create", "-u", "admin", "--password=s3cret"], "capture": True},
+        {"argv": ["users", "reset-password", "-u", "viewer", "-p", "s3cret"], "capture": True},
+    ]
+    first_failed = {"commands": [{"exit_status": 2}, {"exit_status": 2}]}
+    what = airflow_env._failed_command(commands, first_failed, 2)
+    assert what == "`airflow users create -u admin --password=***` failed (exit 2)"
+    second_failed = {"commands": [{"exit_status": 0}, {"exit_status": 1}]}
+    what = airflow_env._failed_command(commands, second_failed, 1)
+    assert what == "`airflow users reset-password -u viewer -p ***` failed (exit 1)"
+    assert "s3cret" not in what
+    # Nothing in the report (the process died before writing it): the exit status alone.
+    assert airflow_env._failed_command(commands, {}, -9) == "an Airflow command failed (exit -9)"

@@ -83,8 +83,17 @@ def test_fab_passwords_are_generated_once_per_user(tmp_path: Path) -> None:
     assert all(len(p) >= 16 for p in new.values())
     commands = auth.fab_user_commands(new)
     create = commands[0]["argv"]
-    assert create[:8] == ["users", "create", "-u", "admin", "-r", "Admin", "-p", new["admin"]]
-    assert commands[1]["argv"] == ["users", "reset-password", "-u", "admin", "-p", new["admin"]]
+    assert create[:7] == [
+        "users",
+        "create",
+        "-u",
+        "admin",
+        "-r",
+        "Admin",
+        f"--password={new['admin']}",
+    ]
+    reset = ["users", "reset-password", "-u", "admin", f"--password={new['admin']}"]
+    assert commands[1]["argv"] == reset
     assert commands[3]["argv"][3] == "viewer"
     auth.save_passwords(new)
     assert stat.S_IMODE(auth.passwords_file.stat().st_mode) == 0o600
@@ -121,3 +130,17 @@ def test_api_token_without_login_when_everyone_is_admin(
     env = {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
     assert AuthHelper(env, url).api_token() == "anyone"
     assert seen == [{"method": "GET"}]
+
+
+def test_fab_user_commands_parse_with_a_password_that_looks_like_an_option(
+    tmp_path: Path,
+) -> None:
+    # secrets.token_urlsafe starts with "-" one time in 64: `-p -x...` was an argparse
+    # error (exit 2) that failed `make airflow` and the service stacks at random.
+    from airflow.cli import cli_parser
+
+    parser = cli_parser.get_parser()
+    passwords = {"admin": "-Abc_123-xyz", "viewer": "--looks-like-a-flag"}
+    for command in _fab(tmp_path).fab_user_commands(passwords):
+        args = parser.parse_args(command["argv"])
+        assert args.password == passwords[args.username], command["argv"][:2]
