@@ -41,19 +41,12 @@ def _torch_threads(n: int | None = None) -> int:
 def _cpu() -> dict[str, Any]:
     """The CPU's model and the instruction sets the figures depend on (fp32 matmuls run
     ~2x faster with AVX-512 than with AVX2; bf16 autocast is native or emulated)."""
-    from ml.training.job import cpu_has_native_bf16
+    from ml.training.hardware import cpu_has_native_bf16, cpu_info
 
-    model, flags = platform.processor() or platform.machine(), set[str]()
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
+    info = cpu_info()
+    flags = set(info.get("flags", "").split())
     simd = next((s for s in ("avx512f", "avx2", "avx") if s in flags), "unknown")
+    model = info.get("model name") or platform.processor() or platform.machine()
     return {"cpu": model, "simd": simd, "native_bf16": cpu_has_native_bf16()}
 
 

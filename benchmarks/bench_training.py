@@ -380,7 +380,7 @@ REALISTIC_PRECISION = "bf16"
 
 
 def _recipe(device: Any) -> str:
-    from ml.training.job import cpu_has_native_bf16
+    from ml.training.hardware import cpu_has_native_bf16
 
     if device.type == "cpu" and cpu_has_native_bf16() is False:
         return "fp32"
@@ -431,8 +431,9 @@ def _realistic(device_name: str) -> list[dict[str, Any]]:
             "dropout": cfg.model.dropout,
         }
         args = _model_args(cfg.model.name, pre, hyper)
-        rows, threads = _realistic_speed(cfg, args, split, host, device)
-        if _recipe(device) == "fp32":
+        recipe = _recipe(device)
+        rows, threads = _realistic_speed(cfg, args, split, host, device, recipe)
+        if recipe == "fp32":
             return rows  # no bf16 to compare with fp32 on this CPU
         return rows + _realistic_auc(cfg, feats, threads)
     finally:
@@ -440,11 +441,13 @@ def _realistic(device_name: str) -> list[dict[str, Any]]:
 
 
 def _realistic_speed(
-    cfg: Any, args: dict[str, Any], split: Any, host: tuple[Any, ...], device: Any
+    cfg: Any, args: dict[str, Any], split: Any, host: tuple[Any, ...], device: Any, recipe: str
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Trainer vs bound (recipe) and the fp32 trainer at each thread count, interleaved;
-    then the DataLoader baselines at the faster count. Returns the rows and that count."""
-    name, recipe, bs = cfg.model.name, _recipe(device), cfg.training.batch_size
+    """Trainer vs bound (recipe) and the fp32 trainer (when the recipe is not fp32) at
+    each thread count, interleaved; then the DataLoader baselines at the faster count.
+    Returns the rows and that count."""
+    name, bs = cfg.model.name, cfg.training.batch_size
+    compare = recipe != "fp32"
     cases = []
     candidates = _thread_candidates(device)
     for th in candidates:
@@ -452,7 +455,9 @@ def _realistic_speed(
             _trainer(name, args, cfg, device, len(split), precision=recipe) for _ in "ab"
         )
         cases.append((th, recipe_trainer, bound))
-        cases.append((th, _trainer(name, args, cfg, device, len(split), precision="fp32"), None))
+        if compare:
+            fp32 = _trainer(name, args, cfg, device, len(split), precision="fp32")
+            cases.append((th, fp32, None))
     rounds = int(os.environ.get("BENCH_TRAINING_REALISTIC_ROUNDS", "4"))
     load = [os.getloadavg()[0]]
     measured = _trainer_vs_bound(cases, split, device, rounds)
@@ -462,9 +467,10 @@ def _realistic_speed(
         f"deepfm e16 [256,128], {n_params / 1e6:.2f}M params, {len(split):,} rows, batch {bs}"
         f", {device.type}"
     )
-    by_threads = {th: (measured[2 * i], measured[2 * i + 1]) for i, th in enumerate(candidates)}
+    per = 2 if compare else 1  # (recipe, bound) [, (fp32, -)] per thread count
+    by_threads = {th: measured[per * i : per * (i + 1)] for i, th in enumerate(candidates)}
     best = max(candidates, key=lambda th: by_threads[th][0][0])
-    (sps, bound), (fp32_sps, _) = by_threads[best]
+    sps, bound = by_threads[best][0]
     th_name = f"{best or 'default'} threads"
     out = [
         _row(
@@ -485,19 +491,19 @@ def _realistic_speed(
             sps / bound >= 0.95,
         ),
     ]
-    for th, ((r_sps, _), (f_sps, _)) in by_threads.items():
+    for th, speeds in by_threads.items():
         label = f"{th or 'default'} threads"
-        out.append(
-            _row(f"realistic trainer samples/s ({recipe}, {label})", round(r_sps), "samples/s")
-        )
-        if recipe != "fp32":
+        for precision, (th_sps, _) in zip((recipe, "fp32"), speeds, strict=False):
             out.append(
-                _row(f"realistic trainer samples/s (fp32, {label})", round(f_sps), "samples/s")
+                _row(
+                    f"realistic trainer samples/s ({precision}, {label})",
+                    round(th_sps),
+                    "samples/s",
+                )
             )
-    if recipe != "fp32":
-        out.append(
-            _row(f"realistic {recipe} / fp32 trainer ({th_name})", round(sps / fp32_sps, 2), "x")
-        )
+    if compare:
+        ratio = sps / by_threads[best][1][0]
+        out.append(_row(f"realistic {recipe} / fp32 trainer ({th_name})", round(ratio, 2), "x"))
     # The figures need a quiet machine: 2 threads collapse when another process runs.
     out.append(
         _row("realistic load average before / after timing", f"{load[0]:.2f} / {load[1]:.2f}", "")

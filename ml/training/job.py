@@ -33,6 +33,7 @@ from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
+from ml.training.hardware import cpu_has_native_bf16
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
 from ml.training.sizing import batch_and_decay, steps_per_epoch
@@ -66,20 +67,6 @@ BF16_EMULATED_WARNING = (
     "or AMX): autocast emulates bf16 and trains several times slower than fp32; "
     "set training.precision: fp32"
 )
-
-
-def cpu_has_native_bf16(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bool | None:
-    """Whether the CPU computes bf16 natively (``avx512_bf16`` or ``amx_bf16`` among its
-    flags): where it does not, bf16 autocast is emulated and slower than fp32 (measured
-    on an AVX2-only AMD EPYC). ``None`` when the flags cannot be read (not Linux)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return None
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), None)
-    if flags is None:
-        return None
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split()))
 
 
 def seed_everything(seed: int) -> None:

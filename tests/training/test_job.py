@@ -16,7 +16,7 @@ from ml.config import Config
 from ml.errors import DataLoadError, TrainingError
 from ml.training import job
 from ml.training import run_dir as rd
-from ml.training.job import BF16_EMULATED_WARNING, cpu_has_native_bf16, train
+from ml.training.job import BF16_EMULATED_WARNING, train
 from ml.training.sizing import auto_batch_size, auto_weight_decay
 
 NUMERIC_KEYS = (
@@ -321,21 +321,6 @@ def test_train_bf16_reaches_the_fp32_auc_on_tiny_data(cfg: Config) -> None:
     assert bf16["test_auc"] != fp32["test_auc"]  # the forward pass really ran in bf16
     assert bf16["test_auc"] == pytest.approx(fp32["test_auc"], abs=0.01)
     assert bf16["test_logloss"] == pytest.approx(fp32["test_logloss"], abs=0.01)
-
-
-@pytest.mark.parametrize(
-    ("flags", "native"),
-    [
-        ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),
-        ("fpu sse2 avx2 amx_bf16 amx_tile", True),
-        ("fpu sse2 avx avx2 fma", False),
-    ],
-)
-def test_cpu_has_native_bf16_reads_the_cpu_flags(tmp_path: Path, flags: str, native: bool) -> None:
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
-    assert cpu_has_native_bf16(cpuinfo) is native
-    assert cpu_has_native_bf16(tmp_path / "missing") is None  # not Linux: unknown, no warning
 
 
 def test_train_bf16_on_a_cpu_without_native_bf16_warns(
