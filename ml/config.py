@@ -38,7 +38,7 @@ from ml.tuning.space import TuningConfig
 
 MODEL_NAMES = ("logreg", "dcnv2", "deepfm")
 NUMERIC_NAN_POLICIES = ("error", "impute")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 #: Early-stopping monitors and whether higher is better.
 MONITORS = {"val_auc": "max", "val_logloss": "min"}
@@ -163,7 +163,8 @@ class TrainingConfig:
     # epochs without an improvement larger than min_delta end training, and the best
     # epoch by that metric is the checkpoint kept.
     monitor: str = "val_logloss"
-    patience: int = 3
+    # null: 3, or 5 on a validation split under 10,000 rows (ml.training.sizing.auto_patience).
+    patience: int | None = None
     min_delta: float = 0.0
     # auto: CUDA when available, else CPU.
     device: str = "auto"
@@ -171,7 +172,9 @@ class TrainingConfig:
     num_threads: int | None = None
     # fp32, or bf16: the forward pass under torch.autocast(bfloat16) (weights, optimizer
     # and evaluation stay fp32). ~1.9x the samples/s of fp32 on a CPU with AVX-512 BF16.
-    precision: str = "fp32"
+    # auto: bf16 where the device computes it natively, else fp32
+    # (ml.training.hardware.resolve_precision).
+    precision: str = "auto"
 
     def _check(self, where: str) -> None:
         if self.learning_rate <= 0:
@@ -186,8 +189,10 @@ class TrainingConfig:
             )
         if self.epochs < 1:
             raise ConfigError(f"{where}.epochs must be >= 1, got {self.epochs}")
-        if self.patience < 1:
-            raise ConfigError(f"{where}.patience must be >= 1, got {self.patience}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(
+                f"{where}.patience must be >= 1 or null (automatic), got {self.patience}"
+            )
         if self.monitor not in MONITORS:
             raise ConfigError(
                 f"{where}.monitor must be one of {tuple(MONITORS)}, got {self.monitor!r}"

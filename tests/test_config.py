@@ -71,7 +71,12 @@ def test_wrong_type_is_named(tmp_path: Path, text: str, message: str) -> None:
         ("training", "weight_decay", -1e-4, "training.weight_decay must be >= 0 or null"),
         ("training", "batch_size", 0, "training.batch_size must be >= 1 or null"),
         ("training", "device", "tpu", "training.device must be one of"),
-        ("training", "precision", "fp16", r"training.precision must be one of \('fp32', 'bf16'\)"),
+        (
+            "training",
+            "precision",
+            "fp16",
+            r"training.precision must be one of \('auto', 'fp32', 'bf16'\)",
+        ),
         ("model", "dropout", 1.0, r"model.dropout must be in \[0, 1\)"),
         ("model", "name", "xgboost", "model.name must be one of"),
         ("data", "min_frequency", 0, "data.min_frequency must be >= 1"),

@@ -33,10 +33,10 @@ from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
-from ml.training.hardware import cpu_has_native_bf16
+from ml.training.hardware import cpu_has_native_bf16, resolve_precision
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
-from ml.training.sizing import batch_and_decay, steps_per_epoch
+from ml.training.sizing import auto_patience, batch_and_decay, steps_per_epoch
 from ml.training.tensors import EncodedSplit
 from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Trainer
 
@@ -65,7 +65,7 @@ def resolve_device(name: str) -> torch.device:
 BF16_EMULATED_WARNING = (
     "training.precision is bf16 but this CPU has no native bf16 instructions (AVX-512 BF16 "
     "or AMX): autocast emulates bf16 and trains several times slower than fp32; "
-    "set training.precision: fp32"
+    "set training.precision: auto (or fp32)"
 )
 
 
@@ -130,7 +130,10 @@ def train(
         return TrainResult(run.out, rd.read_metrics(run.out), None, reused=True)
 
     device = resolve_device(cfg.training.device)
-    if cfg.training.precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
+    precision, why = resolve_precision(cfg.training.precision, device.type)
+    if why:
+        log(f"Precision {precision} (automatic: {why})")
+    elif precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
         log(f"⚠️  {BF16_EMULATED_WARNING}")
     threads = torch.get_num_threads()
     if cfg.training.num_threads:
@@ -144,6 +147,7 @@ def train(
             started_at=started_at,
             fingerprint=fingerprint,
             device=device,
+            precision=precision,
             evaluate_test=evaluate_test,
             provenance=provenance or {},
             log=log,
@@ -168,7 +172,13 @@ def _validate_and_fingerprint(cfg: Config, feats: Path, log: LogFn) -> dict[str,
 
 
 def _make_trainer(
-    cfg: Config, model: Any, out: Path, meta: dict[str, Any], device: torch.device, **kw: Any
+    cfg: Config,
+    model: Any,
+    out: Path,
+    meta: dict[str, Any],
+    device: torch.device,
+    patience: int,
+    **kw: Any,
 ) -> Trainer:
     t = cfg.training
     return Trainer(
@@ -177,9 +187,8 @@ def _make_trainer(
         checkpoint_meta=meta,
         learning_rate=t.learning_rate,
         epochs=t.epochs,
-        early_stopping=EarlyStopping(monitor=t.monitor, patience=t.patience, min_delta=t.min_delta),
+        early_stopping=EarlyStopping(monitor=t.monitor, patience=patience, min_delta=t.min_delta),
         seed=cfg.seed,
-        precision=t.precision,
         device=device,
         **kw,
     )
@@ -194,6 +203,7 @@ def _train(
     started_at: datetime | None,
     fingerprint: dict[str, Any],
     device: torch.device,
+    precision: str,
     evaluate_test: bool,
     provenance: dict[str, Any],
     log: LogFn,
@@ -225,7 +235,7 @@ def _train(
     out.mkdir(parents=True, exist_ok=True)
     log(f"Run directory: {out}")
     meta = _checkpoint_meta(cfg, model_args, pre)
-    sizes = _batch_and_decay(cfg, len(splits["train"]), log)
+    sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log)
     trainer = _make_trainer(
         cfg,
         model,
@@ -235,6 +245,7 @@ def _train(
         log=log,
         progress=progress,
         on_epoch_end=on_epoch_end,
+        precision=precision,
         **sizes,
     )
     started, resumed_from = _start(trainer, cfg, out, state, pre, fingerprint)
@@ -277,17 +288,20 @@ def _checkpoint_meta(cfg: Config, model_args: dict[str, Any], pre: Preprocessor)
     }
 
 
-def _batch_and_decay(cfg: Config, train_rows: int, log: LogFn) -> dict[str, Any]:
-    """``training.batch_size`` and ``weight_decay``, the automatic ones for ``null``."""
+def _sizes(cfg: Config, train_rows: int, val_rows: int, log: LogFn) -> dict[str, Any]:
+    """``training.batch_size``, ``weight_decay`` and ``patience``, the automatic ones
+    for ``null``."""
     t = cfg.training
     batch, decay = batch_and_decay(t.batch_size, t.weight_decay, train_rows)
-    auto = [k for k in ("batch_size", "weight_decay") if getattr(t, k) is None]
+    patience = t.patience if t.patience is not None else auto_patience(val_rows)
+    auto = [k for k in ("batch_size", "weight_decay", "patience") if getattr(t, k) is None]
     if auto:
         log(
-            f"Batch size {batch}, weight decay {decay:.2g} ({' and '.join(auto)} automatic: "
-            f"{train_rows:,} train rows, {steps_per_epoch(train_rows, batch)} steps per epoch)"
+            f"Batch size {batch}, weight decay {decay:.2g}, patience {patience} "
+            f"({', '.join(auto)} automatic: {train_rows:,} train rows, "
+            f"{steps_per_epoch(train_rows, batch)} steps per epoch, {val_rows:,} val rows)"
         )
-    return {"batch_size": batch, "weight_decay": decay}
+    return {"batch_size": batch, "weight_decay": decay, "patience": patience}
 
 
 def _start(
@@ -343,6 +357,8 @@ def _final_metrics(
             "stopped_early": trainer.early.stopped,
             "batch_size": trainer.batch_size,
             "weight_decay": trainer.weight_decay,
+            "patience": trainer.early.patience,
+            "precision": trainer.precision,
             "samples_per_sec": sum(h["train_samples"] for h in history) / max(train_s, 1e-9),
             "train_time_s": round(sum(h["epoch_s"] for h in history), 4),
             "wall_time_s": round(time.perf_counter() - wall_start, 4),

@@ -34,6 +34,8 @@ def tiny_config(features_dir: Path, runs_dir: Path, **sections: Any) -> Config:
             "epochs": 3,
             "patience": 2,
             "device": "cpu",
+            # fp32 whatever the CPU (auto would pick bf16 on AVX-512 BF16 machines only).
+            "precision": "fp32",
             # One thread: fast for tiny models and immune to oversubscribed CI cores.
             "num_threads": 1,
         },

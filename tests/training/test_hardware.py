@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.training.hardware import cpu_has_native_bf16, cpu_info
+from ml.training import hardware
+from ml.training.hardware import cpu_has_native_bf16, cpu_info, resolve_precision
 
 
 @pytest.mark.parametrize(
@@ -31,3 +32,19 @@ def test_cpu_info_reads_the_first_processor_only(tmp_path: Path) -> None:
     assert cpu_info(cpuinfo) == {"processor": "0", "model name": "AMD EPYC", "flags": "fpu avx2"}
     assert cpu_has_native_bf16(cpuinfo) is False
     assert cpu_info(tmp_path / "missing") == {}
+
+
+def test_resolve_precision_auto_follows_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", "cpu")[0] == "bf16"
+    assert resolve_precision("fp32", "cpu") == ("fp32", "")  # explicit values are kept
+    for unknown_or_emulated in (False, None):
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda v=unknown_or_emulated: v)
+        assert resolve_precision("auto", "cpu")[0] == "fp32"
+        assert resolve_precision("bf16", "cpu") == ("bf16", "")
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision("auto", "cuda")[0] == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    assert resolve_precision("auto", "cuda")[0] == "fp32"

@@ -17,7 +17,7 @@ from ml.errors import DataLoadError, TrainingError
 from ml.training import job
 from ml.training import run_dir as rd
 from ml.training.job import BF16_EMULATED_WARNING, train
-from ml.training.sizing import auto_batch_size, auto_weight_decay
+from ml.training.sizing import auto_batch_size, auto_patience, auto_weight_decay
 
 NUMERIC_KEYS = (
     "test_auc",
@@ -205,24 +205,29 @@ def test_train_monitor_val_logloss_keeps_the_lowest_logloss_epoch(cfg: Config) -
 
 def test_train_null_batch_size_and_weight_decay_follow_the_train_rows(cfg: Config) -> None:
     lines: list[str] = []
-    auto = cfg.replace(training={"batch_size": None, "weight_decay": None})
+    auto = cfg.replace(training={"batch_size": None, "weight_decay": None, "patience": None})
     result = train(auto, log=lines.append, progress=False)
-    rows = result.metrics["rows"]["train"]
+    rows, val_rows = result.metrics["rows"]["train"], result.metrics["rows"]["val"]
     batch = auto_batch_size(rows)
     (line,) = [ln for ln in lines if ln.startswith("Batch size ")]
     assert line.startswith(f"Batch size {batch}, weight decay ")
-    assert f"batch_size and weight_decay automatic: {rows:,} train rows" in line
+    assert f", patience {auto_patience(val_rows)} (" in line
+    assert f"batch_size, weight_decay, patience automatic: {rows:,} train rows" in line
+    assert f"{val_rows:,} val rows" in line
     assert result.metrics["batch_size"] == batch
     assert result.metrics["weight_decay"] == pytest.approx(auto_weight_decay(rows, batch))
+    assert result.metrics["patience"] == auto_patience(val_rows) == 5  # 450 val rows: noisy
     recorded = (result.run_dir / "config.yaml").read_text()
     assert "batch_size: null" in recorded and "weight_decay: null" in recorded
+    assert "patience: null" in recorded
     only_decay = train(auto.replace(training={"batch_size": 64}), log=lines.append, progress=False)
     assert only_decay.metrics["batch_size"] == 64
     assert only_decay.metrics["weight_decay"] == pytest.approx(auto_weight_decay(rows, 64))
-    assert any("(weight_decay automatic:" in ln for ln in lines)
+    assert any("(weight_decay, patience automatic:" in ln for ln in lines)
     explicit = train(cfg, log=lines.append, progress=False)
     assert explicit.metrics["batch_size"] == cfg.training.batch_size
     assert explicit.metrics["weight_decay"] == cfg.training.weight_decay
+    assert explicit.metrics["patience"] == cfg.training.patience
 
 
 def test_train_warns_about_keys_the_model_ignores(cfg: Config) -> None:
@@ -334,3 +339,22 @@ def test_train_bf16_on_a_cpu_without_native_bf16_warns(
     lines.clear()
     train(cfg, log=lines.append, progress=False)  # fp32: nothing to warn about
     assert [ln for ln in lines if "native bf16" in ln] == []
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_train_precision_auto_is_bf16_only_where_the_cpu_computes_it(
+    cfg: Config, monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    from ml.training import hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native)
+    lines: list[str] = []
+    auto = cfg.replace(training={"epochs": 1, "precision": "auto"})
+    result = train(auto, log=lines.append, progress=False)
+    assert result.metrics["precision"] == expected
+    assert [ln for ln in lines if ln.startswith(f"Precision {expected} (automatic: ")] != []
+    assert [ln for ln in lines if BF16_EMULATED_WARNING in ln] == []
+    assert "precision: auto" in (result.run_dir / "config.yaml").read_text()
+    # The same config trains the same run again: "auto" is what the digest records.
+    again = train(auto, run_dir=result.run_dir, log=lines.append, progress=False)
+    assert again.reused

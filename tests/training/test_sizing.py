@@ -1,4 +1,4 @@
-"""ml.training.sizing: the batch size and weight decay of ``null`` configs."""
+"""ml.training.sizing: the batch size, weight decay and patience of ``null`` configs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from ml.training.sizing import (
     MIN_STEPS_PER_EPOCH,
     WEIGHT_DECAY_PER_EPOCH,
     auto_batch_size,
+    auto_patience,
     auto_weight_decay,
     batch_and_decay,
 )
@@ -45,3 +46,10 @@ def test_batch_and_decay_keeps_explicit_values_and_fills_in_null_ones() -> None:
     assert batch_and_decay(None, 0.0, 7_000) == (256, 0.0)
     assert batch_and_decay(512, None, 7_000) == (512, auto_weight_decay(7_000, 512))
     assert batch_and_decay(None, None, 7_000) == (256, auto_weight_decay(7_000, 256))
+
+
+def test_auto_patience_waits_longer_on_a_small_noisy_validation_split() -> None:
+    assert auto_patience(1_500) == 5  # a 10k-row data set's validation split
+    assert auto_patience(9_999) == 5
+    assert auto_patience(10_000) == 3
+    assert auto_patience(300_000) == 3
