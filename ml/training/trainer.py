@@ -34,7 +34,10 @@ from ml.training import checkpoint as ck
 from ml.training.run_dir import CHECKPOINT_LAST, MODEL_BEST
 from ml.training.tensors import EncodedSplit
 
-EVAL_BATCH_SIZE = 65_536
+#: Rows per forward pass when scoring a split. Small enough that a layer's activations
+#: stay in the CPU cache: DCN-V2 e16 [256,128] scores 300k rows 2.2x faster in batches of
+#: 4096 than of 65,536 on two cores (280k vs 128k rows/s; 1.8x on one), the same scores.
+EVAL_BATCH_SIZE = 4096
 
 LogFn = Callable[[str], None]
 EpochCallback = Callable[[int, dict[str, Any]], None]
