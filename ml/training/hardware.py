@@ -35,23 +35,39 @@ def cpu_has_native_bf16(cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> bo
     return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
 
 
-def resolve_precision(precision: str, device_type: str) -> tuple[str, str]:
-    """``training.precision`` as trained, and why: ``auto`` is bf16 where the device
-    computes it natively (a CUDA GPU with bf16, a CPU with AVX-512 BF16 or AMX) and fp32
-    elsewhere; ``fp32`` and ``bf16`` are kept as asked.
+BF16_EMULATED_WARNING = (
+    "training.precision is bf16 but this CPU has no native bf16 instructions (AVX-512 BF16 "
+    "or AMX): autocast emulates bf16 and trains several times slower than fp32; "
+    "set training.precision: auto (or fp32)"
+)
 
-    bf16 autocast runs the forward pass's matmuls in bf16 (weights, optimizer and
-    evaluation stay fp32): ~1.6-1.9x the samples/s on an AVX-512 BF16 CPU, the same test
-    AUC to the fourth decimal on the realistic-shape benchmark and the defaults table's
-    worlds; emulated (AVX2 only) it is ~9x slower, hence fp32 there.
+
+def resolve_precision(precision: str, device_type: str) -> tuple[str, str]:
+    """``training.precision`` as trained, and the line the training log shows about it
+    (empty when there is nothing to say).
+
+    ``auto`` is bf16 where the device computes it natively (a CUDA GPU with bf16, a CPU
+    with AVX-512 BF16 or AMX) and fp32 elsewhere; ``fp32`` and ``bf16`` are kept as
+    asked, with a warning for bf16 on a CPU that only emulates it. bf16 autocast runs the
+    forward pass's matmuls in bf16 (weights, optimizer and evaluation stay fp32): ~1.6-1.9x
+    the samples/s on an AVX-512 BF16 CPU, the same test AUC to the fourth decimal on the
+    realistic-shape benchmark and the defaults table's worlds; emulated (AVX2 only) it
+    is ~9x slower, hence fp32 there.
     """
     if precision != "auto":
-        return precision, ""
+        emulated = precision == "bf16" and device_type == "cpu" and cpu_has_native_bf16() is False
+        return precision, f"⚠️  {BF16_EMULATED_WARNING}" if emulated else ""
     if device_type == "cuda":
         import torch
 
         native = torch.cuda.is_bf16_supported(including_emulation=False)
-        return ("bf16", "the GPU computes bf16") if native else ("fp32", "the GPU has no bf16")
-    if device_type == "cpu" and cpu_has_native_bf16():
-        return "bf16", "this CPU has native bf16 (AVX-512 BF16 or AMX)"
-    return "fp32", "no native bf16 on this device"
+        why = "the GPU computes bf16" if native else "the GPU has no native bf16"
+    else:
+        native = device_type == "cpu" and bool(cpu_has_native_bf16())
+        why = (
+            "this CPU has native bf16 (AVX-512 BF16 or AMX)"
+            if native
+            else "no native bf16 on this device"
+        )
+    chosen = "bf16" if native else "fp32"
+    return chosen, f"Precision {chosen} (automatic: {why})"

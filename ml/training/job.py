@@ -33,7 +33,7 @@ from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
-from ml.training.hardware import cpu_has_native_bf16, resolve_precision
+from ml.training.hardware import resolve_precision
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
 from ml.training.sizing import auto_patience, batch_and_decay, steps_per_epoch
@@ -60,13 +60,6 @@ def resolve_device(name: str) -> torch.device:
             "training.device is 'cuda' but no CUDA device is available; set it to auto or cpu"
         )
     return torch.device(name)
-
-
-BF16_EMULATED_WARNING = (
-    "training.precision is bf16 but this CPU has no native bf16 instructions (AVX-512 BF16 "
-    "or AMX): autocast emulates bf16 and trains several times slower than fp32; "
-    "set training.precision: auto (or fp32)"
-)
 
 
 def seed_everything(seed: int) -> None:
@@ -130,11 +123,9 @@ def train(
         return TrainResult(run.out, rd.read_metrics(run.out), None, reused=True)
 
     device = resolve_device(cfg.training.device)
-    precision, why = resolve_precision(cfg.training.precision, device.type)
-    if why:
-        log(f"Precision {precision} (automatic: {why})")
-    elif precision == "bf16" and device.type == "cpu" and cpu_has_native_bf16() is False:
-        log(f"⚠️  {BF16_EMULATED_WARNING}")
+    precision, note = resolve_precision(cfg.training.precision, device.type)
+    if note:
+        log(note)
     threads = torch.get_num_threads()
     if cfg.training.num_threads:
         torch.set_num_threads(cfg.training.num_threads)
@@ -228,12 +219,7 @@ def _train(
         + " / ".join(f"{name} {len(s):,}" for name, s in splits.items())
         + f" rows; {cfg.model.name} with {n_params:,} parameters on {device}"
     )
-    # Created only now, so bad input leaves no empty run behind.
-    out = run.out or rd.new_run_dir(
-        cfg.output.runs_dir, cfg.experiment_name, key=run_key, when=started_at
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    log(f"Run directory: {out}")
+    out = _make_run_dir(cfg, run, run_key, started_at, log)
     meta = _checkpoint_meta(cfg, model_args, pre)
     sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log)
     trainer = _make_trainer(
@@ -275,6 +261,19 @@ def _train(
         f"val AUC {metrics['val_auc']:.4f}{test}, {metrics['wall_time_s']:.1f}s → {out}"
     )
     return TrainResult(out, metrics, resumed_from, reused=False)
+
+
+def _make_run_dir(
+    cfg: Config, run: RunChoice, run_key: str | None, started_at: datetime | None, log: LogFn
+) -> Path:
+    """The run directory, created only now (after the data and the model built), so that
+    bad input leaves no empty run behind."""
+    out = run.out or rd.new_run_dir(
+        cfg.output.runs_dir, cfg.experiment_name, key=run_key, when=started_at
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"Run directory: {out}")
+    return out
 
 
 def _checkpoint_meta(cfg: Config, model_args: dict[str, Any], pre: Preprocessor) -> dict[str, Any]:

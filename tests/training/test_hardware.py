@@ -38,10 +38,14 @@ def test_resolve_precision_auto_follows_the_device(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: True)
     assert resolve_precision("auto", "cpu")[0] == "bf16"
     assert resolve_precision("fp32", "cpu") == ("fp32", "")  # explicit values are kept
+    assert resolve_precision("bf16", "cpu") == ("bf16", "")
     for unknown_or_emulated in (False, None):
         monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda v=unknown_or_emulated: v)
         assert resolve_precision("auto", "cpu")[0] == "fp32"
-        assert resolve_precision("bf16", "cpu") == ("bf16", "")
+    # An explicit bf16 where it is emulated is kept, with the warning; unknown: no warning.
+    assert resolve_precision("bf16", "cpu") == ("bf16", "")
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("bf16", "cpu") == ("bf16", f"⚠️  {hardware.BF16_EMULATED_WARNING}")
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)

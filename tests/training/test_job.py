@@ -14,9 +14,9 @@ import torch
 
 from ml.config import Config
 from ml.errors import DataLoadError, TrainingError
-from ml.training import job
 from ml.training import run_dir as rd
-from ml.training.job import BF16_EMULATED_WARNING, train
+from ml.training.hardware import BF16_EMULATED_WARNING
+from ml.training.job import train
 from ml.training.sizing import auto_batch_size, auto_patience, auto_weight_decay
 
 NUMERIC_KEYS = (
@@ -331,7 +331,9 @@ def test_train_bf16_reaches_the_fp32_auc_on_tiny_data(cfg: Config) -> None:
 def test_train_bf16_on_a_cpu_without_native_bf16_warns(
     cfg: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(job, "cpu_has_native_bf16", lambda: False)
+    from ml.training import hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
     lines: list[str] = []
     cfg = cfg.replace(training={"epochs": 1, "device": "cpu"})
     train(cfg.replace(training={"precision": "bf16"}), log=lines.append, progress=False)
