@@ -11,8 +11,9 @@
   threads once the e2e run is done, so that the trial's minutes of waiting (heartbeat
   timeout, retry delay) overlap the other tests.
 
-The first test that needs a stack launches every stack the selected tests need, each in
-a thread of its own, so that their start-ups overlap. Stacks are built by
+Every stack the selected tests need is launched right after collection, each in a
+thread of its own, so that their start-ups overlap each other and the tests that run
+before tests/services. Stacks are built by
 ``testkit.services`` (shared with ``benchmarks/bench_dag.py``).
 """
 
@@ -219,6 +220,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if users:
             _NEEDED.append(name)
             _LAST_USER[name] = users[-1]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Launch the stacks as soon as the selected tests are known: their minutes of
+    # start-up (database migration, a dozen Airflow processes importing) then overlap
+    # the tests that run before tests/services instead of adding to the suite's time.
+    if _NEEDED and not session.config.option.collectonly:
+        _launch_all(session.config._tmp_path_factory)  # type: ignore[attr-defined]
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
