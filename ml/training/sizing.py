@@ -2,8 +2,8 @@
 config leaves them ``null`` (the shipped default): the first two follow the train
 split's size, the patience the validation split's.
 
-``batch_and_decay`` and ``auto_patience`` are the resolvers (the training job and the
-benchmarks use them);
+``batch_and_decay`` and ``auto_patience`` are the resolvers (the training job uses both,
+the benchmarks ``batch_and_decay``);
 the rules and the measurements behind them are in each function's docstring and in
 docs/training.md ("Why these defaults").
 """
