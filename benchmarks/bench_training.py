@@ -285,7 +285,9 @@ def _throughput_rows(device_name: str) -> list[dict[str, Any]]:
 
     from ml.data.loading import load_split
     from ml.data.preprocessing import Preprocessor
+    from ml.training.hardware import resolve_precision
     from ml.training.job import resolve_device
+    from ml.training.sizing import batch_and_decay
     from ml.training.tensors import encode_split
 
     cfg = _headline_config()
@@ -300,7 +302,10 @@ def _throughput_rows(device_name: str) -> list[dict[str, Any]]:
         y_np = df[cfg.features.label].to_numpy(dtype=np.float32)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    bs = cfg.training.batch_size
+    # BENCH_TRAINING_HEADLINE=config: the shipped null batch size and "auto" precision
+    # resolve as train() resolves them.
+    bs = batch_and_decay(cfg.training.batch_size, cfg.training.weight_decay, len(split))[0]
+    precision = resolve_precision(cfg.training.precision, device.type)[0]
     args = _model_args(
         cfg.model.name,
         pre,
@@ -311,7 +316,6 @@ def _throughput_rows(device_name: str) -> list[dict[str, Any]]:
             "dropout": cfg.model.dropout,
         },
     )
-    precision = cfg.training.precision
 
     def fresh() -> Any:
         return _trainer(cfg.model.name, args, cfg, device, len(split), precision=precision)

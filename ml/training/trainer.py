@@ -155,6 +155,9 @@ class Trainer:
         precision: str = "fp32",
     ) -> None:
         self.model = model
+        if precision not in ("fp32", "bf16"):
+            # "auto" is resolved by the caller (ml.training.hardware.resolve_precision).
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
         self.precision = precision
         self.run_dir = run_dir
         self.checkpoint_meta = checkpoint_meta
