@@ -128,7 +128,7 @@ def write_ab_logs(
     """n one-row requests: 80% control (noisy scores), 20% candidate; clicks from the truth."""
     import numpy as np
 
-    from ml.serving.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog
+    from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog
 
     rng = np.random.default_rng(seed)
     preds, fb = AppendLog(log_dir / PREDICTIONS_FILE), AppendLog(log_dir / FEEDBACK_FILE)

@@ -27,7 +27,7 @@ from ml import paths
 from ml.errors import DataError, UserError, is_environment_oserror, storage_error
 from ml.fsutil import display_path
 from ml.serving.predictor import Predictor
-from ml.serving.settings import DEFAULT_CHUNK_ROWS
+from ml.serving.service.settings import DEFAULT_CHUNK_ROWS
 
 INPUT_SUFFIXES = (".parquet", ".csv")
 OUTPUT_SUFFIXES = (".parquet", ".csv")

@@ -19,7 +19,7 @@ from typing import Any
 
 from ml import paths
 from ml.cli_common import add_command, from_args
-from ml.serving.settings import (
+from ml.serving.service.settings import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_KEY_FIELD,
     DEFAULT_MAX_BATCH,
@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
     /readyz, /metrics; OpenAPI at /docs). A promotion or rollback is picked up without a
     restart.
     """
-    from ml.serving.server import preflight, run
+    from ml.serving.service.server import preflight, run
 
     settings = settings_from_args(args)
     for line in preflight(settings):
@@ -113,7 +113,7 @@ def _report(args: argparse.Namespace) -> int:
     mean score, AUC (DeLong interval); candidate vs control on --metric (auc: DeLong test
     for independent samples; ctr: two-proportion z-test).
     """
-    from ml.serving.report import ab_report, report_lines
+    from ml.serving.report.ab import ab_report, report_lines
 
     log_dir = ServeSettings(model=args.model, log_dir=args.log_dir).log_path()
     report = ab_report(log_dir, alpha=args.alpha, metric=args.metric)
@@ -133,8 +133,8 @@ def _predict(args: argparse.Namespace) -> int:
     from ml.fsutil import display_path
     from ml.registry.model_registry import ModelRegistry
     from ml.serving.batch import score_files
-    from ml.serving.models import load_version
     from ml.serving.refs import resolve_ref
+    from ml.serving.service.models import load_version
 
     registry = ModelRegistry(args.registry)
     name, stage, version = resolve_ref(registry, args.model)

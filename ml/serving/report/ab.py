@@ -1,6 +1,6 @@
 """``ctr-pipeline serve report``: realised CTR and AUC per variant, and a verdict.
 
-Joins the service's prediction log with its feedback log (:mod:`ml.serving.outcomes`),
+Joins the service's prediction log with its feedback log (:mod:`ml.serving.service.outcomes`),
 then per variant: rows with an outcome, clicks, CTR with its Wilson interval, the mean
 predicted score (calibration at a glance) and the AUC with DeLong's interval. The
 candidate is compared with the control on the chosen metric (``auc`` by default: the
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ml.serving import stats
-from ml.serving.outcomes import JoinedLogs, Outcome, joined_outcomes
-from ml.serving.settings import CANDIDATE, CONTROL
+from ml.serving.report import stats
+from ml.serving.service.outcomes import JoinedLogs, Outcome, joined_outcomes
+from ml.serving.service.settings import CANDIDATE, CONTROL
 
 METRICS = ("auc", "ctr")
 

@@ -1,4 +1,4 @@
-"""ml.serving.report (+ outcomes): the A/B report on synthetic logged outcomes."""
+"""ml.serving.report.ab (+ outcomes): the A/B report on synthetic logged outcomes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.serving.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, joined_outcomes
-from ml.serving.report import ab_report, report_lines
+from ml.serving.report.ab import ab_report, report_lines
+from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, joined_outcomes
 from testkit.serving import write_ab_logs as write_logs
 
 

@@ -1,7 +1,7 @@
 """Run the scoring service under uvicorn (``ctr-pipeline serve``).
 
 The settings travel to the workers as JSON in ``$CTR_SERVING_SETTINGS``; uvicorn builds
-the app in each worker with :func:`ml.serving.app.app_from_env`. With more than one
+the app in each worker with :func:`ml.serving.service.app.app_from_env`. With more than one
 worker, ``$PROMETHEUS_MULTIPROC_DIR`` points at a fresh temporary directory (removed on
 exit) so ``/metrics`` sums every worker's counters. The references are checked here
 first, so a missing model or version fails at once with a message instead of in each
@@ -16,8 +16,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-from ml.serving.metrics import MULTIPROC_ENV
-from ml.serving.settings import SETTINGS_ENV, ServeSettings
+from ml.serving.service.metrics import MULTIPROC_ENV
+from ml.serving.service.settings import SETTINGS_ENV, ServeSettings
 
 
 def preflight(settings: ServeSettings) -> list[str]:
@@ -64,7 +64,7 @@ def run(settings: ServeSettings, *, host: str, port: int, log_level: str = "info
     os.environ[SETTINGS_ENV] = settings.to_json()
     with _metrics_dir(settings.workers):
         uvicorn.run(
-            "ml.serving.app:app_from_env",
+            "ml.serving.service.app:app_from_env",
             factory=True,
             host=host,
             port=port,

@@ -1,4 +1,4 @@
-"""ml.serving.settings: A/B routing (sticky, shares), the A/B file, settings checks."""
+"""ml.serving.service.settings: A/B routing (sticky, shares), the A/B file, settings checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.serving.settings import (
+from ml.serving.service.settings import (
     CANDIDATE,
     CONTROL,
     ServeSettings,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ml.errors import StorageError
-from ml.serving.outcomes import (
+from ml.serving.service.outcomes import (
     FEEDBACK_FILE,
     PREDICTIONS_FILE,
     AppendLog,

@@ -1,4 +1,4 @@
-"""ml.serving.fastpath: the DataFrame-free path scores exactly as predict_proba."""
+"""ml.serving.service.fastpath: the DataFrame-free path scores exactly as predict_proba."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from ml.data.loading import load_split
 from ml.data.schema import DEFAULT_SPEC
 from ml.registry.model_registry import ModelRegistry
-from ml.serving.fastpath import FastScorer
-from ml.serving.validation import parse_predict
+from ml.serving.service.fastpath import FastScorer
+from ml.serving.service.validation import parse_predict
 from testkit.serving import NAME
 
 

@@ -1,21 +1,9 @@
-"""The HTTP scoring service: FastAPI routes over a :class:`Service`.
+"""What one worker process of the scoring service holds: :class:`Service`.
 
-Routes (OpenAPI at ``/docs``)::
-
-    POST /predict   {"rows": [{field: value}, ...], "key": optional}
-                    -> {"request_id", "model", "version", "variant", "probabilities"}
-    POST /feedback  {"request_id", "clicked": bool | [bool, ...], "row": 0}  -> 202
-    GET  /healthz   the process answers
-    GET  /readyz    which versions serve (503 until the models are loaded)
-    GET  /metrics   Prometheus text (all workers)
-
-``/predict`` reads the control model once per request (:mod:`ml.serving.models`: hot
-reload swaps it between requests), picks the variant from the request key
-(:mod:`ml.serving.settings`), scores every row with that one model, and answers; the
-log line (and the shadow model's scores) is written after the response is sent. A bad
-body is a 422 naming the row and field (:mod:`ml.serving.validation`), a body over
-``max_body_bytes`` a 413; any other failure is a 500 with the request id, logged; the
-service keeps running.
+The control model (followed through :class:`~ml.serving.service.models.CurrentWatcher`),
+the pinned candidate and shadow, the two append-only logs and the Prometheus counters,
+and the request handling the routes delegate to (``/predict`` reads the control model
+once, picks the variant, scores, answers, and logs after the response is sent).
 """
 
 from __future__ import annotations
@@ -25,53 +13,21 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError as FastAPIValidationError
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.background import BackgroundTask
 
 from ml.config import FeatureSpec
-from ml.serving.metrics import CONTENT_TYPE, ServingMetrics
-from ml.serving.models import CurrentWatcher, LoadedModel, load_pinned
-from ml.serving.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, now
-from ml.serving.settings import CANDIDATE, CONTROL, SETTINGS_ENV, ServeSettings, choose_variant
-from ml.serving.validation import ParsedRequest, RequestValidationError, parse_predict
+from ml.serving.service.metrics import ServingMetrics
+from ml.serving.service.models import CurrentWatcher, LoadedModel, load_pinned
+from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, now
+from ml.serving.service.schemas import Feedback
+from ml.serving.service.settings import CANDIDATE, CONTROL, ServeSettings, choose_variant
+from ml.serving.service.validation import ParsedRequest, RequestValidationError, parse_predict
 
 log = logging.getLogger("ml.serving")
-_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
-Click = StrictBool | Annotated[int, Field(ge=0, le=1, strict=True)]
-
-
-class PredictRequest(BaseModel):
-    """Raw feature rows (null numerics score with the train mean, unseen categories as OOV)."""
-
-    rows: list[dict[str, str | int | float | None]] = Field(min_length=1)
-    key: str | int | None = Field(
-        None, description="A/B key (default: the first row's key field, e.g. user_id)"
-    )
-
-
-class PredictResponse(BaseModel):
-    request_id: str
-    model: str
-    version: str
-    variant: str
-    probabilities: list[float]
-
-
-class Feedback(BaseModel):
-    """The outcome of a scored row: ``clicked`` for row ``row`` (or a list from row 0)."""
-
-    model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(pattern=_ID_PATTERN)
-    clicked: Click | list[Click] = Field(description="true/false or 1/0, or one per row")
-    row: int = Field(0, ge=0, le=1_000_000, strict=True)
 
 
 def _union_spec(models: list[LoadedModel]) -> FeatureSpec:
@@ -256,78 +212,3 @@ class Service:
             "last_reload_error": self.watcher.last_error,
             "pid": os.getpid(),
         }
-
-
-def create_app(settings: ServeSettings, registry: Any = None) -> FastAPI:
-    """Load the models (verified) and build the app; the watcher starts with the app."""
-    service = Service(settings, registry)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service.watcher.start()
-        try:
-            yield
-        finally:
-            service.close()
-
-    app = FastAPI(
-        title=f"CTR scoring service: {settings.model}",
-        version="1",
-        description=__doc__,
-        lifespan=lifespan,
-    )
-    app.state.service = service
-    _routes(app, service)
-    return app
-
-
-def _routes(app: FastAPI, service: Service) -> None:
-    body_schema = {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-        }
-    }
-
-    @app.post(
-        "/predict",
-        response_model=PredictResponse,
-        openapi_extra=body_schema,
-        summary=f"Click probabilities for up to {service.settings.max_batch} rows",
-        responses={413: {"description": "body too large"}, 422: {"description": "bad rows"}},
-    )
-    async def predict(request: Request) -> Response:
-        return await service.predict(request)
-
-    @app.post("/feedback", status_code=202, summary="Record whether scored rows were clicked")
-    def feedback(body: Feedback) -> dict[str, Any]:
-        return service.record_feedback(body)
-
-    @app.get("/healthz", summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", summary="Readiness: the versions being served")
-    async def readyz() -> dict[str, Any]:
-        return service.readiness()
-
-    @app.get("/metrics", summary="Prometheus metrics (all workers)")
-    def metrics() -> Response:
-        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
-
-    @app.exception_handler(FastAPIValidationError)
-    async def rejected(request: Request, exc: FastAPIValidationError) -> Response:
-        service.metrics.rejected.labels(request.url.path.strip("/"), "invalid").inc()
-        return await request_validation_exception_handler(request, exc)
-
-
-def app_from_env() -> FastAPI:
-    """The uvicorn factory: settings from ``$CTR_SERVING_SETTINGS`` (set by the CLI)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = ServeSettings.from_json(os.environ[SETTINGS_ENV])
-    import torch
-
-    torch.set_num_threads(settings.torch_threads())
-    return create_app(settings)

@@ -1,4 +1,4 @@
-"""ml.serving.app in process (FastAPI's TestClient): scoring, bad requests, A/B, shadow,
+"""ml.serving.service.app in process (FastAPI's TestClient): scoring, bad requests, A/B, shadow,
 feedback, metrics, hot reload and a corrupt version."""
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ with warnings.catch_warnings():  # starlette's note about httpx2, raised at impo
 from ml.data.loading import load_split
 from ml.data.schema import DEFAULT_SPEC
 from ml.registry.model_registry import ModelRegistry
-from ml.serving.app import create_app
-from ml.serving.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, read_jsonl
-from ml.serving.settings import ServeSettings
+from ml.serving.service.app import create_app
+from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, read_jsonl
+from ml.serving.service.settings import ServeSettings
 from testkit.serving import NAME
 
 

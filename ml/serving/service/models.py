@@ -1,6 +1,6 @@
 """The models a service scores with, and the hot reload of production's ``current``.
 
-A :class:`LoadedModel` is a predictor (and its :class:`~ml.serving.fastpath.FastScorer`)
+A :class:`LoadedModel` is a predictor (and its :class:`~ml.serving.service.fastpath.FastScorer`)
 plus the registry version it came from, loaded through ``ModelRegistry.load`` (every file
 verified against the version's manifest) and warmed up with one row before it is used.
 
@@ -27,8 +27,8 @@ from typing import Any
 import pandas as pd
 
 from ml.errors import CtrPipelineError
-from ml.serving.fastpath import FastScorer
 from ml.serving.predictor import Predictor
+from ml.serving.service.fastpath import FastScorer
 
 log = logging.getLogger("ml.serving")
 PRODUCTION = "production"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml.serving.metrics import MULTIPROC_ENV, ServingMetrics
+from ml.serving.service.metrics import MULTIPROC_ENV, ServingMetrics
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""ml.serving.models: the hot-reload watcher, driven by hand (no thread)."""
+"""ml.serving.service.models: the hot-reload watcher, driven by hand (no thread)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ml.registry.model_registry import ModelRegistry
-from ml.serving.models import CurrentWatcher, load_pinned
+from ml.serving.service.models import CurrentWatcher, load_pinned
 from testkit.serving import NAME
 
 

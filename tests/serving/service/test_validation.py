@@ -1,4 +1,4 @@
-"""ml.serving.validation: /predict bodies into DataFrames, or 422 details naming the field."""
+"""ml.serving.service.validation: /predict bodies into DataFrames, or 422s naming the field."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ml.config import FeatureSpec
-from ml.serving.validation import RequestValidationError, parse_predict
+from ml.serving.service.validation import RequestValidationError, parse_predict
 
 SPEC = FeatureSpec(categorical=("user_id", "device_type"), numeric=("item_price",))
 ROW = {"user_id": 7, "device_type": "mobile", "item_price": 12.5}

@@ -20,7 +20,7 @@ import numpy.typing as npt
 import torch
 
 from ml.serving.predictor import Predictor
-from ml.serving.validation import ParsedRequest
+from ml.serving.service.validation import ParsedRequest
 
 _INT_OK = frozenset({int, type(None)})
 _STR_OK = frozenset({str, int, type(None)})

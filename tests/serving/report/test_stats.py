@@ -1,4 +1,4 @@
-"""ml.serving.stats: Wilson, two-proportion z-test, DeLong (unpaired and paired)."""
+"""ml.serving.report.stats: Wilson, two-proportion z-test, DeLong (unpaired and paired)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from ml.serving import stats
+from ml.serving.report import stats
 
 
 def test_wilson_interval_known_values() -> None:
