@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-long bench bench-full lint format lock lock-upgrade airflow clean
+.PHONY: help venv run test test-fast test-long bench bench-full lint format lock lock-upgrade airflow clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -24,6 +24,11 @@ run: $(STAMP) ## the main job: generate data if missing, run the training_pipeli
 
 test: $(STAMP) ## the test suite (what CI runs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The unit tier: everything but end-to-end runs (slow) and Airflow services; what the
+# pre-commit hook runs. `make test` is the whole suite (what CI runs).
+test-fast: $(STAMP) ## the fast unit tier (no Airflow services, no end-to-end runs): a few minutes
+	$(BIN)/python -m pytest -m "not slow and not services and not long" -p no:cacheprovider $(PYTEST_ARGS)
 
 test-long: $(STAMP) ## opt-in: a 12-minute training task under the real scheduler
 	$(BIN)/python -m pytest -m long -p no:cacheprovider tests/services/test_long_task.py $(PYTEST_ARGS)

@@ -156,7 +156,7 @@ def _generate_rows(out: Path, full: bool) -> list[dict[str, Any]]:
 
 
 def _world_rows(tmp: Path) -> list[dict[str, Any]]:
-    from ml.data.generate import world_names
+    from ml.data.generate.catalog import world_names
 
     rows = []
     for world in world_names()[1:]:

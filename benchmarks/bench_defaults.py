@@ -76,7 +76,7 @@ def _shipped(features_dir: Path, spec: Any, runs: Path, threads: int | None) -> 
 
 
 def _generate(world: str, rows: int, seed: int, data: Path) -> None:
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
 
     generate_features(data, rows=rows, seed=seed, world=world)
 
@@ -84,7 +84,8 @@ def _generate(world: str, rows: int, seed: int, data: Path) -> None:
 def _score(world: str, data: Path, what: str, threads: int | None) -> tuple[float, float]:
     """One figure of a data set, and its seconds: the test AUC of the shipped defaults
     (``what`` = "shipped defaults") or of a sweep variant, of LR ("lr"), or the oracle's."""
-    from ml.data.generate import oracle_auc, world_spec
+    from ml.data.generate.catalog import world_spec
+    from ml.data.generate.truth import oracle_auc
 
     start = time.perf_counter()
     if what == "oracle":
@@ -179,7 +180,7 @@ def _cell(world: str, rows: int, scores: Scores) -> list[dict[str, Any]]:
 
 
 def run(full: bool) -> list[dict[str, Any]]:
-    from ml.data.generate import world_names
+    from ml.data.generate.catalog import world_names
 
     sizes_env = os.environ.get("BENCH_DEFAULTS_SIZES", "")
     sizes = tuple(int(s) for s in sizes_env.split(",") if s) or (

@@ -38,7 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ml.registry.model_registry import MANIFEST, ModelRegistry
+from ml.registry.layout import MANIFEST
+from ml.registry.model_registry import ModelRegistry
 from testkit import registry_faults
 from testkit.registry import (
     CODE_DIGEST,

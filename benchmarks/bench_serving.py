@@ -42,9 +42,9 @@ def _env(home: Path) -> dict[str, str]:
 def _setup(tmp: Path) -> tuple[Any, Any]:
     """Data, a trained default-architecture model, registered and promoted."""
     from ml.config import ModelConfig
-    from ml.data.generate import generate_features
+    from ml.data.generate.world_default import DEFAULT_SPEC
+    from ml.data.generate.writer import generate_features
     from ml.data.loading import load_split
-    from ml.data.schema import DEFAULT_SPEC
     from ml.registry.model_registry import ModelRegistry
     from testkit.serving import train_run
 

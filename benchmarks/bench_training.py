@@ -70,7 +70,7 @@ def _sync(device: Any) -> None:
 
 
 def _make_data(rows: int, seed: int = 42) -> Path:
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
 
     root = Path(tempfile.mkdtemp(prefix="bench_training_"))
     generate_features(root / "features", rows=rows, seed=seed)
@@ -571,7 +571,7 @@ def _realistic_auc(cfg: Any, feats: Path, threads: int | None) -> list[dict[str,
 
 def _auc(device_name: str) -> list[dict[str, Any]]:
     from ml.config import load_config
-    from ml.data.generate import oracle_auc
+    from ml.data.generate.truth import oracle_auc
     from ml.training.job import train
 
     cfg = load_config(DEFAULT_CONFIG).replace(training={"device": device_name})
@@ -617,7 +617,7 @@ def _auc(device_name: str) -> list[dict[str, Any]]:
 def _scale_child(rows: int, device_name: str) -> dict[str, Any]:
     """Generate ``rows`` rows and train one epoch of the default model (in this process)."""
     from ml.config import load_config
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
     from ml.training.job import train
 
     root = Path(tempfile.mkdtemp(prefix="bench_scale_"))

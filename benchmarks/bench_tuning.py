@@ -63,14 +63,14 @@ def _home() -> Iterator[Path]:
 
 def make_features(out: Path, rows: int, world: str = "default") -> Path:
     """Generate ``rows`` rows of a synthetic world into ``out``."""
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
 
     generate_features(out, rows=rows, seed=11, overwrite=True, world=world)
     return out
 
 
 def _worlds() -> tuple[str, ...]:
-    from ml.data.generate import world_names
+    from ml.data.generate.catalog import world_names
 
     picked = os.environ.get("BENCH_TUNING_WORLDS", "")
     return tuple(w for w in picked.split(",") if w) or tuple(world_names())
@@ -81,7 +81,7 @@ def _worlds() -> tuple[str, ...]:
 
 def _quality(world: str, rows: int, trials: int, parallel: int) -> list[dict[str, Any]]:
     from ml.config import load_config
-    from ml.data.generate import world_spec
+    from ml.data.generate.catalog import world_spec
     from ml.evaluation.baseline import fit_baseline
     from ml.evaluation.evaluate import evaluate_run
     from ml.training.job import train

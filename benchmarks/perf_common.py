@@ -22,13 +22,14 @@ import torch
 from torch import nn
 
 from ml.config import load_config
-from ml.data.generate import generate_features
+from ml.data.generate.writer import generate_features
 from ml.data.loading import load_split
 from ml.data.preprocessing import Preprocessor
 from ml.metrics import binary_metrics
 from ml.models import build_model, model_args_for
 from ml.training.sizing import batch_and_decay
-from ml.training.trainer import EncodedSplit, encode_split
+from ml.training.tensors import EncodedSplit
+from ml.training.trainer import encode_split
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("PERF_WORK", "/tmp/perfwork"))

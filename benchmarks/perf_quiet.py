@@ -23,7 +23,7 @@ import torch
 
 from benchmarks import perf_common as pc
 from benchmarks.perf_throughput import parse
-from ml.training.trainer import EncodedSplit
+from ml.training.tensors import EncodedSplit
 
 HZ = os.sysconf("SC_CLK_TCK")
 

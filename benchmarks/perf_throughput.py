@@ -23,7 +23,8 @@ from typing import Any
 import torch
 
 from benchmarks import perf_common as pc
-from ml.training.trainer import EncodedSplit, Trainer
+from ml.training.tensors import EncodedSplit
+from ml.training.trainer import Trainer
 
 _FLOAT_KEYS = {"dropout"}
 _BOOL_KEYS = {"compile"}

@@ -52,90 +52,12 @@ import pendulum
 import training_pipeline_tasks as glue
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
-from ml import paths
+from ml.pipeline.params import param_specs
 
+# Generated from the one table of params (ml/pipeline/params.py), which `ctr-pipeline run`'s
+# flags come from too.
 PARAMS = {
-    "config_path": Param(
-        paths.DEFAULT_CONFIG,
-        type="string",
-        minLength=1,
-        description="Training config YAML (relative to the project base directory).",
-    ),
-    "features_path": Param(
-        None,
-        type=["null", "string"],
-        minLength=1,
-        description="Features directory; null: the config's data.features_dir.",
-    ),
-    "model_name": Param(
-        "ctr_model",
-        type="string",
-        pattern=glue.MODEL_NAME_PATTERN,
-        description="Registry name: a letter or digit, then letters, digits, '_', '.', '-'.",
-    ),
-    "min_auc": Param(0.65, type="number", minimum=0, maximum=1, description="Gate: test AUC."),
-    "min_accuracy": Param(
-        0.60, type="number", minimum=0, maximum=1, description="Gate: test accuracy."
-    ),
-    "max_auc_drop": Param(
-        0.005,
-        type="number",
-        minimum=0,
-        maximum=1,
-        description="Gate: largest test-AUC drop allowed versus the production model.",
-    ),
-    "baseline_tolerance": Param(
-        0.0,
-        type=["null", "number"],
-        minimum=0,
-        maximum=1,
-        description="Gate: how far below the logistic-regression baseline's test AUC the "
-        "model may be; null turns the gate off.",
-    ),
-    "auto_promote": Param(
-        False, type="boolean", description="Promote the new version when every gate passes."
-    ),
-    "epochs": Param(
-        None,
-        type=["null", "integer"],
-        minimum=1,
-        maximum=10_000,
-        description="Override training.epochs from the config (null: keep it).",
-    ),
-    "force_retrain": Param(
-        False,
-        type="boolean",
-        description="Train and register even when a registered version was trained on the "
-        "same data, config and code (otherwise the run names that version and skips).",
-    ),
-    "max_psi": Param(
-        0.25,
-        type="number",
-        exclusiveMinimum=0,
-        description="Drift check: a feature whose PSI against the production model's "
-        "training data exceeds this is drifted.",
-    ),
-    "drift_action": Param(
-        "warn",
-        type="string",
-        enum=["warn", "fail"],
-        description="Drift check: warn (log and report) or fail the run on a drifted feature.",
-    ),
-    "tuning_trials": Param(
-        0,
-        type="integer",
-        minimum=0,
-        maximum=10_000,
-        description="Optuna trials of the config's tuning.space before train_model "
-        "(0: no tuning); train_model takes the best one. See docs/tuning.md.",
-    ),
-    "tuning_parallel": Param(
-        2,
-        type="integer",
-        minimum=1,
-        maximum=64,
-        description="Mapped tune_worker tasks running the trials (one trial at a time each).",
-    ),
+    s.name: Param(s.default, description=s.description, **s.json_schema()) for s in param_specs()
 }
 
 # CTR_TRAIN_QUEUE=gpu routes train_model to the workers started with

@@ -29,7 +29,6 @@ SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
 FEATURES_ASSET_NAME = "ctr_features"
 #: The Asset's URI (fixed when the DAG files are parsed); default: the default features dir.
 ASSET_URI_ENV = "CTR_FEATURES_ASSET_URI"
-MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
 def features_asset_uri() -> str:

@@ -3,6 +3,7 @@
 - :func:`add_command`: a subcommand whose help comes from its handler's docstring;
 - :func:`add_config_args` / :func:`load_config_args` / :func:`parse_overrides`: the
   ``--config FILE --set KEY=VALUE`` pair and the config it yields;
+- :func:`add_registry_root`: ``--base-dir`` (alias ``--registry``), the registry root;
 - :func:`from_args`: a dataclass (settings, pipeline parameters) from the options;
 - :func:`emit` / :func:`table`: a command's output, as text lines or (``--json``) JSON;
 - :func:`non_negative_int` / :func:`positive_int`: integer argument types.
@@ -55,6 +56,19 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set training.epochs=2 --set model.name=logreg "
         "(VALUE is parsed as YAML; repeatable)",
+    )
+
+
+def add_registry_root(p: argparse.ArgumentParser) -> None:
+    """``--base-dir DIR`` (alias ``--registry``): the registry root, into ``args.base_dir``."""
+    p.add_argument(
+        "--base-dir",
+        "--registry",
+        dest="base_dir",
+        default=paths.MODELS_DIR,
+        metavar="DIR",
+        help="registry root (relative paths resolve against $CTR_PIPELINE_HOME; "
+        "--registry is an alias); default: %(default)s",
     )
 
 

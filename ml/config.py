@@ -32,23 +32,17 @@ from typing import Any
 import yaml
 
 from ml import paths
+from ml.choices import (
+    DEVICES,
+    MODEL_KEYS,
+    MODEL_NAMES,
+    MONITORS,
+    NUMERIC_NAN_POLICIES,
+    PRECISIONS,
+)
 from ml.configbuild import build, to_plain
 from ml.errors import ConfigError
 from ml.tuning.space import TuningConfig
-
-MODEL_NAMES = ("logreg", "dcnv2", "deepfm")
-NUMERIC_NAN_POLICIES = ("error", "impute")
-PRECISIONS = ("auto", "fp32", "bf16")
-DEVICES = ("auto", "cpu", "cuda")
-#: Early-stopping monitors and whether higher is better.
-MONITORS = {"val_auc": "max", "val_logloss": "min"}
-#: ``model`` keys each model family takes (besides ``name``); the others do not apply to
-#: it. tests/test_config.py checks this against the models' constructors.
-MODEL_KEYS: dict[str, frozenset[str]] = {
-    "logreg": frozenset(),
-    "dcnv2": frozenset({"embedding_dim", "hidden_units", "cross_layers", "dropout"}),
-    "deepfm": frozenset({"embedding_dim", "hidden_units", "dropout"}),
-}
 
 
 @dataclass(frozen=True)

@@ -1,68 +1,93 @@
-"""Every error ``ml`` raises on purpose, under one root.
+"""Every error ``ml`` raises on purpose, under one root, in this one module.
 
-Three branches, by what the caller should do about it::
+The tree, drawn from the classes by :func:`draw_tree` (tests/test_errors.py checks that
+this drawing is current; ``python -m ml.errors`` prints it)::
 
-    CtrPipelineError                 root: catch this to handle any pipeline error
-    ├── UserError                    fix your input: CLI "error: ..." exit 2; DAG fails, no retry
-    │   ├── ConfigError (ValueError)         ml.config: bad file, key, type or range
-    │   ├── BaseDirError                     ml.paths: $CTR_PIPELINE_HOME unusable
-    │   ├── DataError (ValueError)           ml.data: the features cannot be used
-    │   │   ├── FeatureValidationError       validation found problems (.problems)
-    │   │   ├── DataLoadError                a split file or column is missing/unreadable
-    │   │   ├── PreprocessingError           values cannot be encoded
-    │   │   ├── GenerationError              bad generator arguments or target directory
-    │   │   └── DataImportError              a source file cannot be imported (file, line)
-    │   ├── TrainingError (ValueError)       ml.training: bad run directory, no CUDA...
-    │   │   └── CheckpointError              a checkpoint is missing, unreadable or foreign
-    │   ├── GateConfigError (ValueError)     a gate threshold is out of range
-    │   ├── TuningError (ValueError)         a bad search space or study
-    │   └── RegistryUserError …              see ml/registry/errors.py (names, not found…)
-    ├── RetryableError                the environment failed, a retry may help:
-    │   │                            CLI exit 3; DAG task retried
-    │   ├── StorageError (OSError)           disk full, I/O error, read-only file system
-    │   ├── LockTimeoutError (TimeoutError)  another process held a lock too long
-    │   └── ServiceUnavailableError          a database, broker or server is unreachable
-    └── GateFailedError              a verdict, not a fault: the model failed a quality
-                                     gate. CLI exit 1; DAG fails, no retry
+  CtrPipelineError                                     Root: catch this for any pipeline error.
+  ├── UserError                                        Fix the input (config, data, args): exit 2.
+  │   ├── ConfigError (ValueError)                     A bad config file, key, type or range.
+  │   ├── BaseDirError                                 $CTR_PIPELINE_HOME is unusable.
+  │   ├── DataError (ValueError)                       The features cannot be used as they are.
+  │   │   ├── FeatureValidationError                   Validation found problems (``.problems``).
+  │   │   ├── DataLoadError                            A split file or column is missing/unreadable.
+  │   │   ├── PreprocessingError                       Values cannot be encoded.
+  │   │   ├── GenerationError                          Bad generator arguments or target directory.
+  │   │   └── DataImportError                          A source file cannot be imported.
+  │   ├── TrainingError (ValueError)                   Bad run directory, no CUDA, NaN loss.
+  │   │   └── CheckpointError                          A missing, unreadable or foreign checkpoint.
+  │   ├── GateConfigError (ValueError)                 A gate threshold is out of range.
+  │   ├── TuningError (ValueError)                     A bad search space, study or trial setting.
+  │   ├── CardError                                    A card, comparison or run cannot be built.
+  │   ├── ServingError                                 Bad serving settings (A/B file, limits).
+  │   ├── RequestValidationError                       A request body that cannot be scored (422).
+  │   └── SourceChangedError                           A file changed while it was being copied.
+  ├── RetryableError                                   The environment failed, retry: exit 3.
+  │   ├── StorageError (OSError)                       Disk full, I/O error, read-only file system.
+  │   ├── LockTimeoutError (TimeoutError)              Another process held a lock too long.
+  │   └── ServiceUnavailableError                      A database, broker or server is unreachable.
+  ├── GateFailedError                                  A quality gate rejected the model: exit 1.
+  │   └── DriftDetectedError                           Drift past max_psi with drift_action fail.
+  └── RegistryError                                    Base of every registry error.
+      ├── InvalidNameError (UserError, ValueError)     A malformed name, version, stage or ref.
+      ├── InvalidRunError (UserError, ValueError)      The run directory cannot be registered.
+      │   └── ExtraFileError                           An ``extra_files`` entry is bad.
+      ├── NotFoundError (UserError, LookupError)       No such model or version (or not visible).
+      │   ├── ModelNotFoundError                       No such model in the stage.
+      │   └── VersionNotFoundError                     The model exists, that version does not.
+      ├── AlreadyExistsError (UserError)               Something else sits where it would write.
+      ├── VersionInUseError (UserError)                Refused: it is production's ``current``.
+      ├── NoPreviousVersionError (UserError)           Rollback has nothing to go back to.
+      ├── IntegrityError (UserError)                   A file differs from its manifest, or a link.
+      ├── RegistryAccessError (UserError)              Permission denied, a file for a directory.
+      ├── RegistryStorageError (StorageError)          Disk full or I/O error in the registry.
+      └── RegistryLockTimeoutError (LockTimeoutError)  A model's lock was held too long.
 
-The registry's errors (``ml/registry/errors.py``) hang under ``UserError`` or
-``RetryableError`` through their own base ``RegistryError``, so ``except RegistryError``
-still catches every registry failure.
+What the caller should do depends on the branch: ``UserError``: fix the input (CLI
+``error: ...`` exit 2; the DAG fails without retrying); ``RetryableError``: the environment
+failed, a retry may help (CLI exit 3; the DAG retries); ``GateFailedError``: a verdict,
+not a fault (CLI exit 1; the DAG fails). ``RegistryError`` groups the registry's errors,
+each of which is also on one of those branches (shown in parentheses).
 
 Boundaries translate once: ``ml.cli.main`` maps the branches to exit codes,
 ``dags/training_pipeline_tasks.py`` maps ``UserError``/``GateFailedError`` to
 ``AirflowFailException`` and lets ``RetryableError`` retry. Messages name the file,
-column, parameter or value and say how to fix it.
+column, parameter or value and say how to fix it. How an ``OSError`` becomes one of
+these: :func:`storage_error` here, ``ml.registry.oserrors`` in the registry.
 """
 
 from __future__ import annotations
 
 import errno
+import inspect
 import os
-from pathlib import Path
+import sys
+from typing import Any
 
 
 class CtrPipelineError(Exception):
-    """Root of every error the pipeline raises on purpose."""
+    """Root: catch this for any pipeline error."""
 
     #: Process exit status the CLI uses for this branch.
     exit_code = 1
 
 
 class UserError(CtrPipelineError):
-    """The input needs fixing (config, data, arguments): retrying cannot help."""
+    """Fix the input (config, data, args): exit 2."""
 
     exit_code = 2
 
 
 class RetryableError(CtrPipelineError):
-    """The environment failed (disk, I/O, lock, service): a retry may succeed."""
+    """The environment failed, retry: exit 3."""
 
     exit_code = 3
 
 
 class GateFailedError(CtrPipelineError):
-    """A quality gate rejected the model (``report`` holds every gate's result)."""
+    """A quality gate rejected the model: exit 1.
+
+    ``report`` holds every gate's result.
+    """
 
     exit_code = 1
 
@@ -71,79 +96,173 @@ class GateFailedError(CtrPipelineError):
         self.report = report
 
 
+class DriftDetectedError(GateFailedError):
+    """Drift past max_psi with drift_action fail."""
+
+
 # --- user errors ------------------------------------------------------------------------
 
 
 class ConfigError(UserError, ValueError):
-    """The configuration file or a value in it is invalid."""
+    """A bad config file, key, type or range."""
 
 
 class BaseDirError(UserError):
-    """The base directory cannot be determined or does not exist."""
+    """$CTR_PIPELINE_HOME is unusable."""
 
 
 class DataError(UserError, ValueError):
-    """The feature data cannot be used as it is."""
+    """The features cannot be used as they are."""
 
 
 class FeatureValidationError(DataError):
-    """The features do not match the spec; ``problems`` lists every problem found."""
+    """Validation found problems (``.problems``)."""
 
-    def __init__(self, problems: list[str], features_dir: Path | str | None = None) -> None:
-        from ml.fsutil import display_path
-
+    def __init__(self, problems: list[str], features_dir: str | None = None) -> None:
+        """``features_dir`` as it is shown (``ml.fsutil.display_path``), or None."""
         self.problems = list(problems)
         self.features_dir = features_dir
-        where = f" in {display_path(features_dir)}" if features_dir is not None else ""
+        where = f" in {features_dir}" if features_dir is not None else ""
         head = f"{len(self.problems)} problem(s) with the features{where}:"
         super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
 
 
 class DataLoadError(DataError):
-    """A features directory, split file or column is missing or unusable."""
+    """A split file or column is missing/unreadable."""
 
 
 class PreprocessingError(DataError):
-    """The data cannot be encoded (missing column, bad values, bad preprocessor state)."""
+    """Values cannot be encoded."""
 
 
 class GenerationError(DataError):
-    """Bad generator arguments or an output directory that may not be written."""
+    """Bad generator arguments or target directory."""
 
 
 class DataImportError(DataError):
-    """A source file cannot be imported; the message names the file, line and field."""
+    """A source file cannot be imported."""
 
 
 class TrainingError(UserError, ValueError):
-    """A training problem the user can fix: bad run directory, no CUDA, NaN loss."""
+    """Bad run directory, no CUDA, NaN loss."""
 
 
 class CheckpointError(TrainingError):
-    """A checkpoint is missing, unreadable, or not one this code can load."""
+    """A missing, unreadable or foreign checkpoint."""
 
 
 class GateConfigError(UserError, ValueError):
-    """A gate threshold is out of range (names the parameter and the value)."""
+    """A gate threshold is out of range."""
 
 
 class TuningError(UserError, ValueError):
-    """A search space, study or trial setting is invalid."""
+    """A bad search space, study or trial setting."""
+
+
+class CardError(UserError):
+    """A card, comparison or run cannot be built."""
+
+
+class ServingError(UserError):
+    """Bad serving settings (A/B file, limits)."""
+
+
+class RequestValidationError(UserError):
+    """A request body that cannot be scored (422).
+
+    ``errors`` are FastAPI-style entries (``loc``, ``msg``, ``type``).
+    """
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+
+
+class SourceChangedError(UserError):
+    """A file changed while it was being copied."""
 
 
 # --- environment errors -----------------------------------------------------------------
 
 
 class StorageError(RetryableError, OSError):
-    """Disk full, an I/O error or a read-only file system while reading or writing."""
+    """Disk full, I/O error, read-only file system."""
 
 
 class LockTimeoutError(RetryableError, TimeoutError):
-    """A lock could not be taken within the timeout."""
+    """Another process held a lock too long."""
 
 
 class ServiceUnavailableError(RetryableError):
-    """A database, broker or server the step needs cannot be reached."""
+    """A database, broker or server is unreachable."""
+
+
+# --- the registry ---------------------------------------------------------------------
+# Each concrete registry error is a RegistryError (catch that for any registry failure)
+# and sits on the branch that says what to do about it: UserError or RetryableError.
+
+
+class RegistryError(CtrPipelineError):
+    """Base of every registry error."""
+
+
+class InvalidNameError(RegistryError, UserError, ValueError):
+    """A malformed name, version, stage or ref."""
+
+
+class InvalidRunError(RegistryError, UserError, ValueError):
+    """The run directory cannot be registered."""
+
+
+class ExtraFileError(InvalidRunError):
+    """An ``extra_files`` entry is bad."""
+
+
+class NotFoundError(RegistryError, UserError, LookupError):
+    """No such model or version (or not visible)."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No such model in the stage."""
+
+
+class VersionNotFoundError(NotFoundError):
+    """The model exists, that version does not."""
+
+
+class AlreadyExistsError(RegistryError, UserError):
+    """Something else sits where it would write."""
+
+
+class VersionInUseError(RegistryError, UserError):
+    """Refused: it is production's ``current``."""
+
+
+class NoPreviousVersionError(RegistryError, UserError):
+    """Rollback has nothing to go back to."""
+
+
+class IntegrityError(RegistryError, UserError):
+    """A file differs from its manifest, or a link.
+
+    ``problems`` lists each finding (one file per entry).
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
+class RegistryAccessError(RegistryError, UserError):
+    """Permission denied, a file for a directory."""
+
+
+class RegistryStorageError(RegistryError, StorageError):
+    """Disk full or I/O error in the registry."""
+
+
+class RegistryLockTimeoutError(RegistryError, LockTimeoutError):
+    """A model's lock was held too long."""
 
 
 #: errno values that mean "the environment failed" rather than "the input is wrong".
@@ -193,3 +312,44 @@ def storage_error(exc: OSError, action: str, path: str | os.PathLike[str] | None
     )
     err.__cause__ = exc
     return err
+
+
+# --- the drawing ------------------------------------------------------------------------
+
+_BUILTIN_NOTED = (ValueError, LookupError, OSError, TimeoutError)
+
+
+def _children(cls: type) -> list[type]:
+    """Classes of this module whose first base is ``cls``, in definition order."""
+    here = [c for c in globals().values() if inspect.isclass(c) and c.__module__ == __name__]
+    return [c for c in here if c.__bases__[0] is cls]
+
+
+def _label(cls: type) -> str:
+    others = [b.__name__ for b in cls.__bases__[1:] if b.__module__ == __name__]
+    builtins = [b.__name__ for b in cls.__bases__ if b in _BUILTIN_NOTED]
+    extra = others + builtins
+    return cls.__name__ + (f" ({', '.join(extra)})" if extra else "")
+
+
+def draw_tree() -> str:
+    """The class tree of this module's errors, one line per class with its summary."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(cls: type, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└── " if last else "├── ")
+        head = f"{prefix}{branch}{_label(cls)}"
+        summary = inspect.cleandoc(cls.__doc__ or "").split("\n")[0]
+        rows.append((head, summary))
+        kids = _children(cls)
+        inner = prefix + ("" if top else ("    " if last else "│   "))
+        for i, kid in enumerate(kids):
+            walk(kid, inner, i == len(kids) - 1, False)
+
+    walk(CtrPipelineError, "", True, True)
+    width = max(len(head) for head, _ in rows)
+    return "\n".join(f"  {head:<{width}}  {summary}".rstrip() for head, summary in rows)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(draw_tree() + "\n")

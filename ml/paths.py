@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ml.errors import BaseDirError
 
-__all__ = ["BaseDirError", "base_dir", "resolve"]
+__all__ = ["base_dir", "resolve"]
 
 ENV_VAR = "CTR_PIPELINE_HOME"
 

@@ -122,10 +122,6 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 # --- inputs ----------------------------------------------------------------------------
 
 
-def _features_ready(features: Path) -> bool:
-    return all((features / split / "data.parquet").is_file() for split in ("train", "val", "test"))
-
-
 def configured_features(conf: Mapping[str, Any]) -> str | None:
     """The features directory the run will use: ``features_path``, else the config's."""
     if conf.get("features_path"):
@@ -140,7 +136,8 @@ def configured_features(conf: Mapping[str, Any]) -> str | None:
 
 
 def ensure_features(conf: Mapping[str, Any], rows: int) -> float:
-    """Generate the default synthetic features when they are the ones used and missing.
+    """Generate the default synthetic features when they are the ones used and missing
+    (:func:`ml.data.generate.ensure.ensure_default_features`, the one rule for it).
 
     Anything else (another directory, or the default one holding files the generator did
     not complete) is left as it is: the DAG validates it.
@@ -148,18 +145,16 @@ def ensure_features(conf: Mapping[str, Any], rows: int) -> float:
     Returns:
         Seconds spent generating.
     """
-    features = configured_features(conf)
-    default = paths.resolve(paths.FEATURES_DIR)
-    if features is None or paths.resolve(features) != default or _features_ready(default):
-        return 0.0
-    if default.exists() and any(default.iterdir()):
-        return 0.0  # not ours to complete or replace; validate_features says what is wrong
-    from ml.data.generate import describe, generate_features
+    from ml.data.generate.ensure import ensure_default_features
 
-    print(f"📦 No features at {default}: generating {rows:,} rows...", flush=True)
+    features = configured_features(conf)
+    if features is None:
+        return 0.0
     start = time.perf_counter()
-    report = generate_features(default, rows=rows)
-    for line in describe(report):
+    result = ensure_default_features(features, rows=rows)
+    if not result.generated:
+        return 0.0
+    for line in result.lines():
         print(line, flush=True)
     return time.perf_counter() - start
 

@@ -21,10 +21,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ml.errors import NoPreviousVersionError, RegistryError
 from ml.registry._lock import probe_lock
-from ml.registry.errors import NoPreviousVersionError, RegistryError
-from ml.registry.layout import INDEX, INTENT, LOCK, WRITERS, Layout
-from ml.registry.model_registry import MANIFEST, PRODUCTION, STAGES, STAGING, ModelRegistry
+from ml.registry.layout import (
+    INDEX,
+    INTENT,
+    LOCK,
+    MANIFEST,
+    PRODUCTION,
+    STAGES,
+    STAGING,
+    WRITERS,
+    Layout,
+)
+from ml.registry.model_registry import ModelRegistry
 from ml.training.run_dir import COMPLETE, CONFIG_YAML, METRICS_JSON, MODEL_BEST, RUN_JSON
 
 DATA_DIGEST = "d" * 64

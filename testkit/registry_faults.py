@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ml.errors import StorageError
-from ml.registry.errors import RegistryError
-from ml.registry.model_registry import PRODUCTION, STAGING, ModelRegistry
+from ml.errors import RegistryError, StorageError
+from ml.registry.layout import PRODUCTION, STAGING
+from ml.registry.model_registry import ModelRegistry
 from testkit.registry import (
     age_versions,
     check_consistent,

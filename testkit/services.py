@@ -222,7 +222,7 @@ class AirflowRest:
 def prepare_home(home: Path, epochs: int = EPOCHS, rows: int = ROWS, **training: Any) -> None:
     """Tiny features and the default config (shorter training) under ``home``."""
     from ml.config import load_config, write_config
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
 
     generate_features(home / "data" / "features" / "v1", rows=rows, seed=7)
     cfg = load_config(REPO / "config" / "model_config.yaml")

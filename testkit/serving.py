@@ -33,7 +33,7 @@ def train_run(
 ) -> Path:
     """Train one model on ``features_dir``; returns its complete run directory."""
     from ml.config import config_from_dict
-    from ml.data.schema import DEFAULT_SPEC
+    from ml.data.generate.world_default import DEFAULT_SPEC
     from ml.training.job import train
 
     cfg = config_from_dict(

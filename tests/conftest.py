@@ -24,7 +24,7 @@ TINY_SEED = 7
 
 @pytest.fixture(scope="session")
 def tiny_features_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
 
     out = tmp_path_factory.mktemp("tiny_features") / "features"
     generate_features(out, rows=TINY_ROWS, seed=TINY_SEED)

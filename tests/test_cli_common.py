@@ -18,7 +18,7 @@ from ml.cli_common import (
     positive_int,
     table,
 )
-from ml.config import ConfigError
+from ml.errors import ConfigError
 
 
 def test_parse_overrides_nests_sections_and_parses_yaml() -> None:

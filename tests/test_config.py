@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import pytest
 
 from ml.config import (
-    MODEL_KEYS,
     Config,
-    ConfigError,
     config_from_dict,
     inapplicable_warning,
     load_config,
 )
+from ml.errors import ConfigError
 
 BASE = {"features": {"label": "click", "categorical": ["site"], "numeric": ["price"]}}
 
@@ -102,18 +100,6 @@ def test_replace_overrides_one_key_and_validates() -> None:
     assert cfg.replace(training={"epochs": 2}).training.batch_size == cfg.training.batch_size
     with pytest.raises(ConfigError, match="unknown key 'epoch'"):
         cfg.replace(training={"epoch": 2})
-
-
-def test_model_keys_table_matches_the_models_constructors() -> None:
-    from ml.models import MODELS
-
-    for name, cls in MODELS.items():
-        takes = set(inspect.signature(cls.__init__).parameters) - {
-            "self",
-            "vocab_sizes",
-            "num_numeric",
-        }
-        assert takes == set(MODEL_KEYS[name]), name
 
 
 def test_keys_a_model_ignores_are_warned_and_left_out_of_the_record() -> None:

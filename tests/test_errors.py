@@ -75,3 +75,29 @@ def test_cli_exit_3_for_an_environment_error(
     monkeypatch.setattr("ml.training.job.train", full)
     assert main(["train"]) == 3
     assert "No space left" in capsys.readouterr().err
+
+
+def test_the_docstring_draws_the_current_class_tree() -> None:
+    drawing = errors.draw_tree()
+    assert drawing in (errors.__doc__ or ""), (
+        "ml/errors.py's docstring drawing is out of date: paste `python -m ml.errors`"
+    )
+    for name, cls in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(cls, errors.CtrPipelineError):
+            assert f" {name}" in drawing, name
+
+
+def test_every_public_error_class_lives_in_ml_errors() -> None:
+    elsewhere = [
+        f"{c.__module__}.{c.__qualname__}"
+        for c in _all_ml_exceptions()
+        if c.__module__ != "ml.errors" and not c.__name__.startswith("_")
+    ]
+    assert elsewhere == []
+
+
+def test_draw_tree_marks_second_bases_and_nesting() -> None:
+    lines = errors.draw_tree().splitlines()
+    assert lines[0].split()[0] == "CtrPipelineError"
+    assert any("└── RegistryLockTimeoutError (LockTimeoutError)" in line for line in lines)
+    assert any("│   ├── ConfigError (ValueError)" in line for line in lines)

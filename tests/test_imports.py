@@ -29,12 +29,21 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+def _runtime_nodes(tree: ast.Module) -> list[ast.AST]:
+    """Every node, less the bodies of ``if TYPE_CHECKING:`` (imports for the type checker)."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    return [n for n in ast.walk(tree) if id(n) not in skipped]
+
+
 def _graph(top_level_only: bool) -> dict[str, set[str]]:
     modules = {_module_name(p): p for p in ML.rglob("*.py")}
     graph: dict[str, set[str]] = defaultdict(set)
     for name, path in modules.items():
         tree = ast.parse(path.read_text())
-        nodes = tree.body if top_level_only else list(ast.walk(tree))
+        nodes = tree.body if top_level_only else _runtime_nodes(tree)
         for node in nodes:
             targets: list[str] = []
             if isinstance(node, ast.Import):
@@ -82,13 +91,38 @@ def test_ml_never_imports_airflow() -> None:
 
 def test_only_cli_modules_import_the_cli() -> None:
     offenders = [
-        _module_name(p) for p in ML.rglob("*.py") if "ml.cli" in _imports(p) and p.name != "cli.py"
+        _module_name(p)
+        for p in ML.rglob("*.py")
+        if "ml.cli" in _imports(p) and p.name not in ("cli.py", "__main__.py")
     ]
     assert offenders == []
 
 
+def _cli_modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in ML.rglob("cli.py")}
+
+
+def test_no_cli_module_imports_another_at_any_depth() -> None:
+    """ml/cli.py is the tree; an area's cli.py never imports another area's (nor ml.cli),
+    not even inside a function."""
+    clis = _cli_modules()
+    graph = _graph(top_level_only=False)
+    offenders = {
+        name: sorted(t for t in graph.get(name, ()) if t in clis)
+        for name in clis
+        if name != "ml.cli"
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert set(clis) - {"ml.cli"} <= graph["ml.cli"]  # the tree registers every area
+
+
 def test_no_import_cycles_at_module_level() -> None:
     assert _cycle(_graph(top_level_only=True)) is None
+
+
+def test_no_import_cycles_at_any_depth() -> None:
+    """Not even through an import inside a function (TYPE_CHECKING imports aside)."""
+    assert _cycle(_graph(top_level_only=False)) is None
 
 
 def test_cycle_finder_finds_a_cycle() -> None:

@@ -1,8 +1,11 @@
-"""The size limits and the test layout every contributor keeps (docs/development.md).
+"""The size signals and the test layout every contributor keeps (docs/development.md).
 
-No file in ml/, dags/, scripts/ or plugins/ over 400 lines; dags/training_pipeline_tasks.py
-(wiring only) at most 200; no function in ml/ over 80 lines; a test module
-``tests/<area>/test_<module>.py`` for every ``ml/<area>/<module>.py``.
+Size is a review signal, not a rule that shapes the code: a file in ml/, dags/, scripts/ or
+plugins/ over 400 lines, or a function in ml/ over 80, needs a line in :data:`ALLOWED`
+saying why it reads better whole (and the line goes when it is no longer over). Never
+split a cohesive module or function only to get under the number.
+dags/training_pipeline_tasks.py (wiring only) stays at most 200 lines, and there is a
+test module ``tests/<area>/test_<module>.py`` for every ``ml/<area>/<module>.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,19 @@ SIZED_DIRS = ("ml", "dags", "scripts", "plugins")
 MAX_FILE_LINES = 400
 MAX_TASKS_LINES = 200
 MAX_FUNCTION_LINES = 80
+
+#: Files over MAX_FILE_LINES and functions (``path:name``) over MAX_FUNCTION_LINES, with
+#: the reason they stay whole.
+ALLOWED: dict[str, str] = {
+    "ml/data/validate.py": "the features contract: one check per kind of problem, each "
+    "reported with the file and column, plus validate_data, which runs them and the "
+    "fingerprint once per run; apart they would hide which rule is where",
+    "ml/training/job.py": "the training job end to end, in named steps (validate, choose "
+    "the run directory, encode, build, train, score, write); each step is short, the "
+    "sequence is the point",
+    "ml/training/job.py:train": "its docstring documents every argument (half its lines); "
+    "the body is the job's top-level sequence",
+}
 
 
 def _python_files(*dirs: str) -> Iterator[Path]:
@@ -46,13 +62,28 @@ def mirror_test(module: Path) -> Path:
     return ROOT / "tests" / rel.parent / f"test_{rel.stem.lstrip('_')}.py"
 
 
-def test_no_file_over_the_line_limit() -> None:
-    too_long = {
+def _long_files() -> dict[str, int]:
+    return {
         str(p.relative_to(ROOT)): n
         for p in _python_files(*SIZED_DIRS)
         if (n := _line_count(p.read_text(encoding="utf-8"))) > MAX_FILE_LINES
     }
-    assert too_long == {}, f"split these files (at most {MAX_FILE_LINES} lines each)"
+
+
+def _long_ml_functions() -> dict[str, int]:
+    return {
+        f"{p.relative_to(ROOT)}:{name}": n
+        for p in _python_files("ml")
+        for name, n in long_functions(p.read_text(encoding="utf-8"))
+    }
+
+
+def test_no_file_over_the_line_limit_without_a_reason() -> None:
+    unexplained = {k: n for k, n in _long_files().items() if k not in ALLOWED}
+    assert unexplained == {}, (
+        f"over {MAX_FILE_LINES} lines: say in ALLOWED why the file reads better whole, or "
+        "shorten it (not by splitting what belongs together)"
+    )
 
 
 def test_dag_tasks_module_stays_wiring() -> None:
@@ -60,13 +91,14 @@ def test_dag_tasks_module_stays_wiring() -> None:
     assert _line_count(tasks.read_text(encoding="utf-8")) <= MAX_TASKS_LINES
 
 
-def test_no_function_in_ml_over_the_limit() -> None:
-    too_long = {
-        f"{p.relative_to(ROOT)}:{name}": n
-        for p in _python_files("ml")
-        for name, n in long_functions(p.read_text(encoding="utf-8"))
-    }
-    assert too_long == {}, f"split these functions (at most {MAX_FUNCTION_LINES} lines each)"
+def test_no_function_in_ml_over_the_limit_without_a_reason() -> None:
+    unexplained = {k: n for k, n in _long_ml_functions().items() if k not in ALLOWED}
+    assert unexplained == {}, f"over {MAX_FUNCTION_LINES} lines: say in ALLOWED why, or shorten it"
+
+
+def test_every_allowed_entry_is_still_over_its_limit() -> None:
+    over = set(_long_files()) | set(_long_ml_functions())
+    assert sorted(set(ALLOWED) - over) == [], "remove these from ALLOWED: they fit now"
 
 
 def test_long_functions_finds_long_functions_and_methods() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ml.config import load_config
-from ml.data.generate import generate_features, world_names, world_spec
+from ml.data.generate.catalog import world_names, world_spec
+from ml.data.generate.writer import generate_features
 from ml.training.job import train
 
 CHECKOUT = Path(__file__).resolve().parents[1]

@@ -23,11 +23,10 @@ from ml import paths
 from ml.cards import files as cf
 from ml.cards import plots
 from ml.cards.content import CardInputs, card_content
-from ml.cards.errors import CardError
 from ml.cards.files import CACHE_DIR, CARD_HTML, CARD_MD
 from ml.cards.predictions import Predictions, predictions_for_card, score_model_on
 from ml.cards.render import html_page, markdown
-from ml.errors import CtrPipelineError
+from ml.errors import CardError, CtrPipelineError
 from ml.fsutil import atomic_write_bytes, read_json_object, utc_now
 from ml.metrics import calibration_table
 from ml.registry.layout import METADATA, MODEL_FILE
@@ -209,7 +208,7 @@ def version_card_dir(registry: Any, name: str, version: str) -> Path:
 
 
 def _version_dir(registry: Any, name: str, version: str) -> tuple[str, Path]:
-    from ml.registry.model_registry import PRODUCTION, STAGING
+    from ml.registry.layout import PRODUCTION, STAGING
 
     for stage in (STAGING, PRODUCTION):
         if version in registry.list_versions(name, stage):
@@ -291,7 +290,7 @@ def prepare_version_card(
 def _score_version(
     registry: Any, name: str, version: str, stage: str, features_dir: Any
 ) -> tuple[Predictions | None, str | None]:
-    from ml.data.loading import split_path
+    from ml.data.layout import split_path
 
     if not features_dir:
         return None, "the version records no features directory"

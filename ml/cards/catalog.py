@@ -18,7 +18,7 @@ PAGE_VERSIONS = 30
 
 
 def _stages() -> tuple[str, str]:
-    from ml.registry.model_registry import PRODUCTION, STAGING
+    from ml.registry.layout import PRODUCTION, STAGING
 
     return STAGING, PRODUCTION
 

@@ -1,17 +1,17 @@
-"""``ctr-pipeline registry card|compare`` and ``ctr-pipeline runs list|show|compare``.
+"""``ctr-pipeline registry card|compare`` and ``ctr-pipeline runs list|show|compare|prune``.
 
-Hooked into ``ml/registry/cli.py`` (:func:`add_registry_commands`, :func:`register_card`)
-and ``ml/cli.py`` (:func:`add_commands`). Heavy imports stay inside the handlers.
+``ml/cli.py`` adds :func:`add_registry_commands` to the ``registry`` group and
+:func:`add_run_commands` to the ``runs`` group. Heavy imports stay inside the handlers.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from ml.cli_common import emit, table
+from ml import paths
+from ml.cli_common import emit, non_negative_int, table
+from ml.errors import ConfigError
 
 #: Bootstrap resamples for the AUC interval (ml.cards.stats.DEFAULT_BOOTSTRAP; not
 #: imported from there so that `ctr-pipeline --help` does not import scikit-learn).
@@ -63,22 +63,6 @@ def add_registry_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_registry_compare)
 
 
-def register_card(
-    registry: Any, run_dir: str, name: str
-) -> Callable[[str], dict[str, bytes]] | None:
-    """The card for ``registry register RUN_DIR`` by hand (``extra_files`` callable)."""
-    from ml.cards.build import try_prepare_run_card
-
-    card = try_prepare_run_card(
-        run_dir,
-        name,
-        registry=registry,
-        evaluation_note="registered by hand with `ctr-pipeline registry register`, "
-        "so no quality gate was run",
-    )
-    return card.files if card is not None else None
-
-
 def _card(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -120,15 +104,13 @@ def _registry_compare(args: argparse.Namespace) -> int:
 # --- runs ------------------------------------------------------------------------------
 
 
-def add_commands(subparsers: Any) -> None:
-    """Add ``ctr-pipeline runs list|show|compare|prune``."""
+def add_run_commands(sub: Any) -> None:
+    """Add ``list``, ``show``, ``compare`` and ``prune`` to ``ctr-pipeline runs``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--runs-dir", default=None, help="default: the default config's output.runs_dir"
     )
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    runs = subparsers.add_parser("runs", help="list, show, compare and prune training runs")
-    sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
 
     p = sub.add_parser("list", parents=[common], help="every training run and its metrics")
     p.add_argument("--last", type=int, default=None, metavar="N", help="only the newest N")
@@ -143,9 +125,26 @@ def add_commands(subparsers: Any) -> None:
     _compare_options(p, "the newest run's test split")
     p.set_defaults(func=_runs_compare)
 
-    from ml.training.cli import add_prune_command
-
-    add_prune_command(sub)
+    p = sub.add_parser(
+        "prune",
+        help="remove old run directories (dry run unless --apply)",
+        description="Keep the newest --keep-last complete runs and every run a registered "
+        "version came from; remove the others older than --older-than days.",
+    )
+    p.add_argument("--config", default=paths.DEFAULT_CONFIG, help="for output.runs_dir")
+    p.add_argument("--runs-dir", default=None, help="overrides the config's output.runs_dir")
+    p.add_argument(
+        "--keep-last", type=non_negative_int, default=20, help="newest complete runs kept (20)"
+    )
+    p.add_argument("--older-than", type=float, default=30.0, help="days (30)")
+    p.add_argument(
+        "--include-registered",
+        action="store_true",
+        help="also remove runs that registered versions came from",
+    )
+    p.add_argument("--apply", action="store_true", help="really delete (default: dry run)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_runs_prune)
 
 
 def _f(value: Any, digits: int = 4) -> str:
@@ -235,12 +234,26 @@ def _runs_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ml.cards.cli list`` = ``ctr-pipeline runs list``."""
-    from ml.cli import main as cli_main
+def _runs_prune(args: argparse.Namespace) -> int:
+    from ml.config import load_config
+    from ml.fsutil import display_path
+    from ml.training.retention import prune_runs
 
-    return cli_main(["runs", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    if args.older_than < 0:
+        raise ConfigError(f"--older-than must be >= 0 days, got {args.older_than}")
+    runs_dir = args.runs_dir or load_config(args.config).output.runs_dir
+    report = prune_runs(
+        runs_dir,
+        keep_last=args.keep_last,
+        older_than_days=args.older_than,
+        include_registered=args.include_registered,
+        dry_run=not args.apply,
+    )
+    verb = "would remove" if report.dry_run else "removed"
+    mb = report.freed_bytes / 2**20
+    tail = " (dry run: pass --apply to delete)" if report.dry_run else ""
+    lines = [f"{verb}: {display_path(run)}" for run in report.removed]
+    lines += [f"kept: {display_path(run)} ({why})" for run, why in report.kept]
+    lines.append(f"{len(report.removed)} run(s), {mb:.1f} MiB {verb}{tail}")
+    emit(args, report.to_dict(), lines)
+    return 0

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from ml import paths
-from ml.cards.errors import CardError
 from ml.cards.predictions import union_spec
 from ml.cards.stats import DEFAULT_BOOTSTRAP, bootstrap_auc_difference, model_metrics
+from ml.errors import CardError
 from ml.fsutil import display_path
 from ml.training import run_dir as rd
 
@@ -111,7 +111,7 @@ def _version_number(version: str) -> int:
 
 
 def _stage_of(registry: Any, name: str, version: str) -> str:
-    from ml.registry.model_registry import PRODUCTION, STAGING
+    from ml.registry.layout import PRODUCTION, STAGING
 
     if version in registry.list_versions(name, STAGING):
         return STAGING

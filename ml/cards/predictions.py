@@ -24,8 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ml import paths
-from ml.cards.errors import CardError
-from ml.errors import CtrPipelineError
+from ml.errors import CardError, CtrPipelineError
 from ml.fsutil import atomic_write_bytes
 from ml.training import run_dir as rd
 
@@ -196,7 +195,7 @@ def predictions_for_card(
     if not recorded:
         return None, f"the run's {rd.RUN_JSON} records no features directory"
     features = paths.resolve(str(recorded))
-    from ml.data.loading import split_path
+    from ml.data.layout import split_path
 
     if not split_path(features, "test").is_file():
         return None, (

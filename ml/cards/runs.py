@@ -12,25 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ml import paths
-from ml.cards.errors import CardError
-from ml.errors import CtrPipelineError
+from ml.errors import CardError, CtrPipelineError
 from ml.fsutil import display_path, read_json_object
 from ml.training import run_dir as rd
-
-#: Columns of ``runs list`` (besides the run's name).
-LIST_KEYS = (
-    "state",
-    "model",
-    "test_auc",
-    "test_logloss",
-    "val_auc",
-    "best_epoch",
-    "epochs_run",
-    "train_time_s",
-    "finished_at",
-    "dag_id",
-    "run_id",
-)
 
 
 def default_runs_dir() -> Path:
@@ -71,7 +55,7 @@ def run_record(run: Path, registered: dict[str, list[str]] | None = None) -> dic
 
 def registered_runs(registry: Any) -> dict[str, list[str]]:
     """Real run-directory path -> ``["name vN", ...]`` for every staging version."""
-    from ml.registry.model_registry import STAGING
+    from ml.registry.layout import STAGING
 
     out: dict[str, list[str]] = {}
     try:

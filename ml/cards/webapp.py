@@ -26,9 +26,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ml.cards import catalog, pages
-from ml.cards.errors import CardError
 from ml.cards.files import CARD_HTML, CARD_MD
-from ml.errors import CtrPipelineError, RetryableError, UserError
+from ml.errors import CardError, CtrPipelineError, RetryableError, UserError
 
 HTML_PREFIXES = ("/view", "/dag-run")
 
@@ -48,7 +47,7 @@ class ActionBody(BaseModel):
 
 
 def _status(exc: CtrPipelineError) -> int:
-    from ml.registry.errors import InvalidNameError, NotFoundError
+    from ml.errors import InvalidNameError, NotFoundError
 
     if isinstance(exc, NotFoundError):
         return 404

@@ -12,6 +12,6 @@ encoding and loading.
 - :mod:`ml.data.schema`: column-type rules.
 - :mod:`ml.data.validate`: ``validate_features``; :mod:`ml.data.lineage`: ``fingerprint``.
 - :mod:`ml.data.preprocessing`, :mod:`ml.data.loading`: encoding and reading for training.
-- :mod:`ml.data.cli`, :mod:`ml.data.cli_import`: ``ctr-pipeline data
+- :mod:`ml.data.cli`: ``ctr-pipeline data
   import|generate|worlds|validate``.
 """

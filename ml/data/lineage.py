@@ -1,10 +1,16 @@
-"""The data lineage of a model: a fingerprint of the exact features it was trained on."""
+"""The data lineage of a model: a fingerprint of the exact features it was trained on.
+
+``ml.data.validate.validate_data`` validates and fingerprints a features directory once per
+run; the :class:`ValidatedData` it returns travels with the run so no later step hashes it again.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -48,7 +54,7 @@ def fingerprint(features_dir: str | os.PathLike[str] | None, spec: FeatureSpec) 
                 continue
             types = {c: str(schema.field(c).type) for c in spec.all_columns if c in schema.names}
     if problems:
-        raise FeatureValidationError(problems, root)
+        raise FeatureValidationError(problems, display_path(root))
     schema_part = {**spec.to_dict(), "types": types}
     blob = json.dumps({"schema": schema_part, "files": files}, sort_keys=True)
     return {
@@ -62,3 +68,70 @@ def short(exc: BaseException) -> str:
     """The first line of an exception's message (at most 200 characters)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
+
+
+@dataclass(frozen=True)
+class ValidatedData:
+    """Features that one run validated and fingerprinted, with what it saw on disk.
+
+    A run validates and hashes its data once and hands this on (the training job, each
+    tuning trial, the next DAG task through the run summary). :meth:`current` says whether
+    the files are still the ones seen (same size and modification time), so a step that
+    receives it re-hashes nothing unless the data changed in between.
+    """
+
+    root: Path
+    fingerprint: dict[str, Any]
+    #: ``{"train/data.parquet": [size, mtime_ns], ...}`` when it was validated.
+    stamps: dict[str, list[int]]
+    #: ``{"train": rows, ...}`` (for the log).
+    rows: dict[str, int]
+    warnings: tuple[str, ...] = ()
+    #: The validation report's lines (one per split, then the warnings).
+    lines: tuple[str, ...] = ()
+
+    @property
+    def digest(self) -> str:
+        return str(self.fingerprint["digest"])
+
+    def current(self, features_dir: str | os.PathLike[str] | None = None) -> bool:
+        """True when ``features_dir`` (default: the same) still holds the files seen."""
+        root = layout.features_root(features_dir) if features_dir is not None else self.root
+        return root == self.root and stamps_of(root) == self.stamps
+
+    def describe(self) -> str:
+        rows = ", ".join(f"{name} {n:,}" for name, n in self.rows.items())
+        return f"{display_path(self.root)} ({rows} rows; data digest {self.digest[:12]})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the run summary's ``data``)."""
+        return {
+            "root": str(self.root),
+            "fingerprint": self.fingerprint,
+            "stamps": self.stamps,
+            "rows": self.rows,
+            "warnings": list(self.warnings),
+            "lines": list(self.lines),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ValidatedData:
+        return cls(
+            Path(raw["root"]),
+            dict(raw["fingerprint"]),
+            {k: list(v) for k, v in raw["stamps"].items()},
+            {k: int(v) for k, v in raw["rows"].items()},
+            tuple(raw.get("warnings") or ()),
+            tuple(raw.get("lines") or ()),
+        )
+
+
+def stamps_of(root: Path) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for name in layout.SPLITS:
+        try:
+            st = layout.split_path(root, name).stat()
+        except FileNotFoundError:
+            continue
+        out[f"{name}/{layout.DATA_FILE}"] = [st.st_size, st.st_mtime_ns]
+    return out

@@ -20,8 +20,7 @@ from ml.config import FeatureSpec
 from ml.data.layout import SPLITS, features_root, split_path
 from ml.errors import DataLoadError
 
-# SPLITS and split_path are the layout's; they stay importable from here for older callers.
-__all__ = ["SPLITS", "DataLoadError", "check_features_dir", "load_split", "split_path"]
+__all__ = ["check_features_dir", "load_split"]
 
 _HOW_TO_GET_DATA = (
     "import your data with `ctr-pipeline data import` or generate synthetic data with "

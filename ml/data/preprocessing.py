@@ -28,7 +28,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ml.config import NUMERIC_NAN_POLICIES, FeatureSpec
+from ml.choices import NUMERIC_NAN_POLICIES
+from ml.config import FeatureSpec
 from ml.data.columns import (
     Field,
     Numeric,
@@ -41,8 +42,7 @@ from ml.data.columns import (
 )
 from ml.errors import PreprocessingError
 
-# PreprocessingError stays importable from here for older callers.
-__all__ = ["FORMAT_VERSION", "OOV_ID", "PreprocessingError", "Preprocessor"]
+__all__ = ["FORMAT_VERSION", "OOV_ID", "Preprocessor"]
 
 FORMAT_VERSION = 2
 #: Older states this code still reads (version 1: no clipping, no bins).

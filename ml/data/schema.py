@@ -16,16 +16,8 @@ import pyarrow as pa
 from ml.config import FeatureSpec
 
 # Older imports: the default world's spec now lives with the generator.
-from ml.data.generate.world_default import DEFAULT_SPEC
 
-__all__ = [
-    "DEFAULT_SPEC",
-    "is_categorical_type",
-    "is_label_type",
-    "is_numeric_type",
-    "role_of",
-    "type_kind",
-]
+__all__ = ["is_categorical_type", "is_label_type", "is_numeric_type", "role_of", "type_kind"]
 
 
 def _value_type(tp: pa.DataType) -> pa.DataType:

@@ -38,9 +38,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml.config import NUMERIC_NAN_POLICIES, FeatureSpec
+from ml.choices import NUMERIC_NAN_POLICIES
+from ml.config import FeatureSpec
 from ml.data.layout import DATA_FILE, SPLITS, features_root, split_path
-from ml.data.lineage import fingerprint, short
+from ml.data.lineage import ValidatedData, fingerprint, short, stamps_of
 from ml.data.parquet_stats import count_positives, int_min_max, nonfinite, null_count
 from ml.data.schema import (
     is_categorical_type,
@@ -49,18 +50,10 @@ from ml.data.schema import (
     role_of,
     type_kind,
 )
-from ml.errors import ConfigError, FeatureValidationError
+from ml.errors import ConfigError, FeatureValidationError, StorageError
 from ml.fsutil import display_path
 
-# fingerprint and FeatureValidationError stay importable from here for older callers.
-__all__ = [
-    "FeatureValidationError",
-    "SplitInfo",
-    "ValidationReport",
-    "fingerprint",
-    "format_size",
-    "validate_features",
-]
+__all__ = ["SplitInfo", "ValidationReport", "format_size", "validate_features"]
 
 
 @dataclass(frozen=True)
@@ -163,7 +156,7 @@ def validate_features(
                 "`ctr-pipeline data generate` or pass the directory that holds "
                 f"{{train,val,test}}/{DATA_FILE} (--features-dir / data.features_dir)"
             ],
-            root,
+            display_path(root),
         )
     found = _Findings()
     infos: dict[str, SplitInfo] = {}
@@ -174,7 +167,7 @@ def validate_features(
             infos[name], schemas[name] = checked
     found.problems += _schema_mismatches(spec, schemas, root)
     if found.problems:
-        raise FeatureValidationError(found.problems, root)
+        raise FeatureValidationError(found.problems, display_path(root))
     seconds = round(time.perf_counter() - start, 3)
     return ValidationReport(root, spec, infos, found.warnings, seconds)
 
@@ -390,3 +383,23 @@ def _schema_mismatches(spec: FeatureSpec, schemas: dict[str, pa.Schema], root: P
 def _preview(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return f"[{shown}{', ...' if len(names) > limit else ''}]"
+
+
+def validate_data(
+    features_dir: str | os.PathLike[str] | None, spec: FeatureSpec, numeric_nan: str
+) -> ValidatedData:
+    """Validate the features (every problem at once) and fingerprint them, once.
+
+    Raises:
+        FeatureValidationError: the features do not match ``spec``.
+    """
+    root = features_root(features_dir)
+    stamps = stamps_of(root)
+    report = validate_features(root, spec, numeric_nan=numeric_nan)
+    fp = fingerprint(root, spec)
+    if stamps_of(root) != stamps:
+        raise StorageError(
+            0, f"the features under {display_path(root)} changed while they were validated; retry"
+        )
+    rows = {s.name: s.rows for s in report.splits.values()}
+    return ValidatedData(root, fp, stamps, rows, tuple(report.warnings), tuple(report.lines()))

@@ -72,12 +72,4 @@ def model_args_for(
     return args
 
 
-__all__ = [
-    "MODELS",
-    "DCNv2",
-    "DeepFM",
-    "LogReg",
-    "build_model",
-    "init_output_bias",
-    "model_args_for",
-]
+__all__ = ["MODELS", "build_model", "init_output_bias", "model_args_for"]

@@ -1,6 +1,6 @@
 """``ctr-pipeline data drift``: the DAG's drift check, by hand.
 
-Registered under the ``data`` command by a one-line hook in ``ml/data/cli.py``.
+Registered under the ``data`` command by ``ml/cli.py``.
 Exit 0 (drift is reported as warnings), or 1 with ``--action fail`` when a field is past
 ``--max-psi``.
 """
@@ -11,12 +11,11 @@ import argparse
 import json
 from typing import Any
 
-from ml import paths
-from ml.cli_common import add_command
+from ml.cli_common import add_command, add_registry_root
 from ml.monitoring import DEFAULT_MAX_PSI, DRIFT_ACTIONS
 
 
-def add_drift_command(data_sub: Any) -> None:
+def add_commands(data_sub: Any) -> None:
     """Add ``drift`` to the ``data`` command's subparsers."""
     p = add_command(data_sub, "drift", _drift)
     p.add_argument("--reference", default="ctr_model", help="NAME or NAME/VERSION (%(default)s)")
@@ -24,7 +23,7 @@ def add_drift_command(data_sub: Any) -> None:
     p.add_argument("--split", default="train", help="which split to compare (%(default)s)")
     p.add_argument("--max-psi", type=float, default=DEFAULT_MAX_PSI, help="%(default)s")
     p.add_argument("--action", choices=DRIFT_ACTIONS, default="warn", help="%(default)s")
-    p.add_argument("--registry", default=paths.MODELS_DIR, help="registry root (%(default)s)")
+    add_registry_root(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -35,11 +34,12 @@ def _drift(args: argparse.Namespace) -> int:
     stored with the reference version (NAME: production's current version, else the
     latest staging one; NAME/vN: that version).
     """
-    from ml.monitoring.drift import DriftDetectedError, check_drift
+    from ml.errors import DriftDetectedError
+    from ml.monitoring.drift import check_drift
     from ml.registry.model_registry import ModelRegistry
     from ml.serving.refs import resolve_ref, split_ref
 
-    registry = ModelRegistry(args.registry)
+    registry = ModelRegistry(args.base_dir)
     name, ref = split_ref(args.reference, default="")
     reference = None
     if ref:

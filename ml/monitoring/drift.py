@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ml.config import FeatureSpec
-from ml.errors import GateConfigError, GateFailedError, UserError
+from ml.errors import GateConfigError, UserError
 from ml.fsutil import display_path, sha256_file
 from ml.monitoring import DEFAULT_MAX_PSI, DRIFT_ACTIONS
 from ml.monitoring.profile import (
@@ -38,14 +38,11 @@ from ml.monitoring.profile import (
     read_column,
     split_file,
 )
+from ml.registry.layout import STAGING
 
 log = logging.getLogger("ml.monitoring")
 #: Shares are floored at this before the logarithm (an empty bin would be infinite).
 EPSILON = 1e-4
-
-
-class DriftDetectedError(GateFailedError):
-    """A field's PSI is past ``max_psi`` and ``drift_action`` is ``fail``."""
 
 
 def psi(expected: Sequence[float], actual: Sequence[float], eps: float = EPSILON) -> float:
@@ -210,13 +207,13 @@ def compare_with_profile(
 
 def find_reference(registry: Any, name: str) -> tuple[str, str] | None:
     """``(stage, version)``: the current production version, else the latest staging one."""
-    from ml.registry.errors import NotFoundError
+    from ml.errors import NotFoundError
 
     current = registry.current_version(name)
     if current is not None:
         return "production", str(current)
     try:
-        return "staging", str(registry.get_latest_version(name, "staging"))
+        return STAGING, str(registry.get_latest_version(name, STAGING))
     except NotFoundError:
         return None
 

@@ -27,7 +27,7 @@ def generate(rows: int, seed: int) -> dict[str, Any]:
         GenerationError: bad arguments, or the directory holds data the generator did
             not write.
     """
-    from ml.data.generate import describe, generate_features
+    from ml.data.generate.writer import describe, generate_features
 
     target = paths.resolve(paths.FEATURES_DIR)
     log.info("🏭 Generating %d rows (seed %d) into %s", rows, seed, display_path(target))
@@ -43,7 +43,8 @@ def publish(features_path: str | None, config_path: str) -> dict[str, Any]:
     Raises:
         FeatureValidationError: the features do not match the config.
     """
-    from ml.data.validate import fingerprint, validate_features
+    from ml.data.lineage import fingerprint
+    from ml.data.validate import validate_features
 
     cfg = load_config(config_path)
     shown = features_path or display_path(paths.resolve(paths.FEATURES_DIR))

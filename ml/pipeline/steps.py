@@ -26,10 +26,10 @@ from ml.notifications import metrics_lines, registered_lines, success_message
 from ml.pipeline import artifacts, unchanged
 from ml.pipeline.params import Params, PipelineRun
 from ml.pipeline.summary import read_summary, update_summary
+from ml.registry.layout import STAGING
 from ml.training import run_dir as rd
 
 log = logging.getLogger("ml.pipeline")
-STAGING = "staging"
 #: Metrics passed on to register/notify (XCom ``metrics``), besides gates and champion.
 SUMMARY_METRICS = (
     "test_auc",
@@ -67,17 +67,20 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
         FeatureValidationError: with every problem found.
         DriftDetectedError: a field is past ``max_psi`` and ``drift_action`` is ``fail``.
     """
-    from ml.data.validate import validate_features
-    from ml.monitoring.drift import DriftDetectedError, check_drift, log_report
+    from ml.data.validate import validate_data
+    from ml.errors import DriftDetectedError
+    from ml.monitoring.drift import check_drift, log_report
 
     start = time.perf_counter()
     cfg = params.config()
     features = paths.resolve(params.features_dir(cfg))
-    report = validate_features(features, cfg.features, numeric_nan=cfg.data.numeric_nan)
-    for line in report.lines():
+    data = validate_data(features, cfg.features, cfg.data.numeric_nan)
+    for line in data.lines:
         log.info(line)
     shown = display_path(features)
-    same = unchanged.check(params, cfg, features)
+    # Validated and hashed once per run: the later steps take it from the summary.
+    update_summary(run.dag_id, run.run_id, data=data.to_dict())
+    same = unchanged.check(params, cfg, data)
     if same is not None:  # before any drift or tuning step: nothing to do this run
         _step(run, "validate", start, features_path=shown, unchanged_since=same)
         return {"features_path": shown}
@@ -97,7 +100,7 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
         logical_date=run.logical_date.isoformat() if run.logical_date else None,
         features_path=shown,
         model_name=params.model_name,
-        validation_warnings=report.warnings,
+        validation_warnings=list(data.warnings),
         drift=drift.to_dict(),
     )
     if not drift.passed:
@@ -136,6 +139,7 @@ def train(
     result = train_job(
         cfg,
         features_dir=paths.resolve(features_path),
+        data=unchanged.validated_data(run),
         run_key=run.key,
         started_at=run.logical_date or run.started_at,
         provenance={"dag_id": run.dag_id, "run_id": run.run_id},

@@ -25,6 +25,7 @@ from typing import Any
 from ml import paths
 from ml.errors import TuningError
 from ml.fsutil import atomic_write_bytes, atomic_write_json, display_path
+from ml.pipeline import unchanged
 from ml.pipeline.params import Params, PipelineRun
 from ml.pipeline.summary import update_summary
 from ml.training import run_dir as rd
@@ -50,14 +51,15 @@ def prepare(params: Params, run: PipelineRun, features_path: str | None) -> dict
     if params.tuning_trials == 0:
         log.info("Tuning off (tuning_trials=0): train_model trains the config as it is")
         return {"study": None, "workers": []}
-    from ml.pipeline import unchanged
-
     if same := unchanged.recorded(run):
         log.info("Nothing changed since %s: no tuning this run", same["version"])
         return {"study": None, "workers": []}
     cfg = params.config()
     feats = _features(params, cfg, features_path)
-    ref, notes = st.prepare(cfg, feats)
+    data = unchanged.validated_data(run)
+    ref, notes = st.prepare(
+        cfg, feats, digest=data.digest if data and data.current(feats) else None
+    )
     done = st.counts(st.load(ref, cfg))
     log.info(
         "🔎 Study %s (%s): %d finished trials so far; %d tune_worker tasks run it to %d, "
@@ -97,6 +99,7 @@ def work(params: Params, run: PipelineRun, worker: dict[str, Any]) -> dict[str, 
         ref,
         cfg,
         _features(params, cfg, worker.get("features_path")),
+        data=unchanged.validated_data(run),
         target=params.tuning_trials,
         slot=int(worker["slot"]),
         log=log.info,

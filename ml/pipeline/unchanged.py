@@ -13,27 +13,26 @@ training, gating and registering again, so the run succeeds naming vN. The param
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from ml.config import Config
+from ml.data.lineage import ValidatedData
 from ml.fsutil import display_path
 from ml.pipeline.params import Params, PipelineRun
 from ml.pipeline.summary import read_summary, update_summary
+from ml.registry.layout import STAGING
 
 log = logging.getLogger("ml.pipeline")
-STAGING = "staging"
 #: vN's metrics passed on as the ``metrics`` XCom when a run is skipped.
 METRIC_KEYS = ("test_auc", "test_accuracy", "test_logloss", "val_auc", "val_logloss")
 
 
-def check(params: Params, cfg: Config, features: Path) -> dict[str, Any] | None:
+def check(params: Params, cfg: Config, data: ValidatedData) -> dict[str, Any] | None:
     """The registered version trained on exactly these inputs, or None (or when forced).
 
     Returns:
         ``{"version", "registered_path", "run_dir", "metrics"}`` of that version.
     """
-    from ml.data.lineage import fingerprint
     from ml.provenance import code_version
     from ml.registry.model_registry import ModelRegistry
 
@@ -43,7 +42,7 @@ def check(params: Params, cfg: Config, features: Path) -> dict[str, Any] | None:
     registry = ModelRegistry()
     version = registry.find_version(
         params.model_name,
-        data_digest=str(fingerprint(features, cfg.features)["digest"]),
+        data_digest=data.digest,
         config_digest=cfg.digest(),
         code_digest=str(code_version()["source_digest"]),
     )
@@ -65,6 +64,13 @@ def check(params: Params, cfg: Config, features: Path) -> dict[str, Any] | None:
         version,
     )
     return same
+
+
+def validated_data(run: PipelineRun) -> ValidatedData | None:
+    """The features as this run's validate step validated them (None: not recorded)."""
+    summary = read_summary(run.dag_id, run.run_id) or {}
+    raw = summary.get("data")
+    return ValidatedData.from_dict(raw) if isinstance(raw, dict) else None
 
 
 def recorded(run: PipelineRun) -> dict[str, Any] | None:

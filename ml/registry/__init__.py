@@ -1,8 +1,5 @@
-"""The file-system model registry (``ModelRegistry``) and its errors; see docs/registry.md."""
+"""The model registry: the facade ``ml.registry.model_registry.ModelRegistry`` (the spec's
+import path) over one-job modules; its errors are in :mod:`ml.errors`. See docs/registry.md.
+"""
 
 from __future__ import annotations
-
-from ml.registry.errors import RegistryError
-from ml.registry.model_registry import ModelRegistry, RegisteredVersion
-
-__all__ = ["ModelRegistry", "RegisteredVersion", "RegistryError"]

@@ -16,7 +16,7 @@ import stat
 import threading
 from pathlib import Path
 
-from ml.errors import UserError
+from ml.errors import SourceChangedError
 from ml.fsutil import HASH_CHUNK, O_CLOEXEC, O_NOFOLLOW, fsync_dir
 
 CHUNK = HASH_CHUNK  # fits in L2: the hash reads what readinto just wrote from cache
@@ -26,10 +26,6 @@ _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC
 
 #: copy_file_range cannot copy this pair (old kernel, file system without it): copy by hand
 _NO_COPY_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
-
-
-class SourceChangedError(UserError):
-    """The source file changed while it was being copied."""
 
 
 def _named(exc: OSError, path: Path) -> OSError:

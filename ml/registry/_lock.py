@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from ml.errors import RegistryLockTimeoutError
 from ml.fsutil import O_CLOEXEC, O_NOFOLLOW
-from ml.registry.errors import LockTimeoutError
 
 _OPEN = os.O_RDWR | O_NOFOLLOW | O_CLOEXEC
 
@@ -63,7 +63,7 @@ class FileLock:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LockTimeoutError(
+                    raise RegistryLockTimeoutError(
                         f"could not lock {self.what} within {self.timeout:g} s: {self.path} "
                         f"is held by {_read_holder(fd) or 'another process'}; wait for it to "
                         "finish, or raise the timeout (ModelRegistry(lock_timeout=...)). If "

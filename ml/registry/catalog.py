@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ml.errors import IntegrityError, InvalidNameError, ModelNotFoundError
 from ml.registry import _fs, index
-from ml.registry.errors import IntegrityError, InvalidNameError, ModelNotFoundError
 from ml.registry.layout import (
     CURRENT,
     MANIFEST,
@@ -24,7 +24,6 @@ from ml.registry.layout import (
     Layout,
     validate_name,
     validate_stage,
-    validate_version,
     version_number,
 )
 from ml.registry.provenance import lineage_digests
@@ -233,9 +232,3 @@ def _confirm(layout: Layout, name: str, version: str, wanted: tuple[str, str, st
             except IntegrityError:
                 continue
     return False
-
-
-def metadata_of(layout: Layout, stage: str, name: str, version: str) -> dict[str, Any]:
-    """``metadata.json`` of a visible version."""
-    vdir = layout.require_version(stage, name, validate_version(version))
-    return read_json(layout, vdir / METADATA, "metadata")

@@ -26,10 +26,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ml.errors import VersionInUseError
 from ml.fsutil import fsync_dir
 from ml.registry import _fs, catalog, index, journal, recovery
 from ml.registry._lock import probe_lock, remove_if_free
-from ml.registry.errors import VersionInUseError, os_errors
 from ml.registry.layout import (
     ARCHIVE,
     LEGACY_WRITER_LOCK,
@@ -46,6 +46,7 @@ from ml.registry.layout import (
     validate_version,
     version_number,
 )
+from ml.registry.oserrors import os_errors
 from ml.registry.production import rollback_target
 from ml.registry.provenance import default_user
 from ml.registry.publish import next_number

@@ -9,38 +9,26 @@ timeout: a retry is safe); ``verify`` exits 1 when a file differs from its manif
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Sequence
 from typing import Any
 
-from ml import paths
-from ml.cli_common import emit, table
+from ml.cli_common import add_registry_root, emit, table
 from ml.fsutil import display_path
 from ml.registry import journal
-from ml.registry.model_registry import (
-    DEFAULT_GC_MIN_AGE,
-    PRODUCTION,
-    STAGES,
-    STAGING,
-    ModelRegistry,
-)
+from ml.registry.cleanup import DEFAULT_GC_MIN_AGE
+from ml.registry.layout import PRODUCTION, STAGES, STAGING
+from ml.registry.model_registry import ModelRegistry
 
 
-def add_commands(subparsers: Any) -> None:
-    """Add the ``registry`` command and its subcommands to ``ctr-pipeline``."""
+def common_options() -> argparse.ArgumentParser:
+    """The options every ``registry`` subcommand takes: ``--base-dir`` and ``--json``."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--base-dir",
-        default=paths.MODELS_DIR,
-        help="registry root (relative paths resolve against $CTR_PIPELINE_HOME); "
-        "default: %(default)s",
-    )
+    add_registry_root(common)
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return common
 
-    reg = subparsers.add_parser(
-        "registry", help="list, promote, roll back and verify registered models"
-    )
-    sub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND", required=True)
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the registry's own subcommands to ``ctr-pipeline registry``."""
     _add_reading_commands(sub, common)
     _add_writing_commands(sub, common)
 
@@ -126,10 +114,6 @@ def _add_writing_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--apply", action="store_true", help="with --keep-last: really delete")
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=_gc)
-
-    from ml.cards.cli import add_registry_commands  # card, compare (ml/cards)
-
-    add_registry_commands(sub, common)
 
 
 def _non_negative(text: str) -> int:
@@ -238,16 +222,23 @@ def _latest(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from ml.cards.cli import register_card
+    from ml.cards.build import try_prepare_run_card
 
     reg = _registry(args)
+    card = try_prepare_run_card(
+        args.run_dir,
+        args.name,
+        registry=reg,
+        evaluation_note="registered by hand with `ctr-pipeline registry register`, "
+        "so no quality gate was run",
+    )
     result = reg.register(
         args.run_dir,
         args.name,
         dag_id=args.dag_id,
         run_id=args.run_id,
         force=args.force,
-        extra_files=register_card(reg, args.run_dir, args.name),
+        extra_files=card.files if card is not None else None,
     )
     verb = "registered" if result.created else "already registered as"
     emit(
@@ -333,14 +324,3 @@ def _gc(args: argparse.Namespace) -> int:
         lines.append("dry run: nothing was deleted; pass --apply to purge")
     emit(args, report.to_dict(), lines or ["nothing to clean"])
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``registry`` subcommands on their own (``python -m ml.registry.cli list``)."""
-    from ml.cli import main as cli_main
-
-    return cli_main(["registry", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,9 +30,9 @@ import json
 import re
 from typing import Any
 
+from ml.errors import IntegrityError
 from ml.fsutil import atomic_write_bytes, fsync_dir
 from ml.registry import _fs
-from ml.registry.errors import IntegrityError
 from ml.registry.layout import INDEX, LAST_VERSION, Layout, version_number
 from ml.registry.provenance import lineage_digests, source_key
 

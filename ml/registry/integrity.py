@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ml import errors as ml_errors
+from ml.errors import IntegrityError, SourceChangedError
 from ml.fsutil import sha256_file
 from ml.registry import _fs, catalog
-from ml.registry.errors import IntegrityError
 from ml.registry.layout import MANIFEST, MODEL_FILE, Layout, is_file_name, validate_stage
 
 
@@ -90,7 +90,7 @@ def check_version_dir(
                 digest, size = sha256_file(path, follow_links=False)
             else:
                 digest, size = _fs.copy_hashed(path, copy_to / fname)
-        except _fs.SourceChangedError as exc:
+        except SourceChangedError as exc:
             problems.append(f"{fname}: changed while it was read ({exc})")
             continue
         except OSError as exc:

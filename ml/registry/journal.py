@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ml.errors import IntegrityError
 from ml.fsutil import atomic_write_bytes, fsync_dir, utc_now
 from ml.registry import _fs
-from ml.registry.errors import IntegrityError
 from ml.registry.layout import HISTORY, INTENT, Layout
 from ml.registry.provenance import default_user
 

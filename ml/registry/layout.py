@@ -34,14 +34,9 @@ import uuid
 from pathlib import Path
 
 from ml import paths
+from ml.errors import IntegrityError, InvalidNameError, ModelNotFoundError, VersionNotFoundError
 from ml.fsutil import display_path
 from ml.registry import _fs
-from ml.registry.errors import (
-    IntegrityError,
-    InvalidNameError,
-    ModelNotFoundError,
-    VersionNotFoundError,
-)
 from ml.training.run_dir import CONFIG_YAML, METRICS_JSON, MODEL_BEST
 
 STAGING = "staging"
@@ -158,9 +153,6 @@ class Layout:
 
     def version_dir(self, stage: str, name: str, version: str) -> Path:
         return self.model_dir(stage, name) / validate_version(version)
-
-    def archive_dir(self, stage: str, name: str) -> Path:
-        return self.model_dir(stage, name) / ARCHIVE
 
     def current_link(self, name: str) -> Path:
         return self.model_dir(PRODUCTION, name) / CURRENT

@@ -22,55 +22,24 @@ from pathlib import Path
 from typing import Any
 
 from ml import paths
+from ml.errors import InvalidNameError, ModelNotFoundError
 from ml.registry import catalog, cleanup, integrity, journal, production, publish, recovery
 from ml.registry.cleanup import DEFAULT_GC_MIN_AGE, GcReport
-from ml.registry.errors import InvalidNameError, ModelNotFoundError, os_errors
 from ml.registry.integrity import VerifyReport
 from ml.registry.journal import Audit
 from ml.registry.layout import (
     CURRENT,
-    FORMAT_VERSION,
-    MANIFEST,
-    METADATA,
-    MODEL_FILE,
-    NAME_PATTERN,
-    PRODUCTION,
     STAGES,
     STAGING,
     Layout,
     validate_name,
     validate_stage,
-    validate_version,
 )
+from ml.registry.oserrors import os_errors
 from ml.registry.production import Promotion
-from ml.registry.provenance import code_version, default_user, git_commit, library_versions
 from ml.registry.publish import ExtraFiles, RegisteredVersion
 
-__all__ = [
-    "CURRENT",
-    "DEFAULT_GC_MIN_AGE",
-    "FORMAT_VERSION",
-    "MANIFEST",
-    "METADATA",
-    "MODEL_FILE",
-    "NAME_PATTERN",
-    "PRODUCTION",
-    "STAGES",
-    "STAGING",
-    "ExtraFiles",
-    "GcReport",
-    "ModelRegistry",
-    "Promotion",
-    "RegisteredVersion",
-    "VerifyReport",
-    "code_version",
-    "default_user",
-    "git_commit",
-    "library_versions",
-    "validate_name",
-    "validate_stage",
-    "validate_version",
-]
+__all__ = ["ModelRegistry"]
 
 
 class ModelRegistry:

@@ -17,17 +17,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ml.errors import RetryableError
-from ml.fsutil import fsync_dir
-from ml.registry import _fs, catalog, integrity, journal, recovery
-from ml.registry._lock import WriterLock
-from ml.registry.errors import (
+from ml.errors import (
     AlreadyExistsError,
     IntegrityError,
     ModelNotFoundError,
     NoPreviousVersionError,
-    os_errors,
+    RetryableError,
 )
+from ml.fsutil import fsync_dir
+from ml.registry import _fs, catalog, integrity, journal, recovery
+from ml.registry._lock import WriterLock
 from ml.registry.layout import (
     MANIFEST,
     MODEL_FILE,
@@ -38,6 +37,7 @@ from ml.registry.layout import (
     validate_name,
     validate_version,
 )
+from ml.registry.oserrors import os_errors
 
 
 @dataclass(frozen=True)

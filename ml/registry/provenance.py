@@ -17,10 +17,9 @@ import socket
 from typing import Any
 
 from ml import paths
-from ml.provenance import code_version, git_commit, source_digest
+from ml.errors import BaseDirError
+from ml.provenance import git_commit
 from ml.registry.layout import FORMAT_VERSION
-
-__all__ = ["code_version", "git_commit", "source_digest"]  # owned by ml.provenance
 
 #: keys of run.json copied into metadata["training"]
 _TRAINING_KEYS = (
@@ -67,7 +66,7 @@ def project_commit() -> str | None:
     """The commit checked out in the project base directory, or None."""
     try:
         return git_commit(paths.base_dir())
-    except paths.BaseDirError:
+    except BaseDirError:
         return None
 
 

@@ -25,16 +25,10 @@ from typing import Any
 
 from ml import errors as ml_errors
 from ml import paths
+from ml.errors import ExtraFileError, IntegrityError, InvalidRunError, SourceChangedError
 from ml.fsutil import dumps_json, fsync_dir, utc_now
 from ml.registry import _fs, catalog, index, recovery, runs
 from ml.registry._lock import WriterLock
-from ml.registry.errors import (
-    ExtraFileError,
-    IntegrityError,
-    InvalidRunError,
-    os_errors,
-    translate_oserror,
-)
 from ml.registry.layout import (
     ARCHIVE,
     ARCHIVED_RE,
@@ -52,6 +46,7 @@ from ml.registry.layout import (
     is_file_name,
     validate_name,
 )
+from ml.registry.oserrors import os_errors, translate_oserror
 from ml.registry.provenance import build_metadata, default_user, source_key
 from ml.training.run_dir import CONFIG_YAML, MODEL_BEST
 
@@ -150,7 +145,7 @@ def _prepare(
     pairs = [(run.path / src, tmp / dst) for src, dst in RUN_ARTIFACTS.items()]
     try:
         digests = _fs.copy_many_hashed(pairs, mode=file_mode)
-    except _fs.SourceChangedError as exc:
+    except SourceChangedError as exc:
         raise InvalidRunError(str(exc)) from exc
     except OSError as exc:
         raise _copy_error(exc, run.path, tmp) from exc
@@ -337,7 +332,7 @@ def _write_extra_files(
         src = paths.resolve(value)
         try:
             digest, size = _fs.copy_hashed(src, tmp / fname, mode=mode)
-        except _fs.SourceChangedError as exc:
+        except SourceChangedError as exc:
             raise ExtraFileError(str(exc)) from exc
         except OSError as exc:
             if exc.filename != str(src) or ml_errors.is_environment_oserror(exc):

@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ml.errors import RegistryError
 from ml.fsutil import fsync_dir
 from ml.registry import _fs, catalog, index, journal
 from ml.registry._lock import FileLock
-from ml.registry.errors import RegistryError, os_errors
 from ml.registry.layout import (
     HISTORY,
     INDEX,
@@ -57,6 +57,7 @@ from ml.registry.layout import (
     Layout,
     version_number,
 )
+from ml.registry.oserrors import os_errors
 
 REGISTER, PROMOTE, ROLLBACK, DELETE = "register", "promote", "rollback", "delete"
 

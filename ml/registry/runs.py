@@ -21,9 +21,10 @@ import yaml
 
 from ml import errors as ml_errors
 from ml import paths
+from ml.errors import InvalidRunError
 from ml.registry import _fs
-from ml.registry.errors import InvalidRunError, translate_oserror
 from ml.registry.layout import RUN_ARTIFACTS
+from ml.registry.oserrors import translate_oserror
 from ml.training.run_dir import COMPLETE, CONFIG_YAML, METRICS_JSON, RUN_JSON
 
 

@@ -17,8 +17,7 @@ import dataclasses
 import json
 from typing import Any
 
-from ml import paths
-from ml.cli_common import add_command, from_args
+from ml.cli_common import add_command, add_registry_root, from_args
 from ml.serving.service.settings import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_KEY_FIELD,
@@ -60,13 +59,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (%(default)s)"
     )
-    p.add_argument("--registry", default=paths.MODELS_DIR, help="registry root (%(default)s)")
+    add_registry_root(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="ctr_model", help="registered model name (%(default)s)")
-    p.add_argument("--registry", default=paths.MODELS_DIR, help="registry root (%(default)s)")
+    add_registry_root(p)
     p.add_argument(
         "--log-dir",
         default=None,
@@ -75,7 +74,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    settings = from_args(ServeSettings, args, registry_dir=args.registry)
+    settings = from_args(ServeSettings, args, registry_dir=args.base_dir)
     if args.ab:
         settings = settings.with_ab_file(args.ab)
         if args.shadow:  # the command line wins over the file
@@ -136,7 +135,7 @@ def _predict(args: argparse.Namespace) -> int:
     from ml.serving.refs import resolve_ref
     from ml.serving.service.models import load_version
 
-    registry = ModelRegistry(args.registry)
+    registry = ModelRegistry(args.base_dir)
     name, stage, version = resolve_ref(registry, args.model)
     model = load_version(registry, name, version, stage)
     if not args.json:

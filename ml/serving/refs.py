@@ -10,9 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ml.errors import UserError
-
-PRODUCTION = "production"
-STAGING = "staging"
+from ml.registry.layout import PRODUCTION, STAGING
 
 
 def split_ref(text: str, default: str = "current") -> tuple[str, str]:
@@ -29,7 +27,7 @@ def resolve_ref(registry: Any, text: str, default: str = "current") -> tuple[str
     Raises:
         UserError: malformed, or no such model / version (the registry's NotFoundError).
     """
-    from ml.registry.errors import NotFoundError
+    from ml.errors import NotFoundError
 
     name, ref = split_ref(text, default)
     if ref in ("current", "latest"):

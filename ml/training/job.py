@@ -16,7 +16,7 @@ import platform
 import random
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import torch
 
 from ml import paths
 from ml.config import Config, inapplicable_warning
+from ml.data.lineage import ValidatedData
 from ml.data.loading import check_features_dir
 from ml.data.preprocessing import Preprocessor
 from ml.errors import TrainingError
@@ -69,10 +70,34 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class TrainingJob:
+    """One call of :func:`train`: what it was asked and what it settled before training."""
+
+    cfg: Config
+    data: ValidatedData
+    run: RunChoice
+    run_key: str | None
+    started_at: datetime | None
+    device: torch.device
+    precision: str
+    evaluate_test: bool
+    provenance: dict[str, Any]
+    log: LogFn
+    progress: bool | None
+    on_epoch_end: EpochCallback | None
+    wall_start: float = field(default_factory=time.perf_counter)
+
+    @property
+    def feats(self) -> Path:
+        return self.data.root
+
+
 def train(
     cfg: Config,
     *,
     features_dir: str | os.PathLike[str] | None = None,
+    data: ValidatedData | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     run_key: str | None = None,
     started_at: datetime | None = None,
@@ -88,6 +113,9 @@ def train(
     Args:
         cfg: the typed configuration.
         features_dir: overrides ``cfg.data.features_dir``.
+        data: the features as this run already validated and fingerprinted them
+            (``ml.data.validate.validate_data``); used as it is while its files are
+            unchanged, so a run reads its data for validation and hashes it once.
         run_dir: an explicit run directory: a complete one of the same config and data
             is reused, an interrupted one resumed (when ``resume``); another config's or
             data's is an error.
@@ -113,8 +141,8 @@ def train(
     warning = inapplicable_warning(cfg)
     if warning:
         log(f"⚠️  {warning}")
-    fingerprint = _validate_and_fingerprint(cfg, feats, log)
-    run = choose_run_dir(cfg, run_dir, run_key, fingerprint["digest"], resume)
+    data = _validated(cfg, feats, data, log)
+    run = choose_run_dir(cfg, run_dir, run_key, data.digest, resume)
     for note in run.notes:
         log(note)
     if run.reused:
@@ -129,37 +157,39 @@ def train(
     threads = torch.get_num_threads()
     if cfg.training.num_threads:
         torch.set_num_threads(cfg.training.num_threads)
+    job = TrainingJob(
+        cfg,
+        data,
+        run,
+        run_key,
+        started_at,
+        device,
+        precision,
+        evaluate_test,
+        provenance or {},
+        log,
+        progress,
+        on_epoch_end,
+        wall_start,
+    )
     try:
-        return _train(
-            cfg,
-            feats=feats,
-            run=run,
-            run_key=run_key,
-            started_at=started_at,
-            fingerprint=fingerprint,
-            device=device,
-            precision=precision,
-            evaluate_test=evaluate_test,
-            provenance=provenance or {},
-            log=log,
-            progress=progress,
-            on_epoch_end=on_epoch_end,
-            wall_start=wall_start,
-        )
+        return _train(job)
     finally:
         torch.set_num_threads(threads)  # the thread count is process-wide: restore it
 
 
-def _validate_and_fingerprint(cfg: Config, feats: Path, log: LogFn) -> dict[str, Any]:
-    from ml.data.validate import fingerprint, validate_features
+def _validated(cfg: Config, feats: Path, data: ValidatedData | None, log: LogFn) -> ValidatedData:
+    """``data`` when it describes ``feats`` as they are now, else a fresh validation."""
+    if data is not None and data.current(feats):
+        log(f"✅ Features valid (validated earlier in this run): {data.describe()}")
+        return data
+    from ml.data.validate import validate_data
 
-    report = validate_features(feats, cfg.features, numeric_nan=cfg.data.numeric_nan)
-    fp: dict[str, Any] = fingerprint(feats, cfg.features)
-    rows = ", ".join(f"{s.name} {s.rows:,}" for s in report.splits.values())
-    log(f"✅ Features valid: {feats} ({rows} rows; data digest {str(fp['digest'])[:12]})")
-    for warning in report.warnings:
+    data = validate_data(feats, cfg.features, cfg.data.numeric_nan)
+    log(f"✅ Features valid: {data.describe()}")
+    for warning in data.warnings:
         log(f"⚠️  {warning}")
-    return fp
+    return data
 
 
 def _make_trainer(
@@ -185,23 +215,8 @@ def _make_trainer(
     )
 
 
-def _train(
-    cfg: Config,
-    *,
-    feats: Path,
-    run: RunChoice,
-    run_key: str | None,
-    started_at: datetime | None,
-    fingerprint: dict[str, Any],
-    device: torch.device,
-    precision: str,
-    evaluate_test: bool,
-    provenance: dict[str, Any],
-    log: LogFn,
-    progress: bool | None,
-    on_epoch_end: EpochCallback | None,
-    wall_start: float,
-) -> TrainResult:
+def _train(job: TrainingJob) -> TrainResult:
+    cfg, run, log, feats, device = job.cfg, job.run, job.log, job.feats, job.device
     state = run.resume_state
     log(
         f"🚀 Running training command... model={cfg.model.name} features={feats} device={device}"
@@ -209,7 +224,7 @@ def _train(
         + (f" (resuming after epoch {state['trainer']['epoch']})" if state else "")
     )
     seed_everything(cfg.seed)
-    split_names = ("train", "val", "test") if evaluate_test else ("train", "val")
+    split_names = ("train", "val", "test") if job.evaluate_test else ("train", "val")
     pre, splits = encode_splits(cfg, feats, device, state, split_names)
     vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log)
     model, model_args = build(cfg, pre, device, base_rate=float(splits["train"].y.mean()))
@@ -219,7 +234,7 @@ def _train(
         + " / ".join(f"{name} {len(s):,}" for name, s in splits.items())
         + f" rows; {cfg.model.name} with {n_params:,} parameters on {device}"
     )
-    out = _make_run_dir(cfg, run, run_key, started_at, log)
+    out = _make_run_dir(cfg, run, job.run_key, job.started_at, log)
     meta = _checkpoint_meta(cfg, model_args, pre)
     sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log)
     trainer = _make_trainer(
@@ -229,22 +244,22 @@ def _train(
         meta,
         device,
         log=log,
-        progress=progress,
-        on_epoch_end=on_epoch_end,
-        precision=precision,
+        progress=job.progress,
+        on_epoch_end=job.on_epoch_end,
+        precision=job.precision,
         **sizes,
     )
-    started, resumed_from = _start(trainer, cfg, out, state, pre, fingerprint)
+    started, resumed_from = _start(trainer, cfg, out, state, pre, job.data.fingerprint)
     trainer.fit(splits["train"], splits["val"])
     if trainer.best_state is None:
         raise TrainingError(
             f"no epoch produced a finite {cfg.training.monitor}; check the data and the config"
         )
     model.load_state_dict(trainer.best_state)
-    metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, wall_start)
+    metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, job.wall_start)
     run_info = {
         "features_dir": str(feats),
-        "data_fingerprint": fingerprint,
+        "data_fingerprint": job.data.fingerprint,
         "config_digest": cfg.digest(),
         "code_version": code_version(),
         "seed": cfg.seed,
@@ -252,7 +267,7 @@ def _train(
         "finished_at": utc_now(),
         "resumed_from_epoch": resumed_from,
         **_host(device),
-        **provenance,
+        **job.provenance,
     }
     _write_complete(out, metrics, run_info)
     test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from ml.config import Config
-from ml.data.loading import load_split, split_path
+from ml.data.layout import split_path
+from ml.data.loading import load_split
 from ml.data.preprocessing import Preprocessor
 from ml.models import build_model, init_output_bias, model_args_for
 from ml.training.tensors import EncodedSplit, encode_split

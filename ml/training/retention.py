@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ml import paths
+from ml.registry.layout import STAGING
 from ml.training import run_dir as rd
 
 DAY_S = 86_400.0
@@ -57,10 +58,10 @@ def registered_sources(models_dir: str | None = None) -> dict[Path, str]:
 
     registry = ModelRegistry(models_dir or paths.MODELS_DIR)
     out: dict[Path, str] = {}
-    for name, versions in registry.list_models("staging").items():
+    for name, versions in registry.list_models(STAGING).items():
         for version in versions:
             try:
-                source = registry.show(name, version, "staging")["metadata"]["source"]
+                source = registry.show(name, version, STAGING)["metadata"]["source"]
             except (CtrPipelineError, KeyError, TypeError):
                 continue
             if source.get("run_dir"):

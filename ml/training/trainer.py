@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml.config import MONITORS
+from ml.choices import MONITORS
 from ml.errors import TrainingError
 from ml.metrics import binary_metrics
 from ml.training import checkpoint as ck

@@ -191,7 +191,7 @@ class SearchSpace:
 
     def inapplicable(self, model_name: str) -> list[str]:
         """``model.*`` keys of the space that ``model_name`` does not use."""
-        from ml.config import MODEL_KEYS
+        from ml.choices import MODEL_KEYS
 
         used = MODEL_KEYS[model_name] | {"name"}
         return [p.key for p in self.params if p.section == "model" and p.name not in used]
@@ -199,7 +199,7 @@ class SearchSpace:
     def suggest(self, trial: optuna.Trial, cfg: Config) -> dict[str, Any]:
         """Sample one trial's values (``model.name`` first; keys its model ignores are
         skipped). Returns ``{SECTION.KEY: config value}``."""
-        from ml.config import MODEL_KEYS
+        from ml.choices import MODEL_KEYS
 
         model = cfg.model.name
         values: dict[str, Any] = {}
@@ -227,7 +227,7 @@ class SearchSpace:
         """The config's own values as Optuna parameters (trial 0), and the keys left out
         because the config's value lies outside the space (trial 0 still trains with
         them; the sampler sees that trial without those parameters)."""
-        from ml.config import MODEL_KEYS
+        from ml.choices import MODEL_KEYS
 
         used = MODEL_KEYS[cfg.model.name] | {"name"}
         params: dict[str, Any] = {}
@@ -325,7 +325,7 @@ class TuningConfig:
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def check(self, cfg: Config, where: str = "tuning") -> None:
-        from ml.config import MONITORS
+        from ml.choices import MONITORS
 
         if self.metric not in MONITORS:
             raise ConfigError(
@@ -338,6 +338,6 @@ class TuningConfig:
     @property
     def direction(self) -> Literal["maximize", "minimize"]:
         """``maximize`` or ``minimize`` (Optuna's words) for the metric."""
-        from ml.config import MONITORS
+        from ml.choices import MONITORS
 
         return "maximize" if MONITORS[self.metric] == "max" else "minimize"

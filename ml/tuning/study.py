@@ -248,8 +248,11 @@ def prepare(
     *,
     new: bool = False,
     storage: StorageSpec | None = None,
+    digest: str | None = None,
 ) -> tuple[StudyRef, list[str]]:
     """Name, create (or resume) the study of ``cfg`` on the features; trial 0 queued.
+
+    ``digest`` is the features' fingerprint digest when the caller has it (else hashed).
 
     Returns:
         The study and notes for the log (keys not tuned for some models, trial 0's
@@ -259,7 +262,7 @@ def prepare(
         TuningError: the config has no search space.
         FeatureValidationError: the features are missing or unreadable.
     """
-    from ml.data.validate import fingerprint
+    from ml.data.lineage import fingerprint
 
     if not len(cfg.tuning.space):
         raise TuningError(
@@ -267,7 +270,8 @@ def prepare(
             "tuning: {space: {training.learning_rate: {low: 0.001, high: 0.05, log: true}}} "
             "(see docs/tuning.md and config/model_config.yaml)"
         )
-    digest = str(fingerprint(features_dir, cfg.features)["digest"])
+    if digest is None:
+        digest = str(fingerprint(features_dir, cfg.features)["digest"])
     ref = resolve(cfg, digest, new=new, storage=storage or StorageSpec.from_env())
     _, notes = create(ref, cfg, digest)
     return ref, [*applicability_notes(cfg), *notes]

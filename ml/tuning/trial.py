@@ -14,22 +14,21 @@ the same host can tell when that process is gone (:func:`owner_alive`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ml.data.lineage import ValidatedData
 from ml.errors import TrainingError
 from ml.fsutil import display_path
 from ml.training import run_dir as rd
 from ml.tuning.space import apply
-from ml.tuning.storage import study_dir
+from ml.tuning.storage import FlockLock, study_dir
 from ml.tuning.study import DEFAULT_KEYS_ATTR, DEFAULTS_ATTR
 
 if TYPE_CHECKING:
@@ -48,7 +47,7 @@ class TrialContext:
 
     study_name: str
     cfg: Config  # the base config (with its tuning section)
-    features_dir: Path
+    data: ValidatedData  # validated and fingerprinted once per worker
     log: Callable[[str], None]  # the training job's lines
 
 
@@ -87,12 +86,15 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     trial.set_user_attr(WORKER_ATTR, worker_identity())
     cfg = apply(ctx.cfg, trial_values(trial, ctx.cfg))
     start, cpu = time.perf_counter(), time.process_time()
-    with _locked(study_dir(ctx.study_name) / ".locks" / f"{run_key(ctx.study_name, cfg)}.lock"):
+    locks = study_dir(ctx.study_name) / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with FlockLock(str(locks / f"{run_key(ctx.study_name, cfg)}.lock")):
         out = trial_run_dir(ctx.study_name, cfg)
         trial.set_user_attr(RUN_DIR_ATTR, display_path(out))
         result = train(
             cfg,
-            features_dir=ctx.features_dir,
+            features_dir=ctx.data.root,
+            data=ctx.data,
             run_dir=out,
             evaluate_test=False,
             provenance={"tuning": {"study": ctx.study_name, "trial": trial.number}},
@@ -130,18 +132,6 @@ def pruning_callback(trial: optuna.Trial, metric: str) -> Callable[[int, dict[st
             raise optuna.TrialPruned(f"pruned after epoch {epoch}: {metric} {value:.4f}")
 
     return on_epoch_end
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``path`` (released when the process dies, too)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def worker_identity(pid: int | None = None) -> dict[str, Any]:

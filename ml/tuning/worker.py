@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ml.data.lineage import ValidatedData
 from ml.errors import RetryableError, TuningError
 from ml.tuning import study as st
 from ml.tuning.trial import WORKER_ATTR, TrialContext, owner_alive, run_trial
@@ -72,6 +73,7 @@ def run_worker(
     log: LogFn = print,
     train_log: LogFn | None = None,
     on_trial: Callable[[optuna.trial.FrozenTrial], None] | None = None,
+    data: ValidatedData | None = None,
 ) -> WorkerResult:
     """Run trials of ``ref`` until it holds ``target`` finished ones (see module doc).
 
@@ -84,6 +86,8 @@ def run_worker(
         timeout: start no trial after this many seconds.
         log: the worker's own lines; ``train_log`` the training job's (default: none).
         on_trial: called with each trial this worker finished.
+        data: ``features_dir`` as this run already validated it (else validated here,
+            once for every trial of this worker).
 
     Raises:
         TuningError: every trial failed (the first one's error in the message).
@@ -93,7 +97,11 @@ def run_worker(
     import ml.training.job  # noqa: F401  (torch: imported once, not inside trial 0's time)
 
     study = st.load(ref, cfg, slot)
-    ctx = TrialContext(ref.name, cfg, Path(features_dir), train_log or (lambda _line: None))
+    if data is None or not data.current(features_dir):
+        from ml.data.validate import validate_data
+
+        data = validate_data(features_dir, cfg.features, cfg.data.numeric_nan)
+    ctx = TrialContext(ref.name, cfg, data, train_log or (lambda _line: None))
     deadline = time.monotonic() + timeout if timeout else None
     current: list[int] = []  # the number of the trial being run
     objective = _objective(ctx, current)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.cards.cli import register_card
+from ml.cards.build import try_prepare_run_card
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -32,5 +32,5 @@ def test_help_imports_no_plotting_or_scoring_library() -> None:
 def test_a_run_without_metrics_registers_without_a_card(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert register_card(None, str(tmp_path), "m") is None
+    assert try_prepare_run_card(str(tmp_path), "m", registry=None) is None
     assert "No model card for" in caplog.text and "registering without one" in caplog.text

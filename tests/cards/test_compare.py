@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from ml.cards.compare import compare_runs, compare_versions, comparison_lines
-from ml.cards.errors import CardError
 from ml.cli import main as cli_main
+from ml.errors import CardError
 from ml.evaluation.evaluate import evaluate_checkpoint
 from ml.registry.model_registry import ModelRegistry
 

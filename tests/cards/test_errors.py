@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from ml.cards.errors import CardError
 from ml.cli import main
-from ml.errors import CtrPipelineError, UserError
+from ml.errors import CardError, CtrPipelineError, UserError
 
 
 def test_card_error_is_a_user_error() -> None:

@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ml.cards.errors import CardError
 from ml.cards.predictions import (
     Predictions,
     load_predictions,
     predictions_for_card,
     save_predictions,
 )
+from ml.errors import CardError
 from ml.evaluation.evaluate import evaluate_run
 from ml.metrics import roc_auc
 from ml.training import run_dir as rd

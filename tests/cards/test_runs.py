@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from ml.cards.errors import CardError
 from ml.cards.runs import list_runs, resolve_run, show_run
 from ml.cli import main as cli_main
+from ml.errors import CardError
 from ml.registry.model_registry import ModelRegistry
 from ml.training import run_dir as rd
 

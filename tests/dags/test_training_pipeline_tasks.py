@@ -74,9 +74,3 @@ def test_features_asset_uri_from_the_environment(monkeypatch: pytest.MonkeyPatch
 def test_training_schedule_rejects_bad_values(bad: str) -> None:
     with pytest.raises(ValueError, match=re.escape(f"CTR_TRAINING_SCHEDULE={bad!r} is not a sch")):
         glue.training_schedule(bad)
-
-
-def test_model_name_param_pattern_is_the_registry_pattern() -> None:
-    from ml.registry.model_registry import NAME_PATTERN
-
-    assert f"^{NAME_PATTERN}$" == glue.MODEL_NAME_PATTERN

@@ -7,7 +7,7 @@ import pytest
 
 from ml.config import FeatureSpec
 from ml.data import layout
-from ml.data.generate import generate_features
+from ml.data.generate.writer import generate_features
 from ml.errors import ConfigError, DataLoadError, GenerationError
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from ml.data.generate import DEFAULT_SPEC
+from ml.data.generate.world_default import DEFAULT_SPEC
 from ml.data.layout import SPLITS, split_path
 from ml.data.lineage import fingerprint, short
 from ml.errors import FeatureValidationError

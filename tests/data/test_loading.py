@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from ml.config import FeatureSpec
-from ml.data.loading import DataLoadError, check_features_dir, load_split
+from ml.data.loading import check_features_dir, load_split
+from ml.errors import DataLoadError
 
 SPEC = FeatureSpec(label="click", categorical=("site", "user"), numeric=("price",))
 

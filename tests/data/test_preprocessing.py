@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from ml.config import FeatureSpec
-from ml.data.preprocessing import OOV_ID, PreprocessingError, Preprocessor
+from ml.data.preprocessing import OOV_ID, Preprocessor
+from ml.errors import PreprocessingError
 
 SPEC = FeatureSpec(label="click", categorical=("site", "user"), numeric=("price",))
 

@@ -36,9 +36,3 @@ def test_role_type_rules() -> None:
 def test_role_of() -> None:
     spec = FeatureSpec(label="y", categorical=("a",), numeric=("x",))
     assert [schema.role_of(spec, c) for c in ("y", "a", "x")] == ["label", "categorical", "numeric"]
-
-
-def test_default_spec_reexport_is_the_generators() -> None:
-    from ml.data.generate import DEFAULT_SPEC
-
-    assert schema.DEFAULT_SPEC is DEFAULT_SPEC

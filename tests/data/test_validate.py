@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml.config import FeatureSpec
-from ml.data.generate import DEFAULT_SPEC
+from ml.data.generate.world_default import DEFAULT_SPEC
 from ml.data.layout import SPLITS, split_path
 from ml.data.lineage import fingerprint
 from ml.data.validate import ValidationReport, format_size, validate_features
@@ -59,7 +59,7 @@ def test_validate_generated_data_passes(tiny_features_dir: Path) -> None:
 
 
 def test_validate_report_lines_use_spec_format(project_home: Path) -> None:
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
 
     generate_features("data/features/v1", rows=1000, seed=2)
     report = validate_features("data/features/v1", DEFAULT_SPEC)

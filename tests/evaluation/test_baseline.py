@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ml.config import FeatureSpec
-from ml.data.schema import DEFAULT_SPEC
+from ml.data.generate.world_default import DEFAULT_SPEC
 from ml.evaluation.baseline import fit_baseline
 
 

@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 
 from ml.config import config_from_dict
-from ml.data.loading import DataLoadError
+from ml.errors import DataLoadError
 from ml.evaluation.evaluate import evaluate_checkpoint, evaluate_run
 from ml.training.job import train
 
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_features_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ml.data.schema import DEFAULT_SPEC
+    from ml.data.generate.world_default import DEFAULT_SPEC
 
     cfg = config_from_dict(
         {

@@ -6,13 +6,8 @@ import math
 
 import pytest
 
-from ml.evaluation.gates import (
-    Champion,
-    GateConfigError,
-    check_champion,
-    check_threshold,
-    evaluate_gates,
-)
+from ml.errors import GateConfigError
+from ml.evaluation.gates import Champion, check_champion, check_threshold, evaluate_gates
 
 GOOD = {"test_auc": 0.78, "test_accuracy": 0.81}
 

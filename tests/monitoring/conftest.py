@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from ml.data.schema import DEFAULT_SPEC
+from ml.data.generate.world_default import DEFAULT_SPEC
 from ml.monitoring.profile import build_profile
 from testkit.drift import shifted_copy
 
 
 @pytest.fixture(scope="session")
 def unshifted_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
 
     out = tmp_path_factory.mktemp("unshifted") / "features"
     generate_features(out, rows=3000, seed=8)

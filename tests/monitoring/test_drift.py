@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ml.data.schema import DEFAULT_SPEC
-from ml.errors import GateConfigError, GateFailedError, UserError
-from ml.monitoring.drift import DriftDetectedError, check_drift, psi
+from ml.data.generate.world_default import DEFAULT_SPEC
+from ml.errors import DriftDetectedError, GateConfigError, GateFailedError, UserError
+from ml.monitoring.drift import check_drift, psi
 from ml.registry.model_registry import ModelRegistry
 from testkit.drift import register_with_profile
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml.data.schema import DEFAULT_SPEC
+from ml.data.generate.world_default import DEFAULT_SPEC
 from ml.errors import DataError
 from ml.monitoring.profile import (
     PROFILE_FILE,

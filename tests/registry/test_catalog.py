@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.registry.errors import IntegrityError, InvalidNameError, ModelNotFoundError
+from ml.errors import IntegrityError, InvalidNameError, ModelNotFoundError
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import CODE_DIGEST, DATA_DIGEST
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.errors import InvalidNameError, ModelNotFoundError, VersionInUseError
 from ml.registry._lock import WriterLock
-from ml.registry.errors import InvalidNameError, ModelNotFoundError, VersionInUseError
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import age_versions, check_consistent, leftovers, make_run_dir
 

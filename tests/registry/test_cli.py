@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.errors import RegistryError, VersionNotFoundError
 from ml.registry import cli
-from ml.registry.errors import RegistryError, VersionNotFoundError
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import age_versions
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.errors import IntegrityError
 from ml.registry import index
-from ml.registry.errors import IntegrityError
 from ml.registry.layout import Layout
 from ml.registry.model_registry import ModelRegistry
 

@@ -5,13 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.errors import IntegrityError, InvalidNameError, ModelNotFoundError, VersionNotFoundError
 from ml.registry import integrity
-from ml.registry.errors import (
-    IntegrityError,
-    InvalidNameError,
-    ModelNotFoundError,
-    VersionNotFoundError,
-)
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import flip_byte
 
@@ -109,7 +104,7 @@ def test_register_promote_load_real_checkpoint_scores_rows(
     import pandas as pd
 
     from ml.config import config_from_dict
-    from ml.data.schema import DEFAULT_SPEC
+    from ml.data.generate.world_default import DEFAULT_SPEC
 
     cfg = config_from_dict(
         {

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.errors import IntegrityError, ModelNotFoundError
 from ml.registry import journal
-from ml.registry.errors import IntegrityError, ModelNotFoundError
 from ml.registry.layout import Layout
 from ml.registry.model_registry import ModelRegistry
 

@@ -5,12 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.registry.errors import (
-    IntegrityError,
-    InvalidNameError,
-    ModelNotFoundError,
-    VersionNotFoundError,
-)
+from ml.errors import IntegrityError, InvalidNameError, ModelNotFoundError, VersionNotFoundError
 from ml.registry.layout import (
     RESERVED_FILES,
     RUN_ARTIFACTS,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.errors import RegistryLockTimeoutError
 from ml.registry._lock import FileLock, WriterLock, probe_lock, remove_if_free
-from ml.registry.errors import LockTimeoutError
 
 
 def test_file_lock_timeout_names_the_lock_and_holder(tmp_path: Path) -> None:
@@ -17,7 +17,8 @@ def test_file_lock_timeout_names_the_lock_and_holder(tmp_path: Path) -> None:
     with FileLock(path, 1, "first"):
         assert probe_lock(path) == "held"
         with pytest.raises(
-            LockTimeoutError, match=r"could not lock model 'm' within 0.1 s: .* held by pid \d+"
+            RegistryLockTimeoutError,
+            match=r"could not lock model 'm' within 0.1 s: .* held by pid \d+",
         ):
             FileLock(path, 0.1, "model 'm'").__enter__()
     assert probe_lock(path) == "free"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ml.registry import ModelRegistry as Exported
-from ml.registry.errors import InvalidNameError
+from ml.errors import InvalidNameError
 from ml.registry.model_registry import ModelRegistry
+from ml.registry.model_registry import ModelRegistry as Exported
 from testkit.registry import check_consistent
 
 MakeRun = Callable[..., Path]

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.registry import _fs, cleanup
-from ml.registry._lock import FileLock
-from ml.registry.errors import (
+from ml.errors import (
     AlreadyExistsError,
     IntegrityError,
     InvalidNameError,
@@ -20,6 +18,8 @@ from ml.registry.errors import (
     RegistryStorageError,
     VersionNotFoundError,
 )
+from ml.registry import _fs, cleanup
+from ml.registry._lock import FileLock
 from ml.registry.layout import Layout
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import check_consistent, flip_byte

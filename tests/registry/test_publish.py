@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ml.errors import ExtraFileError, InvalidNameError, InvalidRunError, RegistryStorageError
 from ml.registry import provenance
-from ml.registry.errors import (
-    ExtraFileError,
-    InvalidNameError,
-    InvalidRunError,
-    RegistryStorageError,
-)
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import CODE_DIGEST, check_consistent, make_run_dir
 

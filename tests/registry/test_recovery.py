@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.errors import RegistryStorageError
 from ml.registry import journal, recovery
-from ml.registry.errors import RegistryStorageError
 from ml.registry.model_registry import ModelRegistry
 from testkit import registry_faults as faults
 from testkit.registry import check_consistent, kill_trials, leftovers, make_run_dir

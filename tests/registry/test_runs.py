@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ml.errors import InvalidRunError, RegistryStorageError
 from ml.registry import _fs, runs
-from ml.registry.errors import InvalidRunError, RegistryStorageError
 from testkit.registry import checkpoint_bytes
 
 MakeRun = Callable[..., Path]

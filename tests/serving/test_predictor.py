@@ -9,14 +9,14 @@ import pytest
 
 from ml.config import config_from_dict
 from ml.data.loading import load_split
-from ml.data.preprocessing import PreprocessingError
-from ml.serving.predictor import CheckpointError, Predictor
+from ml.errors import CheckpointError, PreprocessingError
+from ml.serving.predictor import Predictor
 from ml.training.job import train
 
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_features_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ml.data.schema import DEFAULT_SPEC
+    from ml.data.generate.world_default import DEFAULT_SPEC
 
     cfg = config_from_dict(
         {

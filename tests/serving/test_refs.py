@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.errors import UserError
-from ml.registry.errors import NotFoundError
+from ml.errors import NotFoundError, UserError
 from ml.registry.model_registry import ModelRegistry
 from ml.serving.refs import resolve_ref, split_ref
 

@@ -12,7 +12,7 @@ from ml.config import Config, config_from_dict
 
 def tiny_config(features_dir: Path, runs_dir: Path, **sections: Any) -> Config:
     """A small, fast model on the generator's columns; ``sections`` override."""
-    from ml.data.schema import DEFAULT_SPEC
+    from ml.data.generate.world_default import DEFAULT_SPEC
 
     raw: dict[str, Any] = {
         "experiment_name": "ctr_model",

@@ -8,7 +8,8 @@ from typing import Any
 import optuna
 import pytest
 
-from ml.config import Config, ConfigError, config_from_dict, load_config
+from ml.config import Config, config_from_dict, load_config
+from ml.errors import ConfigError
 from ml.tuning.space import SearchParam, apply, label
 
 BASE: dict[str, Any] = {

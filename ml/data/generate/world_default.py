@@ -85,7 +85,7 @@ DEFAULT_SPEC = FeatureSpec(
 
 
 @dataclass(frozen=True)
-class Params:
+class DefaultWorld:
     """Fixed population tables and effect sizes, all derived from one world seed."""
 
     user_cdf: FloatArray
@@ -119,7 +119,7 @@ class Params:
     intercept: float = 0.0
 
 
-def build(rng: np.random.Generator) -> Params:
+def build(rng: np.random.Generator) -> DefaultWorld:
     """Draw the world's tables and effects (the draw order is part of the data's bytes)."""
     segment_cdf = zipf_cdf(rng, N_SEGMENTS, 0.7)
     user_segment = sample(segment_cdf, rng, N_USERS)
@@ -137,7 +137,7 @@ def build(rng: np.random.Generator) -> Params:
     rank = 2
     seg_factors = rng.normal(0.0, 1.0, (N_SEGMENTS, rank))
     cat_factors = rng.normal(0.0, 1.0, (N_ITEM_CATEGORIES, rank))
-    return Params(
+    return DefaultWorld(
         user_cdf=zipf_cdf(rng, N_USERS, 1.3),
         user_segment=user_segment,
         user_age=user_age.astype(np.int64),
@@ -170,7 +170,7 @@ def build(rng: np.random.Generator) -> Params:
     )
 
 
-def draw(w: Params, rng: np.random.Generator, n: int) -> Rows:
+def draw(w: DefaultWorld, rng: np.random.Generator, n: int) -> Rows:
     """``n`` impressions."""
     user = sample(w.user_cdf, rng, n)
     item = sample(w.item_cdf, rng, n)
@@ -195,7 +195,7 @@ def draw(w: Params, rng: np.random.Generator, n: int) -> Rows:
     }
 
 
-def logit(w: Params, r: Rows) -> FloatArray:
+def logit(w: DefaultWorld, r: Rows) -> FloatArray:
     """The true logit of each row."""
     seg, cat = r["user_segment"], r["item_category"]
     dev, pos = r["device_type"], r["ad_position"]

@@ -65,7 +65,7 @@ COLUMNS = (
 
 
 @dataclass(frozen=True)
-class Params:
+class FeedWorld:
     user_cdf: FloatArray
     user_effect: FloatArray
     user_interest: FloatArray  # (users, RANK)
@@ -100,7 +100,7 @@ def _low_rank(
     return np.asarray(scale * out / np.sqrt(rank), dtype=np.float64)
 
 
-def build(rng: np.random.Generator) -> Params:
+def build(rng: np.random.Generator) -> FeedWorld:
     """Draw the feed's population and effects."""
     user_effect = rng.normal(0.0, 0.4, N_USERS)
     topic_vector = rng.normal(0.0, 1.0, (N_TOPICS, RANK))
@@ -109,7 +109,7 @@ def build(rng: np.random.Generator) -> Params:
     topic_duration = np.exp(rng.uniform(np.log(20.0), np.log(600.0), N_TOPICS))
     followers = np.exp(7.0 + 2.5 * creator_effect / 0.35 + rng.normal(0, 1.5, N_CREATORS))
     hours = np.arange(24)
-    return Params(
+    return FeedWorld(
         user_cdf=zipf_cdf(rng, N_USERS, 0.85),
         user_effect=user_effect,
         user_interest=rng.normal(0.0, 1.0, (N_USERS, RANK)),
@@ -138,7 +138,7 @@ def build(rng: np.random.Generator) -> Params:
     )
 
 
-def draw(w: Params, rng: np.random.Generator, n: int) -> Rows:
+def draw(w: FeedWorld, rng: np.random.Generator, n: int) -> Rows:
     """``n`` feed impressions."""
     user = sample(w.user_cdf, rng, n)
     item = sample(w.item_cdf, rng, n)
@@ -161,7 +161,7 @@ def draw(w: Params, rng: np.random.Generator, n: int) -> Rows:
     }
 
 
-def logit(w: Params, r: Rows) -> FloatArray:
+def logit(w: FeedWorld, r: Rows) -> FloatArray:
     """The true logit of each impression."""
     user, item, topic = r["user_id"], r["item_id"], r["topic"]
     match = np.einsum("ij,ij->i", w.user_interest[user], w.item_vector[item]) / np.sqrt(RANK)

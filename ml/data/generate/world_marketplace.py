@@ -68,7 +68,7 @@ COLUMNS = (
 
 
 @dataclass(frozen=True)
-class Params:
+class MarketplaceWorld:
     user_cdf: FloatArray
     user_effect: FloatArray
     user_taste: FloatArray  # (users, RANK)
@@ -97,7 +97,7 @@ class Params:
     intercept: float = 0.0
 
 
-def build(rng: np.random.Generator) -> Params:
+def build(rng: np.random.Generator) -> MarketplaceWorld:
     """Draw the marketplace's population and effects."""
     user_effect = rng.normal(0.0, 0.4, N_USERS)
     user_segment = sample(
@@ -111,7 +111,7 @@ def build(rng: np.random.Generator) -> Params:
     rating = np.clip(4.0 + 1.3 * item_effect + rng.normal(0.0, 0.45, N_ITEMS), 1.0, 5.0)
     rating[rng.random(N_ITEMS) < 0.25] = np.nan
     hours = np.arange(24)
-    return Params(
+    return MarketplaceWorld(
         user_cdf=zipf_cdf(rng, N_USERS, 0.85),
         user_effect=user_effect,
         # A user's taste: their segment's, plus their own.
@@ -143,7 +143,7 @@ def build(rng: np.random.Generator) -> Params:
     )
 
 
-def draw(w: Params, rng: np.random.Generator, n: int) -> Rows:
+def draw(w: MarketplaceWorld, rng: np.random.Generator, n: int) -> Rows:
     """``n`` sponsored-product impressions."""
     user = sample(w.user_cdf, rng, n)
     item = sample(w.item_cdf, rng, n)
@@ -164,7 +164,7 @@ def draw(w: Params, rng: np.random.Generator, n: int) -> Rows:
     }
 
 
-def logit(w: Params, r: Rows) -> FloatArray:
+def logit(w: MarketplaceWorld, r: Rows) -> FloatArray:
     """The true logit of each impression."""
     user, item, cat = r["user_id"], r["item_id"], r["category_id"]
     region = r["region"]

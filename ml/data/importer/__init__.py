@@ -17,9 +17,3 @@ the line and the field, and leaves nothing behind.
 """
 
 from __future__ import annotations
-
-from ml.data.importer.config_out import features_block, write_config
-from ml.data.importer.core import import_features
-from ml.data.importer.options import FORMATS, ImportOptions
-
-__all__ = ["FORMATS", "ImportOptions", "features_block", "import_features", "write_config"]

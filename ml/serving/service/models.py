@@ -27,11 +27,11 @@ from typing import Any
 import pandas as pd
 
 from ml.errors import CtrPipelineError
+from ml.registry.layout import PRODUCTION
 from ml.serving.predictor import Predictor
 from ml.serving.service.fastpath import FastScorer
 
 log = logging.getLogger("ml.serving")
-PRODUCTION = "production"
 
 
 @dataclass(frozen=True)

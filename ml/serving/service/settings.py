@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from ml import paths
-from ml.errors import UserError
+from ml.errors import ServingError, UserError
 
 SETTINGS_ENV = "CTR_SERVING_SETTINGS"
 #: Where the prediction and feedback logs go, per model, under the base directory.
@@ -45,10 +45,6 @@ CONTROL = "control"
 CANDIDATE = "candidate"
 AB_KEYS = frozenset({"candidate", "traffic", "key", "salt", "shadow"})
 _HASH_SCALE = float(1 << 64)
-
-
-class ServingError(UserError):
-    """Bad serving settings (A/B file, versions, batch limits)."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ class ServeSettings:
 
     def check(self) -> ServeSettings:
         """Raise :class:`ServingError` naming the first bad value; return self."""
-        from ml.registry.model_registry import validate_name, validate_version
+        from ml.registry.layout import validate_name, validate_version
 
         try:
             validate_name(self.model)

@@ -20,12 +20,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
 
 from ml.config import FeatureSpec
+from ml.errors import RequestValidationError
 from ml.serving.service.metrics import ServingMetrics
 from ml.serving.service.models import CurrentWatcher, LoadedModel, load_pinned
 from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, now
 from ml.serving.service.schemas import Feedback
 from ml.serving.service.settings import CANDIDATE, CONTROL, ServeSettings, choose_variant
-from ml.serving.service.validation import ParsedRequest, RequestValidationError, parse_predict
+from ml.serving.service.validation import ParsedRequest, parse_predict
 
 log = logging.getLogger("ml.serving")
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ml.config import FeatureSpec
-from ml.errors import UserError
+from ml.errors import RequestValidationError
 
 MAX_ERRORS = 20
 TOP_LEVEL = ("rows", "key")
@@ -45,14 +45,6 @@ _JSON_NAMES = {
     int: "an integer",
     type(None): "null",
 }
-
-
-class RequestValidationError(UserError):
-    """A request body the service cannot score; ``errors`` are FastAPI-style entries."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        self.errors = errors
-        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
 
 
 @dataclass

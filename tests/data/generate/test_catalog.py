@@ -6,17 +6,17 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from ml.data.generate import (
-    DEFAULT_SPEC,
+from ml.data.generate.catalog import (
     DEFAULT_WORLD,
     WORLDS,
     build_world,
-    generate_features,
     get_world,
-    oracle_auc,
     world_names,
     world_spec,
 )
+from ml.data.generate.truth import oracle_auc
+from ml.data.generate.world_default import DEFAULT_SPEC
+from ml.data.generate.writer import generate_features
 from ml.data.layout import read_schema, spec_from_schema, split_path
 from ml.data.validate import validate_features
 from ml.errors import GenerationError

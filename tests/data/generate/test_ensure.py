@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.data.generate import ensure_default_features, generate_features
+from ml.data.generate.ensure import ensure_default_features
+from ml.data.generate.writer import generate_features
 from ml.data.layout import split_path
 
 Digests = Callable[[Path], dict[str, str]]

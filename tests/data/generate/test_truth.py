@@ -7,16 +7,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from ml.data.generate import (
-    DEFAULT_WORLD_SEED,
-    GENERATOR_VERSION,
-    build_world,
-    generate_features,
-    generate_split,
-    get_world,
-    oracle_auc,
-    true_probability,
-)
+from ml.data.generate.catalog import DEFAULT_WORLD_SEED, build_world, get_world
+from ml.data.generate.truth import oracle_auc, true_probability
+from ml.data.generate.writer import GENERATOR_VERSION, generate_features, generate_split
 from ml.data.layout import read_schema, split_path
 from ml.errors import DataError, DataLoadError
 from ml.metrics import roc_auc

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from ml.data.generate import DEFAULT_WORLD_SEED, build_world
 from ml.data.generate import world_default as wd
+from ml.data.generate.catalog import DEFAULT_WORLD_SEED, build_world
 from ml.data.layout import split_path
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.data.generate import build_world, get_world
 from ml.data.generate import world_feed as wf
+from ml.data.generate.catalog import build_world, get_world
 from ml.data.generate.world import sigmoid
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ml.data.generate import build_world, get_world
 from ml.data.generate import world_marketplace as wm
+from ml.data.generate.catalog import build_world, get_world
 from ml.data.generate.world import sigmoid, to_table
 
 

@@ -8,7 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml.config import load_config
-from ml.data.generate import DEFAULT_SPEC, DEFAULT_WORLD_SEED, generate_features, writer
+from ml.data.generate import writer
+from ml.data.generate.catalog import DEFAULT_WORLD_SEED
+from ml.data.generate.world_default import DEFAULT_SPEC
+from ml.data.generate.writer import generate_features
 from ml.data.layout import SPLITS, read_schema, spec_from_schema, split_path
 from ml.errors import GenerationError
 

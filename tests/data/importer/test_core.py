@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ml.data import layout
-from ml.data.generate import generate_features
+from ml.data.generate.writer import generate_features
 from ml.data.importer import core
 from ml.data.importer.core import import_features
 from ml.data.importer.options import ImportOptions

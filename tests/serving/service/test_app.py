@@ -20,8 +20,8 @@ with warnings.catch_warnings():  # starlette's note about httpx2, raised at impo
     warnings.filterwarnings("ignore", message=".*httpx2.*")
     from fastapi.testclient import TestClient
 
+from ml.data.generate.world_default import DEFAULT_SPEC
 from ml.data.loading import load_split
-from ml.data.schema import DEFAULT_SPEC
 from ml.registry.model_registry import ModelRegistry
 from ml.serving.service.app import create_app
 from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, read_jsonl

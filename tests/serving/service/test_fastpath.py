@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.data.generate.world_default import DEFAULT_SPEC
 from ml.data.loading import load_split
-from ml.data.schema import DEFAULT_SPEC
 from ml.registry.model_registry import ModelRegistry
 from ml.serving.service.fastpath import FastScorer
 from ml.serving.service.validation import parse_predict

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.data.generate.world_default import DEFAULT_SPEC
 from ml.data.loading import load_split
-from ml.data.schema import DEFAULT_SPEC
 from ml.registry.model_registry import ModelRegistry
 from testkit import loadgen
 from testkit.serving import NAME, copy_registry, free_port, start_server, stop_server, wait_ready

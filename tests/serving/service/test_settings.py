@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ml.serving.service.settings import (
-    CANDIDATE,
-    CONTROL,
-    ServeSettings,
-    ServingError,
-    bucket,
-    choose_variant,
-)
+from ml.errors import ServingError
+from ml.serving.service.settings import CANDIDATE, CONTROL, ServeSettings, bucket, choose_variant
 
 
 def test_ab_split_is_sticky_and_keeps_the_share_over_10k_keys() -> None:

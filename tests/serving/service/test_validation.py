@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ml.config import FeatureSpec
-from ml.serving.service.validation import RequestValidationError, parse_predict
+from ml.errors import RequestValidationError
+from ml.serving.service.validation import parse_predict
 
 SPEC = FeatureSpec(categorical=("user_id", "device_type"), numeric=("item_price",))
 ROW = {"user_id": 7, "device_type": "mobile", "item_price": 12.5}

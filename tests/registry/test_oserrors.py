@@ -7,24 +7,23 @@ from pathlib import Path
 import pytest
 
 from ml import errors as ml_errors
-from ml.registry.errors import (
+from ml.errors import (
     AlreadyExistsError,
     ExtraFileError,
     IntegrityError,
     InvalidNameError,
     InvalidRunError,
-    LockTimeoutError,
     ModelNotFoundError,
     NoPreviousVersionError,
     RegistryAccessError,
     RegistryError,
+    RegistryLockTimeoutError,
     RegistryStorageError,
     VersionInUseError,
     VersionNotFoundError,
-    os_errors,
-    translate_oserror,
 )
 from ml.registry.model_registry import ModelRegistry
+from ml.registry.oserrors import os_errors, translate_oserror
 
 MakeRun = Callable[..., Path]
 
@@ -54,9 +53,9 @@ def test_environment_errors_are_retryable_with_exit_3() -> None:
     assert isinstance(storage, ml_errors.StorageError) and isinstance(storage, OSError)
     assert isinstance(storage, RegistryError)
     assert storage.exit_code == 3
-    assert issubclass(LockTimeoutError, ml_errors.LockTimeoutError)
-    assert issubclass(LockTimeoutError, TimeoutError)
-    assert LockTimeoutError("x").exit_code == 3
+    assert issubclass(RegistryLockTimeoutError, ml_errors.LockTimeoutError)
+    assert issubclass(RegistryLockTimeoutError, TimeoutError)
+    assert RegistryLockTimeoutError("x").exit_code == 3
     assert VersionNotFoundError("x").exit_code == 2
     assert issubclass(VersionNotFoundError, LookupError)
 

@@ -1,0 +1,21 @@
+"""The closed sets of values the config accepts, and which ``model`` keys each family takes.
+
+A leaf module (it imports nothing from ``ml``), so that ``ml.config``, the tuning space and
+the trainer can all name the same sets without importing each other.
+"""
+
+from __future__ import annotations
+
+MODEL_NAMES = ("logreg", "dcnv2", "deepfm")
+NUMERIC_NAN_POLICIES = ("error", "impute")
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+#: Early-stopping monitors and whether higher is better.
+MONITORS = {"val_auc": "max", "val_logloss": "min"}
+#: ``model`` keys each model family takes (besides ``name``); the others do not apply to
+#: it. tests/test_config.py checks this against the models' constructors.
+MODEL_KEYS: dict[str, frozenset[str]] = {
+    "logreg": frozenset(),
+    "dcnv2": frozenset({"embedding_dim", "hidden_units", "cross_layers", "dropout"}),
+    "deepfm": frozenset({"embedding_dim", "hidden_units", "dropout"}),
+}
