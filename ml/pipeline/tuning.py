@@ -150,6 +150,7 @@ def train_best(params: Params, run: PipelineRun, features_path: str | None, stud
         out = train(
             trial_cfg,
             features_dir=_features(params, cfg, features_path),
+            data=unchanged.validated_data(run),
             run_key=run.key,
             started_at=run.logical_date or run.started_at,
             provenance={"dag_id": run.dag_id, "run_id": run.run_id},

@@ -42,3 +42,48 @@ def test_run_pipeline_records_the_failing_step_and_registers_nothing(
     assert summary["failure"]["type"] == "GateFailedError"
     with pytest.raises(UserError):
         ModelRegistry().get_latest_version("ctr_model")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_run_pipeline_tunes_first_when_asked(home: Path, params: Any, parallel: int) -> None:
+    """``ctr-pipeline run --tuning-trials N`` runs the DAG's tuning group: N trials in
+    ``parallel`` workers (processes beyond the first), then trains the best."""
+    from ml.tuning import study as st
+    from testkit.tuning import tuning_config
+
+    (home / "config" / "tune.yaml").write_text(tuning_config(epochs=1))
+    run = new_run()
+    summary = run_pipeline(
+        params(config_path="config/tune.yaml", tuning_trials=2, tuning_parallel=parallel), run
+    )
+    assert summary["state"] == "success" and summary["model_version"] == "v1"
+    study = summary["tuning"]["study"]
+    counts = st.counts(st.load(st.StudyRef(study, st.StorageSpec.from_env()), params().config()))
+    assert counts.finished >= 2
+
+
+def test_a_run_validates_and_hashes_its_data_once(
+    home: Path, params: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ml.data.lineage as lineage
+    import ml.data.validate as validate
+
+    calls = {"validate": 0, "fingerprint": 0}
+    real_validate, real_fp = validate.validate_features, lineage.fingerprint
+
+    def counted_validate(*a: Any, **k: Any) -> Any:
+        calls["validate"] += 1
+        return real_validate(*a, **k)
+
+    def counted_fp(*a: Any, **k: Any) -> Any:
+        calls["fingerprint"] += 1
+        return real_fp(*a, **k)
+
+    monkeypatch.setattr(validate, "validate_features", counted_validate)
+    monkeypatch.setattr(validate, "fingerprint", counted_fp)
+    monkeypatch.setattr(lineage, "fingerprint", counted_fp)
+    summary = run_pipeline(params(), new_run())
+    assert summary["state"] == "success"
+    assert calls == {"validate": 1, "fingerprint": 1}
+    assert summary["data"]["fingerprint"]["digest"]
