@@ -52,8 +52,11 @@ class AppendLog:
         os.close(self._fd)
 
 
-#: A longer line is skipped unread (a legitimate one holds at most --max-batch scores).
+#: A longer line is skipped unread (a legitimate one holds at most --max-batch scores,
+#: 1,000,000 at most, twice with a shadow).
 MAX_LINE_BYTES = 64 << 20
+#: The same for a feedback line: the service writes at most 2 bytes per row (``0,``).
+MAX_FEEDBACK_LINE_BYTES = 8 << 20
 
 
 class JsonLines:
@@ -170,7 +173,7 @@ def joined_outcomes(log_dir: Path, since: float | None = None) -> JoinedLogs:
     requests and of rows with feedback, never with the size of a line or of a body sent.
     """
     predictions = JsonLines(log_dir / PREDICTIONS_FILE)
-    feedback = JsonLines(log_dir / FEEDBACK_FILE)
+    feedback = JsonLines(log_dir / FEEDBACK_FILE, MAX_FEEDBACK_LINE_BYTES)
     scored = _scored_rows(predictions, since)
     clicks, (n_feedback, unmatched, duplicates) = _first_outcomes(feedback, scored)
     n_pred = len(scored)
