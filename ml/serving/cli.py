@@ -67,7 +67,13 @@ def add_commands(sub: Any) -> None:
     r.add_argument("--metric", choices=("auc", "ctr"), default="auc", help="%(default)s")
     r.add_argument("--alpha", type=float, default=0.05, help="1 - confidence (%(default)s)")
     r.add_argument("--json", action="store_true", help="print JSON")
-    t = add_command(serve_sub, "token", _token_create, help="bearer tokens for serve")
+    t = add_command(
+        serve_sub,
+        "token",
+        _token_create,
+        help="bearer tokens for serve",
+        description="Bearer tokens for serve (docs/serving.md, Authentication and limits).",
+    )
     token_sub = t.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     c = add_command(token_sub, "create", _token_create)
     c.add_argument("--scopes", required=True, help="comma-separated: predict,feedback,metrics")
@@ -160,7 +166,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _token_create(args: argparse.Namespace) -> int:
-    """create a bearer token for ``serve`` (shown once)
+    """create a bearer token for serve (shown once)
 
     Print a new random token; with --token-file, append its SHA-256 digest and scopes to
     that file (created 0600; a running service picks it up on its next request), else
