@@ -11,8 +11,8 @@ restarts), shared by every worker. So ``/feedback`` checks an id without any sta
 - a row at or past the number of rows scored does not exist.
 
 :class:`FeedbackLedger` remembers, per worker, which rows of which request already have
-an outcome (a bounded number of request ids, oldest forgotten first), so a second
-outcome for the same row is refused. With ``--workers N`` a second outcome sent to another
+an outcome (within a memory budget, the oldest ids forgotten first), so a second outcome
+for the same row is refused. With ``--workers N`` a second outcome sent to another
 worker (or after a restart) is appended; ``serve report`` keeps the first one per row.
 """
 
@@ -33,7 +33,9 @@ from ml.serving.service.auth import AuthError, check_private
 
 KEY_FILE = "request-id.key"
 DEFAULT_TTL = 7 * 24 * 3600.0
-LEDGER_CAPACITY = 200_000
+#: What a worker's :class:`FeedbackLedger` may take: ~200,000 ids with one-row feedback.
+LEDGER_BYTES = 40 << 20
+ENTRY_BYTES = 200
 _ID = re.compile(r"^([0-9a-f]{1,12})\.([0-9a-f]{1,8})\.([0-9a-f]{16})\.([0-9a-f]{32})$")
 
 
@@ -128,30 +130,40 @@ def _mask(rows: range) -> int:
     return ((1 << len(rows)) - 1) << rows.start
 
 
-class FeedbackLedger:
-    """The rows of the last ``capacity`` request ids that got an outcome (this worker)."""
+def _cost(mask: int) -> int:
+    """About the bytes an entry takes: the id, the dict slot, the bitmask of rows."""
+    return ENTRY_BYTES + mask.bit_length() // 8
 
-    def __init__(self, capacity: int = LEDGER_CAPACITY) -> None:
-        self.capacity = capacity
+
+class FeedbackLedger:
+    """The rows that got an outcome, per request id, for this worker, within ``budget``
+    bytes (the least recently claimed ids are forgotten first)."""
+
+    def __init__(self, budget: int = LEDGER_BYTES) -> None:
+        self.budget = budget
         self._rows: OrderedDict[str, int] = OrderedDict()  # request id -> bitmask of rows
+        self._size = 0
         self._lock = threading.Lock()
 
     def claim(self, request_id: str, rows: range) -> list[int]:
         """Record ``rows`` and return [] or, recording nothing, the rows already recorded."""
         mask = _mask(rows)
         with self._lock:
-            seen = self._rows.get(request_id, 0)
+            previous = self._rows.get(request_id)
+            seen = previous or 0
             if seen & mask:
                 return [r for r in rows if seen >> r & 1]
             self._rows[request_id] = seen | mask
             self._rows.move_to_end(request_id)
-            while len(self._rows) > self.capacity:
-                self._rows.popitem(last=False)
+            self._size += _cost(seen | mask) - (0 if previous is None else _cost(previous))
+            while self._size > self.budget and len(self._rows) > 1:
+                self._size -= _cost(self._rows.popitem(last=False)[1])
         return []
 
     def release(self, request_id: str, rows: range) -> None:
         """Forget ``rows`` (their outcome could not be written)."""
-        mask = _mask(rows)
         with self._lock:
-            if request_id in self._rows:
-                self._rows[request_id] &= ~mask
+            previous = self._rows.get(request_id)
+            if previous is not None:
+                self._rows[request_id] = previous & ~_mask(rows)
+                self._size += _cost(self._rows[request_id]) - _cost(previous)

@@ -10,6 +10,7 @@ import pytest
 
 from ml.serving.service.auth import AuthError
 from ml.serving.service.request_ids import (
+    ENTRY_BYTES,
     KEY_FILE,
     ExpiredRequestId,
     FeedbackLedger,
@@ -76,7 +77,7 @@ def test_a_shared_or_damaged_key_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_ledger_refuses_a_second_outcome_for_a_row_and_records_nothing_then() -> None:
-    ledger = FeedbackLedger(capacity=2)
+    ledger = FeedbackLedger(budget=2 * ENTRY_BYTES + 100)  # room for two ids
     assert ledger.claim("a", range(2, 3)) == []
     assert ledger.claim("a", range(0, 2)) == []
     assert ledger.claim("a", range(1, 4)) == [1, 2]
@@ -84,5 +85,13 @@ def test_ledger_refuses_a_second_outcome_for_a_row_and_records_nothing_then() ->
     ledger.release("a", range(3, 4))
     assert ledger.claim("a", range(3, 4)) == []
     ledger.claim("b", range(1))
-    ledger.claim("c", range(1))  # over capacity: "a" (the oldest) is forgotten
+    ledger.claim("c", range(1))  # over the budget: "a" (the oldest) is forgotten
     assert ledger.claim("a", range(1)) == [] and ledger.claim("c", range(1)) == [0]
+
+
+def test_ledger_memory_is_bounded_whatever_the_rows_claimed() -> None:
+    ledger = FeedbackLedger(budget=1 << 20)
+    for i in range(100):  # the last row of a 1M-row request: a 125 kB bitmask each
+        ledger.claim(f"r{i}", range(999_999, 1_000_000))
+    assert ledger._size <= 1 << 20 and len(ledger._rows) == 8
+    assert ledger.claim("r99", range(999_999, 1_000_000)) == [999_999]
