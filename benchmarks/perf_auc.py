@@ -20,7 +20,7 @@ def main() -> None:
     threads = int(sys.argv[5]) if len(sys.argv) > 5 else 1
     sys.path.insert(0, root)
     from ml.config import load_config
-    from ml.training.trainer import train
+    from ml.training.job import train
 
     feats = Path("/tmp/perfwork/f714286_s42")
     cfg = load_config(Path(root) / "config" / "model_config.yaml")

@@ -28,8 +28,7 @@ from ml.data.preprocessing import Preprocessor
 from ml.metrics import binary_metrics
 from ml.models import build_model, model_args_for
 from ml.training.sizing import batch_and_decay
-from ml.training.tensors import EncodedSplit
-from ml.training.trainer import encode_split
+from ml.training.tensors import EncodedSplit, encode_split
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("PERF_WORK", "/tmp/perfwork"))

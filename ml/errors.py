@@ -20,6 +20,11 @@ this drawing is current; ``python -m ml.errors`` prints it)::
   │   ├── CardError                                    A card, comparison or run cannot be built.
   │   ├── ServingError                                 Bad serving settings (A/B file, limits).
   │   ├── RequestValidationError                       A request body that cannot be scored (422).
+  │   ├── AuthError                                    An unusable token file or auth setting.
+  │   ├── BodyTooLargeError                            A request body over the limit (413).
+  │   ├── RequestIdRefusedError                        Feedback for a request id it refuses.
+  │   │   ├── UnknownRequestIdError                    An id this service did not issue (404).
+  │   │   └── ExpiredRequestIdError                    An id older than the feedback TTL (410).
   │   └── SourceChangedError                           A file changed while it was being copied.
   ├── RetryableError                                   The environment failed, retry: exit 3.
   │   ├── StorageError (OSError)                       Disk full, I/O error, read-only file system.
@@ -176,6 +181,46 @@ class RequestValidationError(UserError):
     def __init__(self, errors: list[dict[str, Any]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
+
+
+class AuthError(UserError):
+    """An unusable token file or auth setting."""
+
+
+class BodyTooLargeError(UserError):
+    """A request body over the limit (413).
+
+    ``declared`` is its Content-Length, or ``read`` the bytes read before stopping.
+    """
+
+    def __init__(self, limit: int, *, declared: int | None = None, read: int = 0) -> None:
+        self.limit, self.declared, self.read = limit, declared, read
+        if declared is not None:
+            text = f"the body is {declared:,} bytes"
+        else:
+            text = f"the body is over {limit:,} bytes (stopped reading at {read:,})"
+        super().__init__(f"{text}; the limit is {limit:,}")
+
+
+class RequestIdRefusedError(UserError):
+    """Feedback for a request id it refuses.
+
+    ``reason`` is the Prometheus label it is counted under.
+    """
+
+    reason = "unknown_request"
+
+
+class UnknownRequestIdError(RequestIdRefusedError):
+    """An id this service did not issue (404)."""
+
+    reason = "unknown_request"
+
+
+class ExpiredRequestIdError(RequestIdRefusedError):
+    """An id older than the feedback TTL (410)."""
+
+    reason = "expired_request"
 
 
 class SourceChangedError(UserError):

@@ -5,6 +5,7 @@
   shadow version (``--shadow vN``); see docs/serving.md.
 - ``serve report``: realised CTR and AUC per variant from the service's logs, with
   confidence intervals and a verdict (better / worse / undecided).
+- ``serve token create``: a bearer token for the service, its digest added to a token file.
 - ``predict``: batch scoring of parquet/CSV files in bounded memory.
 
 Nothing heavy is imported until a handler runs.
@@ -15,9 +16,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 from typing import Any
 
+from ml import paths
 from ml.cli_common import add_command, add_registry_root, from_args
+from ml.serving.service.auth import TOKENS_ENV
 from ml.serving.service.settings import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_KEY_FIELD,
@@ -44,12 +48,37 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--shadow", help="also score every request with this version (logged only)")
     p.add_argument("--poll-interval", type=float, default=0.25, help="hot reload check (s)")
     p.add_argument("--check", action="store_true", help="check the versions, print, exit")
+    p.add_argument(
+        "--auth",
+        choices=("required", "off"),
+        default=None,
+        help="bearer tokens (default: required unless the bind is loopback with no token)",
+    )
+    p.add_argument("--token-file", default=None, help=f"tokens and scopes, 0600 (or ${TOKENS_ENV})")
+    p.add_argument(
+        "--feedback-ttl",
+        type=float,
+        default=7 * 24 * 3600.0,
+        help="accept feedback for request ids up to this many seconds old (%(default)s)",
+    )
     serve_sub = p.add_subparsers(dest="serve_command", metavar="SUBCOMMAND")
     r = add_command(serve_sub, "report", _report)
     _common(r)
     r.add_argument("--metric", choices=("auc", "ctr"), default="auc", help="%(default)s")
     r.add_argument("--alpha", type=float, default=0.05, help="1 - confidence (%(default)s)")
     r.add_argument("--json", action="store_true", help="print JSON")
+    t = add_command(
+        serve_sub,
+        "token",
+        _token_create,
+        help="bearer tokens for serve",
+        description="Bearer tokens for serve (docs/serving.md, Authentication and limits).",
+    )
+    token_sub = t.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    c = add_command(token_sub, "create", _token_create)
+    c.add_argument("--scopes", required=True, help="comma-separated: predict,feedback,metrics")
+    c.add_argument("--token-file", default=None, help="append the token's digest to this file")
+    c.add_argument("--comment", default="", help="a note on the token's line (who uses it)")
 
     p = add_command(sub, "predict", _predict)
     p.add_argument("--model", required=True, help="NAME (current), NAME/vN or NAME/latest")
@@ -74,12 +103,25 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
-    settings = from_args(ServeSettings, args, registry_dir=args.base_dir)
+    """The settings of ``serve``, with ``auth`` resolved for ``--host`` (AuthError if unsafe)."""
+    from ml.serving.service.auth import TokenStore, resolve_auth
+
+    settings = from_args(ServeSettings, args, registry_dir=args.base_dir, auth="off")
     if args.ab:
         settings = settings.with_ab_file(args.ab)
         if args.shadow:  # the command line wins over the file
             settings = dataclasses.replace(settings, shadow=args.shadow)
-    return settings.check()
+    store = TokenStore(settings.token_path(), os.environ.get(TOKENS_ENV))
+    auth = resolve_auth(args.auth, args.host, store.configured)
+    return dataclasses.replace(settings, auth=auth).check()
+
+
+def _auth_line(settings: ServeSettings) -> str:
+    if settings.auth == "off":
+        return "auth: off (loopback bind: any local user may call every route)"
+    sources = [f"--token-file {settings.token_file}"] if settings.token_file else []
+    sources += [f"${TOKENS_ENV}"] if os.environ.get(TOKENS_ENV) else []
+    return f"auth: required (bearer tokens from {' and '.join(sources)}; /healthz, /readyz open)"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -92,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ml.serving.service.server import preflight, run
 
     settings = settings_from_args(args)
-    for line in preflight(settings):
+    for line in [*preflight(settings), _auth_line(settings)]:
         print(line, flush=True)
     if args.check:
         return 0
@@ -120,6 +162,34 @@ def _report(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         print("\n".join(report_lines(report)))
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    """create a bearer token for serve (shown once)
+
+    Print a new random token; with --token-file, append its SHA-256 digest and scopes to
+    that file (created 0600; a running service picks it up on its next request), else
+    print the line to add. Hand the token to the client: it is not stored anywhere.
+    """
+    from ml.errors import AuthError
+    from ml.serving.service.auth import DIGEST_PREFIX, SCOPES, add_token, digest
+    from ml.serving.service.auth import new_token as make_token
+
+    scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise AuthError(f"--scopes {args.scopes!r}: use some of {','.join(SCOPES)}")
+    if args.token_file:
+        path = paths.resolve(args.token_file)
+        token = add_token(path, scopes, args.comment)
+        where = f"its sha256 digest was added to {path} with scopes {','.join(scopes)}"
+    else:
+        token = make_token()
+        line = f"{DIGEST_PREFIX}{digest(token).hex()} {','.join(scopes)}"
+        where = f"add this line to the token file (chmod 600):\n{line}"
+    print(f"token (shown once, keep it secret): {token}\n{where}")
+    print("clients send: Authorization: Bearer <token>")
     return 0
 
 

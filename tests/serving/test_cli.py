@@ -73,3 +73,44 @@ def test_serve_report_prints_the_verdict(
     assert "control" in out and "candidate" in out and "BETTER on auc" in out
     assert main(["serve", "report", "--log-dir", str(tmp_path / "logs"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["comparison"]["verdict"] == "better"
+
+
+def test_serve_refuses_a_non_loopback_bind_without_auth(
+    registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["serve", "--registry", str(registry_dir), "--host", "0.0.0.0", "--check"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--host 0.0.0.0 is not a loopback address" in err and "no token is configured" in err
+    assert "ctr-pipeline serve token create --scopes predict,feedback" in err
+    assert main([*args, "--auth", "off"]) == 2
+    assert "refusing to serve on 0.0.0.0 without authentication" in capsys.readouterr().err
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("some-token-0123456789abcdef predict\n")
+    tokens.chmod(0o644)
+    assert main([*args, "--token-file", str(tokens)]) == 2
+    assert "chmod 600" in capsys.readouterr().err
+    tokens.chmod(0o600)
+    assert main([*args, "--token-file", str(tokens)]) == 0
+    assert f"auth: required (bearer tokens from --token-file {tokens}" in capsys.readouterr().out
+    loopback = ["serve", "--registry", str(registry_dir), "--check"]
+    assert main(loopback) == 0
+    assert "auth: off (loopback bind" in capsys.readouterr().out
+
+
+def test_serve_token_create_prints_the_token_once_and_stores_its_digest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.serving.service.auth import TokenStore
+
+    path = tmp_path / "tokens.txt"
+    args = ["serve", "token", "create", "--scopes", "predict,feedback", "--token-file", str(path)]
+    assert main([*args, "--comment", "frontend"]) == 0
+    out = capsys.readouterr().out
+    token = out.split("token (shown once, keep it secret): ")[1].split()[0]
+    assert token not in path.read_text() and path.stat().st_mode & 0o777 == 0o600
+    assert TokenStore(path, None).lookup(token) == {"predict", "feedback"}
+    assert main(["serve", "token", "create", "--scopes", "metrics"]) == 0
+    assert "add this line to the token file (chmod 600):\nsha256:" in capsys.readouterr().out
+    assert main(["serve", "token", "create", "--scopes", "admin"]) == 2
+    assert "use some of predict,feedback,metrics" in capsys.readouterr().err

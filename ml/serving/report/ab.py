@@ -12,7 +12,8 @@ ranking quality the model is responsible for; or ``ctr``):
 
 The verdict is ``better`` or ``worse`` when the ``1 - alpha`` interval of the
 difference excludes 0, else ``undecided`` (collect more outcomes). With a shadow model,
-its AUC is compared with the served scores on the same rows (paired DeLong).
+its AUC is compared with the served scores on the same rows (paired DeLong). Each row
+counts with its first outcome; later ones are counted (``duplicate_feedback``), not used.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def ab_report(log_dir: Path, *, alpha: float = 0.05, metric: str = "auc") -> dic
         "predictions": logs.predictions,
         "outcomes": len(logs.outcomes),
         "unmatched_feedback": logs.unmatched,
+        "duplicate_feedback": logs.duplicates,
+        "skipped_lines": logs.skipped_lines,
         "alpha": alpha,
         "metric": metric,
         "variants": {name: _variant(rows, alpha) for name, rows in groups.items() if rows},
@@ -107,17 +110,28 @@ def _ci(e: dict[str, Any], signed: bool = False) -> str:
     return text + (f" p={p:.3g}" if p >= 0.001 else " p<0.001")
 
 
+def _notes(report: dict[str, Any]) -> str:
+    notes = [
+        f"{report['unmatched_feedback']:,} feedback rows without a logged prediction"
+        if report["unmatched_feedback"]
+        else "",
+        f"{report['duplicate_feedback']:,} later outcomes for a row ignored (the first counts)"
+        if report.get("duplicate_feedback")
+        else "",
+        f"{report['skipped_lines']:,} over-long log lines skipped"
+        if report.get("skipped_lines")
+        else "",
+    ]
+    text = "; ".join(n for n in notes if n)
+    return f" ({text})" if text else ""
+
+
 def report_lines(report: dict[str, Any]) -> list[str]:
     """The report as the table ``serve report`` prints."""
     level = f"{100 * (1 - report['alpha']):g}%"
     lines = [
         f"A/B report from {report['log_dir']}: {report['predictions']:,} logged requests, "
-        f"{report['outcomes']:,} rows with an outcome"
-        + (
-            f" ({report['unmatched_feedback']:,} feedback rows without a logged prediction)"
-            if report["unmatched_feedback"]
-            else ""
-        ),
+        f"{report['outcomes']:,} rows with an outcome" + _notes(report),
         f"{'variant':<10} {'versions':<10} {'rows':>8} {'clicks':>7}  "
         f"{'CTR (' + level + ' CI)':<26} {'mean score':>10}  AUC ({level} CI, DeLong)",
     ]

@@ -4,7 +4,10 @@
   ``/healthz``, ``/readyz``, ``/metrics``), each one call into the service;
 - :mod:`~ml.serving.service.state`: :class:`Service`, the models, logs and counters;
 - :mod:`~ml.serving.service.schemas`: the request and response bodies;
-- :mod:`~ml.serving.service.dependencies`: what the routes are given;
+- :mod:`~ml.serving.service.dependencies`: what the routes are given, and who may call
+  (bearer tokens with scopes, :mod:`~ml.serving.service.auth`);
+- :mod:`~ml.serving.service.request_ids`: signed request ids, once-per-row feedback;
+- :mod:`~ml.serving.service.body`: request bodies read up to a limit;
 - :mod:`~ml.serving.service.models`: the loaded models and the hot reload of ``current``;
 - :mod:`~ml.serving.service.settings`: what to serve and the A/B routing;
 - :mod:`~ml.serving.service.validation` / :mod:`~ml.serving.service.fastpath`: the
@@ -17,7 +20,9 @@
 requests), picks the variant from the request key, scores every row with that one model,
 and answers; the log line (and the shadow model's scores) is written after the response
 is sent. A bad body is a 422 naming the row and field, a body over ``max_body_bytes`` a
-413; any other failure is a 500 with the request id, logged; the service keeps running.
+413 (reading stops at the limit); any other failure is a 500 with the request id, logged;
+the service keeps running. With ``auth: required`` a request without a token with the
+route's scope is a 401/403 before its body is read.
 """
 
 from __future__ import annotations

@@ -32,5 +32,7 @@ class Feedback(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     request_id: str = Field(pattern=_ID_PATTERN)
-    clicked: Click | list[Click] = Field(description="true/false or 1/0, or one per row")
+    clicked: Click | Annotated[list[Click], Field(min_length=1)] = Field(
+        description="true/false or 1/0, or a list: one per row from ``row``"
+    )
     row: int = Field(0, ge=0, le=1_000_000, strict=True)

@@ -65,6 +65,12 @@ class ServeSettings:
     #: torch threads per worker (None: cpu_count // workers, at least 1).
     threads: int | None = None
     workers: int = 1
+    #: ``required`` (bearer tokens, see :mod:`~ml.serving.service.auth`) or ``off``.
+    auth: str = "off"
+    token_file: str | None = None
+    #: Feedback is accepted for request ids issued at most this many seconds ago.
+    feedback_ttl: float = 7 * 24 * 3600.0
+    max_feedback_bytes: int = 1 << 20
 
     def check(self) -> ServeSettings:
         """Raise :class:`ServingError` naming the first bad value; return self."""
@@ -89,6 +95,10 @@ class ServeSettings:
             raise ServingError("--workers and --threads must be at least 1")
         if not self.key_field:
             raise ServingError("the A/B key field must not be empty")
+        if self.auth not in ("required", "off"):
+            raise ServingError(f"--auth must be 'required' or 'off', got {self.auth!r}")
+        if not self.feedback_ttl > 0:
+            raise ServingError(f"--feedback-ttl must be > 0 seconds, got {self.feedback_ttl}")
         return self
 
     @property
@@ -98,6 +108,9 @@ class ServeSettings:
     def log_path(self) -> Path:
         """The directory of ``predictions.jsonl`` and ``feedback.jsonl``."""
         return paths.resolve(self.log_dir or f"{SERVING_DIR}/{self.model}")
+
+    def token_path(self) -> Path | None:
+        return None if self.token_file is None else paths.resolve(self.token_file)
 
     def torch_threads(self) -> int:
         return self.threads or max(1, (os.cpu_count() or 1) // self.workers)

@@ -3,7 +3,9 @@
 The control model (followed through :class:`~ml.serving.service.models.CurrentWatcher`),
 the pinned candidate and shadow, the two append-only logs and the Prometheus counters,
 and the request handling the routes delegate to (``/predict`` reads the control model
-once, picks the variant, scores, answers, and logs after the response is sent).
+once, picks the variant, scores, answers, and logs after the response is sent; the
+request id it answers is signed, see :mod:`~ml.serving.service.request_ids`), and
+``/feedback`` (one outcome per issued request id and row, see :meth:`Service.record_feedback`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,19 @@ import uuid
 from typing import Any
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError as FastAPIValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from ml.config import FeatureSpec
-from ml.errors import RequestValidationError
+from ml.errors import BodyTooLargeError, RequestIdRefusedError, RequestValidationError, ServingError
+from ml.serving.service.auth import TOKENS_ENV, TokenStore
+from ml.serving.service.body import read_body
 from ml.serving.service.metrics import ServingMetrics
 from ml.serving.service.models import CurrentWatcher, LoadedModel, load_pinned
 from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, now
+from ml.serving.service.request_ids import FeedbackLedger, RequestIds, load_or_create_key
 from ml.serving.service.schemas import Feedback
 from ml.serving.service.settings import CANDIDATE, CONTROL, ServeSettings, choose_variant
 from ml.serving.service.validation import ParsedRequest, parse_predict
@@ -59,8 +66,22 @@ class Service:
         self.candidate = self._pinned(settings.candidate, CANDIDATE)
         self.shadow = self._pinned(settings.shadow, "shadow")
         log_dir = settings.log_path()
+        self.tokens = self._tokens()
+        self.ids = RequestIds(load_or_create_key(log_dir), settings.feedback_ttl)
+        self.ledger = FeedbackLedger()
         self.predictions = AppendLog(log_dir / PREDICTIONS_FILE)
         self.feedback = AppendLog(log_dir / FEEDBACK_FILE)
+
+    def _tokens(self) -> TokenStore | None:
+        """The tokens with ``auth: required`` (raises ServingError without any), else None."""
+        if self.settings.auth == "off":
+            return None
+        store = TokenStore(self.settings.token_path(), os.environ.get(TOKENS_ENV))
+        if not store.configured:
+            raise ServingError(
+                f"auth is required but neither --token-file nor ${TOKENS_ENV} holds a token"
+            )
+        return store
 
     def _pinned(self, version: str | None, role: str) -> LoadedModel | None:
         if version is None:
@@ -93,13 +114,12 @@ class Service:
 
     async def predict(self, request: Request) -> Response:
         start = time.perf_counter()
-        request_id = uuid.uuid4().hex
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.settings.max_body_bytes:
-            return self._reject(413, "body_too_large", request_id, self._too_large(int(length)))
-        body = await request.body()
-        if len(body) > self.settings.max_body_bytes:
-            return self._reject(413, "body_too_large", request_id, self._too_large(len(body)))
+        request_id = uuid.uuid4().hex  # until the rows are known: then a signed id
+        try:
+            body = await read_body(request, self.settings.max_body_bytes)
+        except BodyTooLargeError as exc:
+            rows = f" (send at most {self.settings.max_batch} rows per request)"
+            return self._reject(413, "body_too_large", request_id, f"{exc}{rows}")
         control = self.watcher.model  # read once: this request never sees another version
         try:
             parsed = parse_predict(
@@ -110,6 +130,7 @@ class Service:
             )
         except RequestValidationError as exc:
             return self._reject(422, str(exc.errors[0]["type"]), request_id, exc.errors)
+        request_id = self.ids.issue(parsed.rows)
         variant, model = CONTROL, control
         if self.candidate is not None:
             s = self.settings
@@ -144,18 +165,14 @@ class Service:
             background=task,
         )
 
-    def _too_large(self, size: int) -> str:
-        return (
-            f"the body is {size:,} bytes; the limit is {self.settings.max_body_bytes:,} "
-            f"(send at most {self.settings.max_batch} rows per request)"
-        )
-
-    def _reject(self, status: int, reason: str, request_id: str, detail: Any) -> JSONResponse:
-        self.metrics.rejected.labels("predict", reason).inc()
+    def _reject(
+        self, status: int, reason: str, request_id: str, detail: Any, endpoint: str = "predict"
+    ) -> JSONResponse:
+        self.metrics.rejected.labels(endpoint, reason).inc()
         return JSONResponse(
-            {"detail": detail, "request_id": request_id},
+            {"detail": detail, "request_id": request_id or None},
             status_code=status,
-            headers={"X-Request-ID": request_id},
+            headers={"X-Request-ID": request_id} if request_id else None,
         )
 
     async def _log(self, record: dict[str, Any]) -> None:
@@ -184,20 +201,52 @@ class Service:
 
     # --- the rest ---------------------------------------------------------------------
 
-    def record_feedback(self, fb: Feedback) -> dict[str, Any]:
+    async def record_feedback(self, request: Request) -> Response:
+        """Append an outcome for rows of a request this service scored, once per row.
+
+        Refused, nothing written: a body over ``max_feedback_bytes`` (413), invalid (422),
+        an id not issued here (404), expired (410), a row not scored (422), a row whose
+        outcome this worker already recorded (409).
+        """
+        try:
+            body = await read_body(request, self.settings.max_feedback_bytes)
+        except BodyTooLargeError as exc:
+            return self._reject(413, "body_too_large", "", str(exc), "feedback")
+        try:
+            fb = Feedback.model_validate_json(body)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_context=False)
+            loc_errors = [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            raise FastAPIValidationError(loc_errors) from None
+        rid = fb.request_id
         values = fb.clicked if isinstance(fb.clicked, list) else [fb.clicked]
+        rows = range(fb.row, fb.row + len(values))
+        try:
+            issued = self.ids.check(rid)
+        except RequestIdRefusedError as exc:
+            status = 410 if exc.reason == "expired_request" else 404
+            return self._reject(status, exc.reason, rid, str(exc), "feedback")
+        if rows.stop > issued.rows:
+            msg = (
+                f"request {rid} scored {issued.rows} row(s) (rows 0..{issued.rows - 1}); "
+                f"this feedback covers rows {rows.start}..{rows.stop - 1}"
+            )
+            return self._reject(422, "row_out_of_range", rid, msg, "feedback")
+        taken = self.ledger.claim(rid, rows)
+        if taken:
+            msg = f"an outcome for request {rid} row(s) {taken} was already recorded (kept)"
+            return self._reject(409, "duplicate", rid, msg, "feedback")
         clicks = [int(v) for v in values]
-        self.feedback.append(
-            {
-                "at": now(),
-                "request_id": fb.request_id,
-                "row": fb.row,
-                "clicked": clicks if isinstance(fb.clicked, list) else clicks[0],
-            }
-        )
+        record = {"at": now(), "request_id": rid, "row": fb.row}
+        record["clicked"] = clicks if isinstance(fb.clicked, list) else clicks[0]
+        try:
+            self.feedback.append(record)
+        except OSError:
+            self.ledger.release(rid, rows)
+            raise
         for c in clicks:
             self.metrics.feedback.labels(str(bool(c)).lower()).inc()
-        return {"request_id": fb.request_id, "recorded": len(clicks)}
+        return JSONResponse({"request_id": rid, "recorded": len(clicks)}, status_code=202)
 
     def readiness(self) -> dict[str, Any]:
         def info(m: LoadedModel | None) -> dict[str, Any] | None:

@@ -4,8 +4,8 @@ The body is ``{"rows": [{field: value, ...}, ...], "key": optional}``. Every pro
 reported the way FastAPI reports its own (``{"detail": [{"loc", "msg", "type"}]}``, HTTP
 422), naming the row and field, with up to :data:`MAX_ERRORS` problems per request:
 
-- not JSON, not an object, an unknown top-level field, no ``rows``, ``rows`` not a
-  list, empty, or longer than the batch limit;
+- not JSON (or nested too deeply to parse), not an object, an unknown top-level field,
+  no ``rows``, ``rows`` not a list, empty, or longer than the batch limit;
 - a row that is not an object, or lacks a feature column the model needs;
 - a numeric feature that is not a number or null (strings, booleans, lists, objects);
 - a categorical feature that is not a string, an integer or null, or an integer outside
@@ -85,12 +85,24 @@ def _describe(value: Any) -> str:
 
 
 def parse_body(body: bytes) -> Any:
+    """The JSON value of ``body``; the parser stops at the interpreter's recursion limit.
+
+    Raises:
+        RequestValidationError: not JSON (``json_invalid``), or nested deeper than the
+            parser allows (``json_too_deep``, about 1,000 levels; a body needs 3).
+    """
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestValidationError(
             [_error([], f"the body is not valid JSON ({exc})", "json_invalid")]
         ) from None
+    except RecursionError:
+        msg = (
+            "the body nests arrays/objects too deeply to parse (about 1,000 levels at most); "
+            'a /predict body is {"rows": [{field: value, ...}, ...]}'
+        )
+        raise RequestValidationError([_error([], msg, "json_too_deep")]) from None
 
 
 def parse_predict(

@@ -57,10 +57,13 @@ def test_feedback_lists_and_torn_lines(tmp_path: Path) -> None:
     preds, fb = AppendLog(tmp_path / PREDICTIONS_FILE), AppendLog(tmp_path / FEEDBACK_FILE)
     preds.append({"request_id": "a", "variant": "control", "version": "v1", "scores": [0.1, 0.9]})
     fb.append({"request_id": "a", "clicked": [0, 1]})
-    fb.append({"request_id": "a", "row": 1, "clicked": 0})  # a later outcome wins
+    fb.append({"request_id": "a", "row": 1, "clicked": 0})  # a later outcome is ignored
     preds.close()
     fb.close()
     with open(tmp_path / FEEDBACK_FILE, "a") as fh:
         fh.write('{"request_id": "a", "row"')  # torn by a crash
     joined = joined_outcomes(tmp_path)
-    assert [(o.score, o.clicked) for o in joined.outcomes] == [(0.1, 0), (0.9, 0)]
+    assert [(o.score, o.clicked) for o in joined.outcomes] == [(0.1, 0), (0.9, 1)]
+    report = ab_report(tmp_path)
+    assert report["duplicate_feedback"] == 1
+    assert "1 later outcomes for a row ignored (the first counts)" in report_lines(report)[0]

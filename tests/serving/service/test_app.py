@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,11 +216,85 @@ def test_feedback_is_appended_to_the_log(
         "request_id": rid,
         "recorded": 1,
     }
+    assert client.post("/feedback", json={"request_id": rid, "clicked": [0, 1]}).status_code == 202
+    lines = list(read_jsonl(tmp_path / "logs" / FEEDBACK_FILE))
+    assert [(r["request_id"], r["row"], r["clicked"]) for r in lines] == [
+        (rid, 2, 1),
+        (rid, 0, [0, 1]),
+    ]
+
+
+def test_feedback_for_unknown_expired_unscored_or_recorded_rows_is_refused_and_counted(
+    client_for: Any, registry_dir: Path, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    client = client_for(registry_dir, feedback_ttl=60.0)
+    rid = client.post("/predict", json={"rows": rows_of(frame.head(3))}).json()["request_id"]
+    old = client.app.state.service.ids.issue(3, now=time.time() - 61)
+    refused = [
+        ({"request_id": uuid.uuid4().hex, "clicked": 1}, 404, "was not issued by this service"),
+        ({"request_id": rid[:-4] + "0000", "clicked": 1}, 404, "was not issued by this service"),
+        ({"request_id": old, "clicked": 1}, 410, "feedback is accepted for 60 s"),
+        ({"request_id": rid, "row": 3, "clicked": 1}, 422, "scored 3 row(s) (rows 0..2)"),
+        ({"request_id": rid, "clicked": [1, 0, 0, 1]}, 422, "covers rows 0..3"),
+    ]
+    for body, status, message in refused:
+        response = client.post("/feedback", json=body)
+        assert (response.status_code, body) == (status, body) and message in response.text
     assert (
-        client.post("/feedback", json={"request_id": rid, "clicked": [0, 1, 0]}).status_code == 202
+        client.post("/feedback", json={"request_id": rid, "row": 1, "clicked": 1}).status_code
+        == 202
+    )
+    again = client.post("/feedback", json={"request_id": rid, "clicked": [0, 0]})
+    assert again.status_code == 409 and "row(s) [1] was already recorded (kept)" in again.text
+    assert (
+        client.post("/feedback", json={"request_id": rid, "row": 2, "clicked": 0}).status_code
+        == 202
     )
     lines = list(read_jsonl(tmp_path / "logs" / FEEDBACK_FILE))
-    assert [(r["row"], r["clicked"]) for r in lines] == [(2, 1), (0, [0, 1, 0])]
+    assert [(r["row"], r["clicked"]) for r in lines] == [(1, 1), (2, 0)]  # refusals: nothing
+    metrics = client.get("/metrics").text
+    for reason, count in [
+        ("unknown_request", 2),
+        ("expired_request", 1),
+        ("row_out_of_range", 2),
+        ("duplicate", 1),
+    ]:
+        assert f'{{endpoint="feedback",reason="{reason}"}} {count}.0' in metrics
+
+
+def test_bodies_over_the_limit_are_413_even_without_a_content_length(
+    client_for: Any, registry_dir: Path
+) -> None:
+    client = client_for(registry_dir, max_body_bytes=1 << 20, max_feedback_bytes=1 << 10)
+
+    def chunks(n: int) -> Iterator[bytes]:
+        yield b'{"rows": [{"pad": "'
+        yield from (b"x" * (64 << 10) for _ in range(n))
+
+    for path, n, limit in [("/predict", 32, "1,048,576"), ("/feedback", 1, "1,024")]:
+        response = client.post(path, content=chunks(n))  # chunked: no Content-Length
+        assert response.status_code == 413 and f"the limit is {limit}" in response.text
+        assert "stopped reading at" in response.text
+    big = {"request_id": "a", "clicked": [0] * 1000}
+    response = client.post("/feedback", json=big)
+    assert response.status_code == 413 and "the limit is 1,024" in response.text
+    metrics = client.get("/metrics").text
+    assert '{endpoint="feedback",reason="body_too_large"} 2.0' in metrics
+    assert '{endpoint="predict",reason="body_too_large"} 1.0' in metrics
+
+
+def test_json_nested_100k_levels_deep_is_a_422_naming_the_problem(
+    client_for: Any, registry_dir: Path
+) -> None:
+    client = client_for(registry_dir)
+    deep = b'{"rows": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post("/predict", content=deep)
+    assert response.status_code == 422 and "json_too_deep" in response.text
+    assert "nests arrays/objects too deeply" in response.text
+    deep_fb = b'{"request_id": "a", "clicked": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post("/feedback", content=deep_fb)
+    assert response.status_code == 422 and "recursion limit exceeded" in response.text
+    assert client.get("/healthz").json() == {"status": "ok"}
 
 
 def _wait_for_version(client: TestClient, rows: list[dict[str, Any]], version: str) -> float:

@@ -1,4 +1,5 @@
-"""ml.serving.service.routes: the router declares the service's five routes."""
+"""ml.serving.service.routes: the router declares the service's five routes and the scope
+each needs."""
 
 from __future__ import annotations
 
@@ -25,3 +26,20 @@ def test_predict_documents_its_body_and_errors() -> None:
     assert predict.openapi_extra is not None
     assert "rows" in str(predict.openapi_extra["requestBody"])
     assert {413, 422} <= set(predict.responses)
+
+
+def test_each_route_but_the_probes_declares_its_scope() -> None:
+    scopes = {}
+    for r in router.routes:
+        if isinstance(r, APIRoute):
+            deps = r.dependant.dependencies
+            scopes[r.path] = sorted(s for d in deps for s in (d.own_oauth_scopes or []))
+    assert scopes == {
+        "/predict": ["predict"],
+        "/feedback": ["feedback"],
+        "/metrics": ["metrics"],
+        "/healthz": [],
+        "/readyz": [],
+    }
+    (feedback,) = [r for r in router.routes if isinstance(r, APIRoute) and r.path == "/feedback"]
+    assert {401, 403, 404, 409, 410, 413, 422} <= set(feedback.responses)

@@ -21,6 +21,7 @@ def test_feedback_accepts_bools_ints_and_lists() -> None:
         {"request_id": "x", "clicked": "yes"},  # strings are not clicks
         {"request_id": "x", "clicked": True, "row": -1},
         {"request_id": "x", "clicked": True, "extra": 1},  # unknown field
+        {"request_id": "x", "clicked": []},  # no outcome
     ],
 )
 def test_feedback_refuses_bad_bodies(body: dict[str, object]) -> None:

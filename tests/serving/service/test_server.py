@@ -1,15 +1,20 @@
 """``ctr-pipeline serve --workers 2`` for real (uvicorn, one server for the module):
 promotion and rollback under load with no failed or mixed request, a corrupt version
-refused, counters summed across workers, graceful stop."""
+refused, counters summed across workers, graceful stop; and a second server with tokens:
+feedback accepted on whichever worker, a chunked 100 MB body cut off at the limit."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import select
 import shutil
+import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,6 +150,73 @@ def test_a_corrupt_promotion_is_refused_and_the_old_version_keeps_serving(
     assert "refused ctr_model v3" in ready["last_reload_error"]
     assert "failed verification" in ready["last_reload_error"]
     assert "Refused ctr_model v3" in server["log"].read_text()
+
+
+def _post(url: str, body: Any, token: str | None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, json.dumps(body).encode(), headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:  # a fresh connection each
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def _send_chunked(port: int, token: str, total: int) -> tuple[int, bytes]:
+    """POST /predict ``total`` bytes in 1 MiB chunks (no Content-Length) until the server
+    answers; return the bytes sent and the answer's first line."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    with sock:
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        chunk = b"x" * (1 << 20)
+        frame = b"%x\r\n" % len(chunk) + chunk + b"\r\n"
+        sent = 0
+        with contextlib.suppress(OSError):  # the server may close before we stop
+            while sent < total and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(frame)
+                sent += len(chunk)
+        return sent, sock.recv(65536).split(b"\r\n", 1)[0]
+
+
+def test_a_secured_server_takes_feedback_on_any_worker_and_cuts_a_chunked_body_short(
+    registry_template: Path, tmp_path: Path, rows: pd.DataFrame
+) -> None:
+    from ml.serving.service.outcomes import PREDICTIONS_FILE, joined_outcomes
+
+    models = copy_registry(registry_template, tmp_path / "models")
+    token = "server-test-token-0123456789abcdef"
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"{token} predict,feedback\n")
+    tokens.chmod(0o600)
+    port, logs = free_port(), tmp_path / "logs"
+    env = {**os.environ, "PYTHONPATH": str(CHECKOUT), "CTR_PIPELINE_HOME": str(tmp_path)}
+    args = ["--registry", str(models), "--log-dir", str(logs), "--port", str(port)]
+    args += ["--workers", "2", "--threads", "1", "--token-file", str(tokens)]
+    proc = start_server(args, env, tmp_path / "server.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, tmp_path / "server.log")  # /readyz stays open
+        body = {"rows": _json_rows(rows)}
+        assert _post(f"{url}/predict", body, None)[0] == 401
+        ids = [_post(f"{url}/predict", body, token)[1]["request_id"] for _ in range(20)]
+        feedback = [_post(f"{url}/feedback", {"request_id": r, "clicked": 1}, token) for r in ids]
+        assert [status for status, _ in feedback] == [202] * 20  # whichever worker scored it
+        again = [_post(f"{url}/feedback", {"request_id": r, "clicked": 0}, token) for r in ids]
+        refused = sum(status == 409 for status, _ in again)
+        assert {status for status, _ in again} <= {202, 409}
+        sent, status_line = _send_chunked(port, token, 100 << 20)
+    finally:
+        stop_server(proc)
+    assert status_line.startswith(b"HTTP/1.1 413") and sent < 64 << 20
+    assert len((logs / PREDICTIONS_FILE).read_text().splitlines()) == 20
+    joined = joined_outcomes(logs)  # a duplicate another worker took: counted, not used
+    assert joined.matched == 20 and joined.duplicates + refused == 20
+    assert {o.clicked for o in joined.outcomes} == {1}
 
 
 def test_sigterm_stops_every_worker(server: dict[str, Any]) -> None:

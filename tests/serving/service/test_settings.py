@@ -72,6 +72,8 @@ def test_bad_ab_files_are_refused(tmp_path: Path, text: str, message: str) -> No
         (ServeSettings(max_batch=0), "max batch must be in"),
         (ServeSettings(model="bad name"), "invalid model name"),
         (ServeSettings(workers=0), "at least 1"),
+        (ServeSettings(auth="maybe"), "--auth must be 'required' or 'off'"),
+        (ServeSettings(feedback_ttl=0), "--feedback-ttl must be > 0"),
     ],
 )
 def test_bad_settings_are_refused(settings: ServeSettings, message: str) -> None:
