@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from ml.config import Config
+from ml.data.validate import validate_data
 from ml.training import run_dir as rd
 from ml.tuning import study as st
 from ml.tuning.trial import (
@@ -47,7 +48,8 @@ def test_pruning_callback_follows_the_metric() -> None:
 
 
 def _ctx(cfg: Config, name: str = "s") -> TrialContext:
-    return TrialContext(name, cfg, Path(cfg.data.features_dir), lambda _line: None)
+    data = validate_data(cfg.data.features_dir, cfg.features, cfg.data.numeric_nan)
+    return TrialContext(name, cfg, data, lambda _line: None)
 
 
 def test_run_trial_trains_without_the_test_split_into_the_study_dir(
