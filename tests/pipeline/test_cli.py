@@ -12,17 +12,9 @@ import pytest
 from ml.cli import main
 from ml.pipeline.cli import add_param_arguments
 from ml.pipeline.params import Params, param_specs
+from testkit.cli import TINY_MODEL_ARGS
 
-TINY = [
-    "--set", "model.embedding_dim=4",
-    "--set", "model.hidden_units=[16]",
-    "--set", "model.cross_layers=1",
-    "--set", "training.batch_size=256",
-    "--set", "training.epochs=2",
-    "--set", "training.device=cpu",
-    "--set", "training.num_threads=1",
-    "--set", "training.learning_rate=0.01",
-]  # fmt: skip
+TINY = TINY_MODEL_ARGS
 
 
 @pytest.fixture

@@ -6,17 +6,9 @@ from pathlib import Path
 import pytest
 
 from ml.cli import main
+from testkit.cli import TINY_MODEL_ARGS
 
-TINY = [
-    "--set", "model.embedding_dim=4",
-    "--set", "model.hidden_units=[16]",
-    "--set", "model.cross_layers=1",
-    "--set", "training.batch_size=256",
-    "--set", "training.epochs=2",
-    "--set", "training.device=cpu",
-    "--set", "training.num_threads=1",
-    "--set", "training.learning_rate=0.01",
-]  # fmt: skip
+TINY = TINY_MODEL_ARGS
 
 
 def test_cli_train_then_evaluate_on_tiny_data(
