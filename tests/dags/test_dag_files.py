@@ -40,6 +40,7 @@ print(json.dumps({"calls": calls, "heavy": heavy, "seconds": seconds}))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dag_file", ["training_pipeline.py", "feature_pipeline.py"])
 def test_dag_file_import_is_light(run_probe: Any, tmp_path: Path, dag_file: str) -> None:
     result = run_probe(PROBE % {"files": [dag_file], "dags": str(DAGS)}, tmp_path)
@@ -47,6 +48,7 @@ def test_dag_file_import_is_light(run_probe: Any, tmp_path: Path, dag_file: str)
     assert result["calls"] == []
 
 
+@pytest.mark.slow
 def test_import_probe_catches_heavy_imports_and_queries(run_probe: Any, tmp_path: Path) -> None:
     # The check itself must be able to fail: a DAG file that does both forbidden things.
     folder = tmp_path / "bad_dags"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 
+
+@pytest.mark.slow
 def test_feature_pipeline_updates_the_features_asset(parsed: dict[str, Any]) -> None:
     feature = parsed["dags"]["feature_engineering_pipeline"]
     assert feature["tasks"]["generate_features"]["downstream"] == ["save_features"]

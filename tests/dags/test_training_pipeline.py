@@ -74,6 +74,7 @@ def test_bad_param_is_rejected_naming_the_param(
     assert f"Invalid input for param {name}" in message
 
 
+@pytest.mark.slow
 def test_training_schedule_asset_waits_for_the_features_asset(
     run_probe: Any, tmp_path: Path
 ) -> None:
@@ -87,6 +88,7 @@ def test_training_schedule_asset_waits_for_the_features_asset(
     assert outlets == [uri]
 
 
+@pytest.mark.slow
 def test_training_schedule_asset_uri_is_configurable(run_probe: Any, tmp_path: Path) -> None:
     mine = (tmp_path / "my" / "clicks").as_uri()
     parsed = parse_dags(
@@ -98,6 +100,7 @@ def test_training_schedule_asset_uri_is_configurable(run_probe: Any, tmp_path: P
     assert parsed["dags"]["training_pipeline"]["assets"] == [mine]
 
 
+@pytest.mark.slow
 def test_training_schedule_bad_value_is_an_import_error_naming_the_variable(
     run_probe: Any, tmp_path: Path
 ) -> None:

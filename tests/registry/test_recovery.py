@@ -55,6 +55,7 @@ def test_a_fault_right_after_the_point_of_no_return_is_recorded_and_retried_once
     assert not found["unrecorded"] and not found["duplicate"]
 
 
+@pytest.mark.slow
 def test_fault_matrix_sample_leaves_no_inconsistency() -> None:
     with faults.scratch() as tmp:
         summary = faults.run_matrix(tmp, every=7)
@@ -63,6 +64,7 @@ def test_fault_matrix_sample_leaves_no_inconsistency() -> None:
     assert set(summary["points"]) == {s.name for s in faults.SCENARIOS}
 
 
+@pytest.mark.slow
 @pytest.mark.long
 def test_fault_matrix_every_point_every_kind() -> None:
     with faults.scratch() as tmp:

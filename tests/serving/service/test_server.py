@@ -69,6 +69,7 @@ def _get(url: str) -> Any:
         return resp.read().decode()
 
 
+@pytest.mark.slow
 def test_promotion_and_rollback_under_load_fail_no_request(
     server: dict[str, Any], rows: pd.DataFrame
 ) -> None:
