@@ -20,7 +20,9 @@ the environment failed, CLI exit 3, the DAG retries). The tree::
     ├── RegistryAccessError            the registry's storage cannot be used as it is:
     │                                  permission denied, a file where a directory belongs
     ├── RegistryStorageError (OSError) disk full, I/O error, read-only file system
-    │                                  (also ml.errors.StorageError: retryable)
+    │   │                              (also ml.errors.StorageError: retryable)
+    │   └── TookEffectError            ... after the change took effect: it stands, and
+    │                                  a retry returns the same result
     └── LockTimeoutError (TimeoutError) another process holds the model's lock too long
                                        (also ml.errors.LockTimeoutError: retryable)
 
@@ -97,6 +99,18 @@ class RegistryAccessError(RegistryError, _errors.UserError):
 
 class RegistryStorageError(RegistryError, _errors.StorageError):
     """Disk full or an I/O error while reading or writing the registry (retryable)."""
+
+
+class TookEffectError(RegistryStorageError):
+    """The change took effect, then recording it (index, history) hit a storage error.
+
+    ``operation`` is the operation's intent (``kind``, ``version``, ...). The change stands;
+    a retry of the same call is safe (it returns the same result, never a second change).
+    """
+
+    def __init__(self, code: int, message: str, operation: dict[str, object]) -> None:
+        super().__init__(code, message)
+        self.operation = operation
 
 
 class LockTimeoutError(RegistryError, _errors.LockTimeoutError):
