@@ -89,6 +89,17 @@ def profile_path(profile: str) -> Path:
     )
 
 
+def public_url(host: str, port: int) -> str:
+    """The API server's URL for people: UI links in notifications (``[api] base_url``).
+
+    A loopback or named bind address is used as it is; a wildcard bind (``0.0.0.0``)
+    is reached by other machines under this host's name.
+    """
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.getfqdn()
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+
 def check_port_free(host: str, port: int, what: str, setting: str) -> None:
     """Raise naming ``what`` and the ``setting`` that moves it when ``port`` is taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

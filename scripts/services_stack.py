@@ -42,6 +42,7 @@ from scripts.services_config import (
     check_port_free,
     load_env_file,
     profile_path,
+    public_url,
 )
 from scripts.services_db import TUNING_STORAGE_VAR, ensure_postgres_database
 from scripts.services_processes import (
@@ -115,6 +116,8 @@ class AirflowServices:
         # this makes every task fail with "Connection refused".
         if "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" not in self.extra_env:
             env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{self.base_url}/execution/"
+        if not env.get("AIRFLOW__API__BASE_URL"):  # `Log:` and card links in notifications
+            env["AIRFLOW__API__BASE_URL"] = public_url(self.host, self.port)
         env[TAG_VAR] = self.tag
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env

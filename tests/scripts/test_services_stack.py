@@ -39,6 +39,35 @@ def test_sqlite_profile_env_puts_everything_under_home(tmp_path: Path) -> None:
     ]
 
 
+def test_api_base_url_is_set_from_the_chosen_host_and_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28.3: notifications carried no `Log:`/card links under `make airflow`."""
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    svc = AirflowServices(home=tmp_path, port=18124)
+    assert svc.env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:18124"
+    monkeypatch.setattr("socket.getfqdn", lambda: "ops-box.example.org")
+    exposed = AirflowServices(home=tmp_path, port=18125, host="0.0.0.0")
+    assert exposed.env["AIRFLOW__API__BASE_URL"] == "http://ops-box.example.org:18125"
+    # The links the notification and card code build from it:
+    monkeypatch.delenv("CTR_AIRFLOW_BASE_URL", raising=False)
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", svc.env["AIRFLOW__API__BASE_URL"])
+    from dags.pipeline_notifications import api_base_url
+    from ml.cards.links import card_url
+
+    assert api_base_url() == "http://127.0.0.1:18124"  # what the DAG's `Log:` links use
+    assert (card_url("ctr_model", "v3") or "").startswith("http://127.0.0.1:18124/plugin/")
+
+
+def test_api_base_url_set_by_the_operator_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.org")
+    assert AirflowServices(home=tmp_path).env["AIRFLOW__API__BASE_URL"] == (
+        "https://airflow.example.org"
+    )
+
+
 def test_postgres_celery_profile_env_auth_storage_and_workers(tmp_path: Path) -> None:
     extra = {"CTR_AIRFLOW_DB": "ctr_x", "CTR_OPTUNA_DB": "ctr_x_optuna", "CTR_TRAIN_QUEUE": "gpu"}
     svc = AirflowServices(
