@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 from collections.abc import Mapping
@@ -87,6 +88,47 @@ def profile_path(profile: str) -> Path:
     raise ServicesError(
         f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)} or pass an env file"
     )
+
+
+#: Log servers: env key of the port, Airflow's default, what it serves.
+LOG_SERVERS = (
+    ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", 8793, "task log server"),
+    ("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", 8794, "triggerer log server"),
+)
+
+
+def winning_setting(profile: Path, key: str, overrides: Mapping[str, str] = {}) -> str:
+    """What to change so that a new value of ``key`` takes effect under ``profile``.
+
+    The profile file is applied over the environment, so exporting ``key`` is useless
+    when the file sets it: name the variable its line reads (``CTR_WORKER_LOG_PORT`` for
+    ``KEY=${CTR_WORKER_LOG_PORT:-8793}``) or, for a literal value, the file and line.
+    """
+    if key in overrides:
+        return key
+    found = key
+    with contextlib.suppress(OSError):
+        for lineno, raw in enumerate(profile.read_text().splitlines(), start=1):
+            name, sep, value = raw.strip().removeprefix("export ").partition("=")
+            if raw.strip().startswith("#") or not sep or name.strip() != key:
+                continue
+            refs = [m.group(1) or m.group(3) for m in _VAR_RE.finditer(value)]
+            found = (
+                f"{refs[0]} (the profile {profile.name} sets {key} from it)"
+                if refs
+                else f"{key} in {profile}:{lineno} (the profile overrides the environment)"
+            )
+    return found
+
+
+def check_ports(
+    env: Mapping[str, str], profile: Path, overrides: Mapping[str, str], *, triggerer: bool
+) -> None:
+    """Fail early when a log server's port is taken, naming the setting that moves it."""
+    for key, default, what in LOG_SERVERS[: 2 if triggerer else 1]:
+        check_port_free(
+            "0.0.0.0", int(env.get(key, default)), what, winning_setting(profile, key, overrides)
+        )
 
 
 def public_url(host: str, port: int) -> str:

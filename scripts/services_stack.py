@@ -40,6 +40,7 @@ from scripts.services_config import (
     DEFAULT_PROFILE,
     ServicesError,
     check_port_free,
+    check_ports,
     load_env_file,
     profile_path,
     public_url,
@@ -168,20 +169,8 @@ class AirflowServices:
 
     def check_ports(self) -> None:
         """Fail early, naming the setting, when a port this deployment needs is taken."""
-        check_port_free(self.host, self.port, "API server", "--port")
-        check_port_free(
-            "0.0.0.0",
-            int(self.env.get("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", "8793")),
-            "task log server",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",
-        )
-        if self.triggerer:
-            check_port_free(
-                "0.0.0.0",
-                int(self.env.get("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", "8794")),
-                "triggerer log server",
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT",
-            )
+        check_port_free(self.host, self.port, "API server", "--port (or CTR_AIRFLOW_PORT)")
+        check_ports(self.env, profile_path(self.profile), self.extra_env, triggerer=self.triggerer)
 
     def prepare(self) -> dict[str, Any]:
         """Seed the config, create the databases, migrate, create users (idempotent).
