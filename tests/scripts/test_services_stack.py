@@ -136,11 +136,14 @@ def test_prepare_seeds_the_default_config_into_a_new_home(
     monkeypatch.setattr(
         airflow_env, "ensure_db", lambda env, **kw: calls.append(kw) or {"migrated": False}
     )
-    svc = AirflowServices(home=tmp_path)
+    svc = AirflowServices(home=tmp_path, extra_env={"CTR_SEED_ROWS": "2000"})
     svc.prepare()
     config = tmp_path / "config" / "model_config.yaml"
     assert svc.seeded_config == config
     assert config.read_bytes() == (REPO / "config" / "model_config.yaml").read_bytes()
+    # ... and the default synthetic data, so the first triggered run finds it (issue 28.6).
+    assert svc.seeded_data[0].startswith("📦 No features at ")
+    assert (tmp_path / "data" / "features" / "v1" / "train" / "data.parquet").is_file()
     assert calls == [{"commands": []}]  # SimpleAuthManager: no users to create
     svc.prepare()
-    assert svc.seeded_config is None  # there now: left alone
+    assert svc.seeded_config is None and svc.seeded_data == []  # there now: left alone
