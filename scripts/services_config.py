@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import socket
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_DIR = REPO_ROOT / "deploy"
@@ -125,10 +127,42 @@ def check_ports(
     env: Mapping[str, str], profile: Path, overrides: Mapping[str, str], *, triggerer: bool
 ) -> None:
     """Fail early when a log server's port is taken, naming the setting that moves it."""
+    host = env.get("CTR_LOG_SERVER_HOST", "").strip() or "0.0.0.0"
     for key, default, what in LOG_SERVERS[: 2 if triggerer else 1]:
         check_port_free(
-            "0.0.0.0", int(env.get(key, default)), what, winning_setting(profile, key, overrides)
+            host, int(env.get(key, default)), what, winning_setting(profile, key, overrides)
         )
+
+
+#: Octal umask of the services' processes (the dev profile sets 077: their files 0600).
+UMASK_VAR = "CTR_SERVICES_UMASK"
+
+
+def services_umask(env: Mapping[str, str]) -> int:
+    """The umask the services start with (``-1``: inherit this process's)."""
+    raw = env.get(UMASK_VAR, "").strip()
+    try:
+        return int(raw, 8) if raw else -1
+    except ValueError:
+        raise ServicesError(
+            f"{UMASK_VAR}={raw!r} is not an octal umask; use e.g. 077 (files 0600, "
+            "directories 0700) or leave it unset"
+        ) from None
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and make it ``0700``: service logs, passwords."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
+
+
+def open_private(path: Path, mode: str = "ab") -> Any:
+    """Open a file the supervisor writes (service and supervisor logs) as ``0600``."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # an older log made before this rule
+    return os.fdopen(fd, mode)
 
 
 def public_url(host: str, port: int) -> str:

@@ -33,6 +33,7 @@ import psutil
 
 from ml import paths
 from scripts import airflow_env
+from scripts.airflow_launch import log_server_env
 from scripts.services_auth import AuthHelper
 from scripts.services_config import (
     DEFAULT_HOST,
@@ -42,8 +43,11 @@ from scripts.services_config import (
     check_port_free,
     check_ports,
     load_env_file,
+    open_private,
+    private_dir,
     profile_path,
     public_url,
+    services_umask,
 )
 from scripts.services_db import TUNING_STORAGE_VAR, ensure_postgres_database
 from scripts.services_processes import (
@@ -120,6 +124,7 @@ class AirflowServices:
             env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{self.base_url}/execution/"
         if not env.get("AIRFLOW__API__BASE_URL"):  # `Log:` and card links in notifications
             env["AIRFLOW__API__BASE_URL"] = public_url(self.host, self.port)
+        env.update(log_server_env(env))  # a loopback log server: links to localhost
         env[TAG_VAR] = self.tag
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
@@ -138,7 +143,7 @@ class AirflowServices:
         return self.env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
 
     def _airflow(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "airflow", *args]
+        return [sys.executable, "-m", "scripts.airflow_launch", *args]  # `airflow`, see there
 
     def service_specs(self) -> list[Service]:
         specs = [
@@ -180,7 +185,9 @@ class AirflowServices:
             The ``airflow_cli`` report (``migrated``, ``migrate_seconds``, ...).
         """
         self.airflow_home.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
+        if self.auth.passwords_file.exists():  # Airflow's generated one, from before 0600
+            self.auth.passwords_file.chmod(0o600)
         self.seeded_config = airflow_env.seed_default_config(self.env[paths.ENV_VAR])
         rows = int(self.env.get("CTR_SEED_ROWS") or airflow_env.SEED_ROWS)
         self.seeded_data = airflow_env.seed_default_features(self.env[paths.ENV_VAR], rows)
@@ -213,7 +220,6 @@ class AirflowServices:
                 f"--home {self.env['CTR_PIPELINE_HOME']}"
             )
         self.check_ports()
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.services = self.service_specs()
         self.started_at = time.time()
         try:
@@ -224,8 +230,8 @@ class AirflowServices:
             raise
 
     def _spawn(self, svc: Service) -> None:
-        svc.log_path = self.log_dir / f"{svc.name}.log"
-        with svc.log_path.open("ab") as log:
+        svc.log_path = private_dir(self.log_dir) / f"{svc.name}.log"
+        with open_private(svc.log_path) as log:
             svc.log_offset = log.tell()
             svc.started_at = time.time()
             svc.proc = subprocess.Popen(
@@ -235,6 +241,7 @@ class AirflowServices:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=services_umask(self.env),
             )
         self.write_pid_file()
 
@@ -266,8 +273,7 @@ class AirflowServices:
         line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}"
         if self.echo:
             print(line, flush=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with (self.log_dir / SUPERVISOR_LOG).open("a") as fh:
+        with open_private(private_dir(self.log_dir) / SUPERVISOR_LOG, "a") as fh:
             fh.write(line + "\n")
 
     def write_pid_file(self) -> None:

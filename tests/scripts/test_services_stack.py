@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -124,6 +125,64 @@ def test_restart_kills_the_leftovers_of_the_dead_service_first(tmp_path: Path) -
         for orphan in session_processes(first.pid):
             orphan.kill()
     assert (svc.log_dir / "fake-worker.log").is_file()
+
+
+def test_dev_profile_log_servers_on_the_loopback_and_private_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28.4: world-readable password file and service logs; log servers on 0.0.0.0."""
+    monkeypatch.delenv("CTR_LOG_SERVER_HOST", raising=False)
+    monkeypatch.delenv("AIRFLOW__CORE__HOSTNAME_CALLABLE", raising=False)
+    monkeypatch.setattr(os, "umask", os.umask)  # restored below
+    svc = AirflowServices(home=tmp_path)
+    assert svc.env["CTR_LOG_SERVER_HOST"] == "127.0.0.1"
+    assert svc.env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] == "scripts.airflow_launch.loopback_hostname"
+    assert svc.env["CTR_SERVICES_UMASK"] == "077"
+    assert svc.env["AIRFLOW__LOGGING__FILE_TASK_HANDLER_NEW_FILE_PERMISSIONS"] == "0o600"
+    assert all(s.argv[1:3] == ["-m", "scripts.airflow_launch"] for s in svc.service_specs())
+    # A service's log and everything it writes are private, whatever this shell's umask.
+    old = os.umask(0o022)
+    try:
+        code = "open('written-by-the-service', 'w').write('x')"
+        fake = Service("fake", [sys.executable, "-c", code])
+        svc.services = [fake]
+        monkeypatch.chdir(tmp_path)
+        svc._spawn(fake)
+        assert fake.proc is not None and fake.proc.wait(timeout=30) == 0
+        svc.log_event("an event")
+    finally:
+        os.umask(old)
+    assert _mode(tmp_path / "written-by-the-service") == 0o600
+    assert _mode(svc.log_dir) == 0o700
+    assert _mode(svc.log_dir / "fake.log") == 0o600
+    assert _mode(svc.log_dir / "supervisor.log") == 0o600
+
+
+def test_prepare_makes_an_existing_generated_password_file_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scripts import airflow_env
+
+    monkeypatch.setattr(airflow_env, "ensure_db", lambda env, **kw: {"migrated": False})
+    svc = AirflowServices(home=tmp_path, extra_env={"CTR_SEED_ROWS": "500"})
+    svc.auth.passwords_file.parent.mkdir(parents=True, exist_ok=True)
+    svc.auth.passwords_file.write_text('{"admin": "x"}')
+    svc.auth.passwords_file.chmod(0o644)  # as Airflow made it before
+    svc.prepare()
+    assert _mode(svc.auth.passwords_file) == 0o600
+
+
+def test_a_celery_profile_keeps_airflows_log_server_binding(tmp_path: Path) -> None:
+    svc = AirflowServices(profile="postgres-celery", home=tmp_path)
+    assert not svc.env.get("CTR_LOG_SERVER_HOST")  # workers on other hosts serve their logs
+    assert (
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE" not in svc.env
+        or svc.env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] != "scripts.airflow_launch.loopback_hostname"
+    )
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
 
 
 def test_prepare_seeds_the_default_config_into_a_new_home(
