@@ -6,7 +6,7 @@ import contextlib
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,19 @@ def services_umask(env: Mapping[str, str]) -> int:
             f"{UMASK_VAR}={raw!r} is not an octal umask; use e.g. 077 (files 0600, "
             "directories 0700) or leave it unset"
         ) from None
+
+
+@contextlib.contextmanager
+def umask_applied(env: Mapping[str, str]) -> Iterator[None]:
+    """This process (and what it starts) under the services' umask, e.g. while the
+    metadata database, ``airflow.cfg`` and the seeded data are created."""
+    umask = services_umask(env)
+    old = os.umask(umask) if umask >= 0 else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            os.umask(old)
 
 
 def private_dir(path: Path) -> Path:

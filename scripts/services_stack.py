@@ -48,6 +48,7 @@ from scripts.services_config import (
     profile_path,
     public_url,
     services_umask,
+    umask_applied,
 )
 from scripts.services_db import TUNING_STORAGE_VAR, ensure_postgres_database
 from scripts.services_processes import (
@@ -184,10 +185,13 @@ class AirflowServices:
         Returns:
             The ``airflow_cli`` report (``migrated``, ``migrate_seconds``, ...).
         """
+        with umask_applied(self.env):  # airflow.cfg, the database, the data: private
+            return self._prepare()
+
+    def _prepare(self) -> dict[str, Any]:
         self.airflow_home.mkdir(parents=True, exist_ok=True)
         private_dir(self.log_dir)
-        if self.auth.passwords_file.exists():  # Airflow's generated one, from before 0600
-            self.auth.passwords_file.chmod(0o600)
+        self.auth.make_private()  # Airflow's generated passwords file, from before 0600
         self.seeded_config = airflow_env.seed_default_config(self.env[paths.ENV_VAR])
         rows = int(self.env.get("CTR_SEED_ROWS") or airflow_env.SEED_ROWS)
         self.seeded_data = airflow_env.seed_default_features(self.env[paths.ENV_VAR], rows)

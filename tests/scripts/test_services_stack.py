@@ -158,18 +158,31 @@ def test_dev_profile_log_servers_on_the_loopback_and_private_files(
     assert _mode(svc.log_dir / "supervisor.log") == 0o600
 
 
-def test_prepare_makes_an_existing_generated_password_file_private(
+def test_prepare_makes_the_password_file_and_what_it_creates_private(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from scripts import airflow_env
 
-    monkeypatch.setattr(airflow_env, "ensure_db", lambda env, **kw: {"migrated": False})
+    def migrate(env: dict[str, str], **kw: Any) -> dict[str, Any]:
+        (Path(env["AIRFLOW_HOME"]) / "airflow.cfg").write_text("[api]\nsecret_key = s\n")
+        return {"migrated": True, "migrate_seconds": 0.0}
+
+    monkeypatch.setattr(airflow_env, "ensure_db", migrate)
     svc = AirflowServices(home=tmp_path, extra_env={"CTR_SEED_ROWS": "500"})
     svc.auth.passwords_file.parent.mkdir(parents=True, exist_ok=True)
     svc.auth.passwords_file.write_text('{"admin": "x"}')
     svc.auth.passwords_file.chmod(0o644)  # as Airflow made it before
-    svc.prepare()
+    old = os.umask(0o022)
+    try:
+        svc.prepare()
+        assert os.umask(0o022) == 0o022  # restored after prepare
+    finally:
+        os.umask(old)
     assert _mode(svc.auth.passwords_file) == 0o600
+    # Made while preparing: airflow.cfg (secret keys), the seeded config and data.
+    assert _mode(svc.airflow_home / "airflow.cfg") == 0o600
+    assert _mode(tmp_path / "config" / "model_config.yaml") == 0o600
+    assert _mode(tmp_path / "data" / "features" / "v1" / "train" / "data.parquet") == 0o600
 
 
 def test_a_celery_profile_keeps_airflows_log_server_binding(tmp_path: Path) -> None:
