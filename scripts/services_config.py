@@ -99,14 +99,14 @@ LOG_SERVERS = (
 )
 
 
-def winning_setting(profile: Path, key: str, overrides: Mapping[str, str] = {}) -> str:
+def winning_setting(profile: Path, key: str, overrides: Mapping[str, str] | None = None) -> str:
     """What to change so that a new value of ``key`` takes effect under ``profile``.
 
     The profile file is applied over the environment, so exporting ``key`` is useless
     when the file sets it: name the variable its line reads (``CTR_WORKER_LOG_PORT`` for
     ``KEY=${CTR_WORKER_LOG_PORT:-8793}``) or, for a literal value, the file and line.
     """
-    if key in overrides:
+    if key in (overrides or {}):
         return key
     found = key
     with contextlib.suppress(OSError):
