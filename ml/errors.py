@@ -45,6 +45,7 @@ this drawing is current; ``python -m ml.errors`` prints it)::
       ├── IntegrityError (UserError)                   A file differs from its manifest, or a link.
       ├── RegistryAccessError (UserError)              Permission denied, a file for a directory.
       ├── RegistryStorageError (StorageError)          Disk full or I/O error in the registry.
+      │   └── TookEffectError                          It took effect; recording it then failed.
       └── RegistryLockTimeoutError (LockTimeoutError)  A model's lock was held too long.
 
 What the caller should do depends on the branch: ``UserError``: fix the input (CLI
@@ -304,6 +305,19 @@ class RegistryAccessError(RegistryError, UserError):
 
 class RegistryStorageError(RegistryError, StorageError):
     """Disk full or I/O error in the registry."""
+
+
+class TookEffectError(RegistryStorageError):
+    """It took effect; recording it then failed.
+
+    The change stands (a retry of the same call returns the same result, never a second
+    change); ``operation`` is its intent (``kind``, ``version``, ...). Recording it in the
+    index or history hit a storage error; the message says who finishes that.
+    """
+
+    def __init__(self, code: int, message: str, operation: dict[str, object]) -> None:
+        super().__init__(code, message)
+        self.operation = operation
 
 
 class RegistryLockTimeoutError(RegistryError, LockTimeoutError):

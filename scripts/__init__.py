@@ -18,5 +18,6 @@ and import everything else as ``scripts.<module>``:
   (``AirflowServices``: start, watch, restart, stop), ``services_config`` (profiles in
   ``deploy/``), ``services_processes`` (owning and stopping process trees),
   ``services_supervisor`` (restarts with backoff), ``services_auth`` (users, passwords,
-  API tokens) and ``services_db`` (PostgreSQL databases).
+  API tokens) and ``services_db`` (PostgreSQL databases); each service runs through
+  ``airflow_launch`` (``airflow`` with its log server bound to ``CTR_LOG_SERVER_HOST``).
 """

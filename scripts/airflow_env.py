@@ -156,6 +156,44 @@ def seed_default_config(home: str | os.PathLike[str] | None = None) -> Path | No
     return target
 
 
+#: Rows of synthetic data a new base directory gets (``make run``'s ``--rows`` default).
+SEED_ROWS = 100_000
+
+
+def seed_default_features(
+    home: str | os.PathLike[str] | None = None, rows: int = SEED_ROWS
+) -> list[str]:
+    """Generate the default synthetic features into a base directory that has none.
+
+    The same "generate if missing" rule as ``make run`` and ``ctr-pipeline run``
+    (:func:`ml.data.generate.ensure.ensure_default_features`): only when the config's
+    features directory is the default one and it is missing; a user's data is never
+    touched. ``make airflow`` calls it so that the first triggered run finds its data.
+
+    Returns:
+        Lines to print when it generated something, else an empty list.
+    """
+    base = Path(home).expanduser().resolve() if home is not None else paths.base_dir()
+    previous = os.environ.get(paths.ENV_VAR)
+    os.environ[paths.ENV_VAR] = str(base)  # ml.paths reads it on every call
+    try:
+        from ml.config import load_config
+        from ml.data.generate.ensure import ensure_default_features
+        from ml.errors import CtrPipelineError
+
+        try:
+            features = load_config(paths.resolve(paths.DEFAULT_CONFIG)).data.features_dir
+        except (CtrPipelineError, OSError, ValueError):
+            return []  # no usable config: the DAG's validate task says what is wrong
+        result = ensure_default_features(features, rows=rows)
+        return result.lines() if result.generated else []
+    finally:
+        if previous is None:
+            os.environ.pop(paths.ENV_VAR, None)
+        else:
+            os.environ[paths.ENV_VAR] = previous
+
+
 def run_airflow_cli(
     env: Mapping[str, str],
     request: Mapping[str, Any],

@@ -7,7 +7,8 @@ Usage::
     python -m scripts.airflow_services status [--home DIR]
     python -m scripts.airflow_services down [--home DIR]
 
-``up`` seeds the default config into a new base directory, creates and migrates the
+``up`` seeds the default config and synthetic features into a new base directory (as
+``make run`` does), creates and migrates the
 metadata database (and, for ``postgres-celery``, Optuna's database and the FAB users),
 starts the services, waits until Airflow reports each one healthy, prints where to log in
 and then supervises them: a service that exits is restarted with backoff
@@ -143,6 +144,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                 f"{svc.seeded_config}",
                 flush=True,
             )
+        for line in svc.seeded_data:
+            print(line, flush=True)
         if report.get("migrated"):
             print(f"🗄️  Migrated ({report['migrate_seconds']:.1f} s)", flush=True)
         print("Starting " + ", ".join(s.name for s in svc.service_specs()) + " ...", flush=True)

@@ -254,8 +254,14 @@ def _failure_lines(
         else:
             out.append(f"   Failed task: {task}")
         out.append(f"   Task log: {log_file}")
-    not_run = [t for t in ordered(tasks) if (tasks.get(t) or {}).get("state") != "success"]
-    out.append(f"   Did not complete: {', '.join(not_run)}")
+    # Only tasks meant to run: "skipped" is Airflow's word for a task the run chose not to
+    # run (the tuning group when tuning_trials=0, a short-circuit), never for a failure's
+    # downstream (that is "upstream_failed").
+    not_run = [
+        t for t in ordered(tasks) if (tasks.get(t) or {}).get("state") not in ("success", "skipped")
+    ]
+    if not_run:
+        out.append(f"   Did not complete: {', '.join(not_run)}")
     out.append(f"   Full output: {log_dir / 'dags_test.log'}")
     out.append(f"   Time: {fmt_s(total_s)} total")
     return out

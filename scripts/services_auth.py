@@ -18,6 +18,7 @@ profile changes its auth manager.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -103,6 +104,11 @@ class AuthHelper:
             return self.airflow_home / FAB_USERS_FILE
         configured = self.env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
         return Path(configured) if configured else self.airflow_home / SIMPLE_PASSWORDS_FILE
+
+    def make_private(self) -> None:
+        """``chmod 600`` the passwords file (Airflow generated it 0644 before we asked)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.passwords_file.chmod(0o600)
 
     def passwords(self) -> dict[str, str]:
         try:

@@ -235,6 +235,19 @@ def signature(reg: ModelRegistry) -> dict[str, Any]:
     }
 
 
+def _state(reg: ModelRegistry) -> tuple[Any, ...]:
+    """Versions and ``current`` (no history: reading it would finish a pending intent)."""
+    return (
+        reg.list_models(STAGING).get(NAME, []),
+        reg.list_models(PRODUCTION).get(NAME, []),
+        reg.current_version(NAME),
+    )
+
+
+def _state_of(sig: dict[str, Any]) -> tuple[Any, ...]:
+    return (sig[STAGING], sig[PRODUCTION], sig["current"])
+
+
 @dataclass
 class Prepared:
     """A scenario's template registry, its mutation points and the fault-free result."""
@@ -274,6 +287,7 @@ def trial(prepared: Prepared, point: int, kind: str, workdir: Path) -> dict[str,
     if kind != "sigkill" and result["outcome"] == "registry_error":
         problems.append(f"{where}: a disk fault raised a non-retryable {result.get('error')}")
     reg = ModelRegistry(base, lock_timeout=5)
+    took_effect = _state(reg) == _state_of(prepared.reference)
     # What readers see right after the fault, before anything recovers:
     problems += [
         f"{where}: after the fault: {p}" for p in check_consistent(reg, NAME, history=False)
@@ -302,6 +316,9 @@ def trial(prepared: Prepared, point: int, kind: str, workdir: Path) -> dict[str,
     shutil.rmtree(base, ignore_errors=True)
     return {
         "where": where,
+        "outcome": result["outcome"],
+        "error": result.get("error", ""),
+        "took_effect": took_effect,
         "fired": bool(result.get("fired")),
         "problems": problems,
         "unrecorded": unrecorded,

@@ -274,8 +274,19 @@ def is_regular(path: Path) -> bool:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a directory tree (never following links; a link itself is unlinked)."""
+    """Remove a directory tree (never following links; a link itself is unlinked).
+
+    A tree (or part of it) that another process removes meanwhile is not an error: what
+    was asked for, its absence, holds.
+    """
     if os.path.islink(path) or not path.is_dir():
         path.unlink(missing_ok=True)
         return
-    shutil.rmtree(path)
+
+    def _gone_is_fine(
+        func: object, failed: str, exc_info: tuple[type, BaseException, object]
+    ) -> None:
+        if not isinstance(exc_info[1], FileNotFoundError):
+            raise exc_info[1]
+
+    shutil.rmtree(path, onerror=_gone_is_fine)

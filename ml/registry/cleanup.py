@@ -170,28 +170,38 @@ def _clean_model(layout: Layout, name: str, min_age: float, report: GcReport) ->
         if not _fs.is_real_dir(model_dir):
             continue
         for entry in sorted(os.scandir(model_dir), key=lambda e: e.name):
-            path = Path(entry.path)
-            temporary = entry.name.startswith((TMP_PREFIX, LINK_PREFIX))
-            n = version_number(entry.name)
-            if not temporary and (n is None or layout.has_manifest(stage, name, entry.name)):
-                continue
-            age = _age(path)
-            if age < min_age:
-                report.kept.append(f"{layout.display(path)} (only {age:.0f} s old)")
-            elif entry.name.startswith(TMP_PREFIX) and _writer_alive(layout, name, path):
-                report.kept.append(f"{layout.display(path)} (a live writer holds it)")
-            elif temporary:
-                report.removed.append(layout.display(path))
-                if not report.dry_run:
-                    _fs.remove_tree(path)
-                    if entry.name.startswith(TMP_PREFIX):
-                        remove_if_free(layout.writer_lock(name, path))
-            else:
-                report.archived.append(layout.display(path))
-                if not report.dry_run:
-                    layout.ensure_dir(model_dir / ARCHIVE)
-                    os.rename(path, model_dir / ARCHIVE / f"{entry.name}.incomplete-{_stamp()}")
+            # A promotion or register removes or renames its own .tmp-<id> at any moment
+            # (outside the lock gc holds): an entry gone since the listing is not an error.
+            with suppress(FileNotFoundError):
+                _clean_entry(layout, name, stage, entry.name, min_age, report)
     _clean_meta(layout, name, report)
+
+
+def _clean_entry(
+    layout: Layout, name: str, stage: str, entry: str, min_age: float, report: GcReport
+) -> None:
+    model_dir = layout.model_dir(stage, name)
+    path = model_dir / entry
+    temporary = entry.startswith((TMP_PREFIX, LINK_PREFIX))
+    n = version_number(entry)
+    if not temporary and (n is None or layout.has_manifest(stage, name, entry)):
+        return
+    age = _age(path)
+    if age < min_age:
+        report.kept.append(f"{layout.display(path)} (only {age:.0f} s old)")
+    elif entry.startswith(TMP_PREFIX) and _writer_alive(layout, name, path):
+        report.kept.append(f"{layout.display(path)} (a live writer holds it)")
+    elif temporary:
+        if not report.dry_run:
+            _fs.remove_tree(path)
+            if entry.startswith(TMP_PREFIX):
+                remove_if_free(layout.writer_lock(name, path))
+        report.removed.append(layout.display(path))
+    else:
+        if not report.dry_run:
+            layout.ensure_dir(model_dir / ARCHIVE)
+            os.rename(path, model_dir / ARCHIVE / f"{entry}.incomplete-{_stamp()}")
+        report.archived.append(layout.display(path))
 
 
 def _writer_alive(layout: Layout, name: str, tmp: Path) -> bool:
@@ -209,9 +219,10 @@ def _clean_meta(layout: Layout, name: str, report: GcReport) -> None:
         return
     for entry in os.scandir(meta):
         if entry.name.startswith(".") and ".tmp" in entry.name and entry.is_file():
-            report.removed.append(layout.display(entry.path))
             if not report.dry_run:
-                os.unlink(entry.path)
+                with suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+            report.removed.append(layout.display(entry.path))
     writers = meta / WRITERS
     if _fs.is_real_dir(writers) and not report.dry_run:
         tmp_names = {

@@ -34,7 +34,13 @@ import uuid
 from pathlib import Path
 
 from ml import paths
-from ml.errors import IntegrityError, InvalidNameError, ModelNotFoundError, VersionNotFoundError
+from ml.errors import (
+    IntegrityError,
+    InvalidNameError,
+    ModelNotFoundError,
+    RegistryAccessError,
+    VersionNotFoundError,
+)
 from ml.fsutil import display_path
 from ml.registry import _fs
 from ml.training.run_dir import CONFIG_YAML, METRICS_JSON, MODEL_BEST
@@ -132,6 +138,31 @@ def version_number(entry_name: str) -> int | None:
     return int(n[1:])
 
 
+def _check_root(root: Path) -> None:
+    """Refuse a root that is (or lies below) something other than a directory.
+
+    A root that does not exist yet is fine (the first writer creates it); a regular file,
+    a device or a socket there would make every command fail later or, worse, answer
+    "no models" as if the registry were empty.
+    """
+    for path in (root, *root.parents):
+        try:
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError:
+            return  # unreadable: the first real access reports it with its cause
+        if stat.S_ISDIR(mode):
+            return
+        what = "a regular file" if stat.S_ISREG(mode) else "not a directory"
+        blame = "" if path == root else f": {display_path(path)} is {what}"
+        why = f" is {what}" if path == root else " cannot be created"
+        raise RegistryAccessError(
+            f"registry root {display_path(root)}{why}{blame}; point --base-dir at a "
+            "directory (or at a path that does not exist yet)"
+        )
+
+
 class Layout:
     """Paths of one registry root; every path helper validates what it is given."""
 
@@ -142,6 +173,7 @@ class Layout:
                 "(relative paths resolve against $CTR_PIPELINE_HOME)"
             )
         self.base_dir = Path(os.path.realpath(paths.resolve(base_dir)))
+        _check_root(self.base_dir)
 
     # --- paths ------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ A facade over modules with one job each; read them for how things work:
 - :mod:`.integrity`: verify and load; :mod:`.cleanup`: delete, gc, retention;
 - :mod:`.index`: the per-model index; :mod:`.provenance`: lineage and code version.
 
-Every error is a :class:`~ml.registry.errors.RegistryError` (see :mod:`.errors`); an OS
+Every error is a :class:`~ml.errors.RegistryError` (see :mod:`ml.errors`); an OS
 error becomes one that names the path and the cause. See docs/registry.md.
 """
 
@@ -50,7 +50,7 @@ class ModelRegistry:
             directory (``ml.paths.resolve``), never the working directory. The root
             itself may be a symbolic link; nothing below it is ever followed.
         lock_timeout: seconds to wait for another process holding a model's lock
-            before raising :class:`~ml.registry.errors.LockTimeoutError`.
+            before raising :class:`~ml.errors.RegistryLockTimeoutError`.
         file_mode: permission bits of registered files; None keeps each run file's own
             (a private ``0600`` checkpoint stays private).
     """

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ml.errors import RegistryError
+from ml.errors import CtrPipelineError, RegistryError, TookEffectError, describe_oserror
 from ml.fsutil import fsync_dir
 from ml.registry import _fs, catalog, index, journal
 from ml.registry._lock import FileLock
@@ -111,9 +111,12 @@ def writing(layout: Layout, name: str, timeout: float) -> Iterator[Session]:
             _backfill(layout, name)
         try:
             yield session
-        except BaseException:
+        except BaseException as exc:
+            effect = _pending_effect(layout, name)
             with suppress(Exception):  # finish or undo what this call started
                 recover(layout, name)
+            if effect is not None and isinstance(exc, OSError):
+                raise took_effect_error(layout, name, effect, exc) from exc
             raise
     finally:
         lock.__exit__(None, None, None)
@@ -132,6 +135,67 @@ def recover(layout: Layout, name: str) -> dict[str, Any] | None:
     _undo(layout, name, intent)
     journal.clear_intent(layout, name)
     return None
+
+
+def _pending_effect(layout: Layout, name: str) -> dict[str, Any] | None:
+    """This call's intent when its change took effect (past the point of no return)."""
+    with suppress(Exception):
+        intent = journal.read_intent(layout, name)
+        if intent and intent.get("state") == journal.PENDING and _took_effect(layout, name, intent):
+            return intent
+    return None
+
+
+def describe_change(name: str, intent: dict[str, Any]) -> str:
+    """``Model 'm' v3 was promoted to production (current -> v3)`` for an intent."""
+    kind, version = intent["kind"], intent.get("version")
+    if kind == REGISTER:
+        return f"Model {name!r} {version} was registered in staging"
+    if kind == PROMOTE:
+        return f"Model {name!r} {version} was promoted to production (current -> {version})"
+    if kind == ROLLBACK:
+        return (
+            f"Model {name!r} was rolled back from {intent.get('from')} to {intent['to']} "
+            f"(current -> {intent['to']})"
+        )
+    done = "purged" if intent["event"].get("purged") else f"archived to {intent['dest']}"
+    return f"Model {name!r} {version} was deleted from {intent['stage']} ({done})"
+
+
+def took_effect_error(
+    layout: Layout, name: str, intent: dict[str, Any], exc: OSError
+) -> TookEffectError:
+    """The error of a call whose change took effect before its bookkeeping failed.
+
+    The writer's recovery (run just before) usually finished the record; if the storage
+    still fails, the intent stays pending and the next writer (``registry gc``, or any
+    command on the model) finishes it. Either way a retry of the same call is safe: it
+    returns this call's result and never makes the change twice.
+    """
+    cause: BaseException = exc
+    while isinstance(cause, CtrPipelineError) and isinstance(cause.__cause__, OSError):
+        cause = cause.__cause__  # the OS's own error, not a wrapper's advice to retry
+    why = describe_oserror(cause) if isinstance(cause, OSError) else str(cause)
+    where = getattr(cause, "filename", None)
+    shown = f" ({layout.display(where)})" if where else ""
+    intent_now = None
+    with suppress(Exception):
+        intent_now = journal.read_intent(layout, name)
+    finished = intent_now is not None and intent_now.get("state") == journal.RECOVERED
+    status = (
+        "the registry then finished recording it itself (its history event says "
+        "`recovered: true`); nothing is left to do"
+        if finished
+        else "it is recorded by the next registry command: free space or fix the storage, "
+        "then run `ctr-pipeline registry gc`"
+    )
+    return TookEffectError(
+        getattr(cause, "errno", None) or 0,
+        f"{describe_change(name, intent)}; then completing the record (sync, index, "
+        f"history) failed: {why}{shown}. The change stands and {status}. Retrying the "
+        "same command is safe: it returns this result without doing it twice",
+        intent,
+    )
 
 
 def recover_if_pending(layout: Layout, name: str, timeout: float) -> None:

@@ -31,6 +31,7 @@ from ml.choices import MONITORS
 from ml.errors import TrainingError
 from ml.metrics import binary_metrics
 from ml.training import checkpoint as ck
+from ml.training.progress import ProgressLog, interval_from_env
 from ml.training.run_dir import CHECKPOINT_LAST, MODEL_BEST
 from ml.training.tensors import EncodedSplit
 
@@ -131,6 +132,10 @@ class Trainer:
         progress: draw a progress bar on stderr (default: when stderr is a TTY).
         on_epoch_end: called as ``on_epoch_end(epoch, record)`` after the epoch's
             checkpoint is written (pruning callbacks raise from here).
+        progress_s: seconds between progress lines (epoch, batch i/n, samples/s, ETA)
+            sent to ``log`` from inside an epoch; default ``$CTR_TRAIN_PROGRESS_S`` or 30;
+            0 or less: none; none either while the progress bar is drawn
+            (:mod:`ml.training.progress`).
         precision: ``fp32``, or ``bf16`` to run the training forward pass under
             ``torch.autocast(bfloat16)`` (weights, gradients' accumulation into them,
             the optimizer, the loss and evaluation stay fp32).
@@ -153,6 +158,7 @@ class Trainer:
         progress: bool | None = None,
         on_epoch_end: EpochCallback | None = None,
         precision: str = "fp32",
+        progress_s: float | None = None,
     ) -> None:
         self.model = model
         if precision not in ("fp32", "bf16"):
@@ -168,6 +174,7 @@ class Trainer:
         self.device = device
         self.log = log
         self.on_epoch_end = on_epoch_end
+        self.progress_s = interval_from_env() if progress_s is None else float(progress_s)
         # fused: one kernel over all parameters instead of ~10 ops per tensor (the
         # default on the CPU is the per-tensor for-loop); the same Adam update up to
         # rounding, the same state dict.
@@ -231,10 +238,16 @@ class Trainer:
         perm = torch.randperm(n, generator=self.generator).to(self.device)
         losses: list[torch.Tensor] = []
         start = time.perf_counter()
+        batches = -(-n // self.batch_size)
+        every = 0.0 if self.progress.enabled else self.progress_s  # a bar on a TTY says it
+        alive = ProgressLog(
+            self.log, every, epoch=epoch, epochs=self.epochs, samples=n, batches=batches
+        )
         for lo in range(0, n, self.batch_size):
             cat, num, y = data.batch(perm[lo : lo + self.batch_size])
             # summed once per epoch: no host sync per batch
             losses.append(self.train_step(cat, num, y))
+            alive.tick(len(losses), lo + len(y))
             if self.progress.enabled:
                 self.progress.update(f"epoch {epoch}/{self.epochs}", lo + len(y), n, start)
         self.progress.clear()

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ml.errors import InvalidNameError, ModelNotFoundError, VersionInUseError
+from ml.registry import cleanup
 from ml.registry._lock import WriterLock
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import age_versions, check_consistent, leftovers, make_run_dir
@@ -115,6 +117,56 @@ def test_gc_dry_run_removes_nothing(registry: ModelRegistry, make_run: MakeRun, 
     leftover.mkdir()
     assert registry.gc(min_age=0, dry_run=True).removed == ["models/staging/ctr_model/.tmp-x"]
     assert leftover.exists()
+
+
+@pytest.mark.parametrize("when", ["before its age is read", "before gc removes it"])
+def test_gc_temp_dir_vanishing_meanwhile_is_not_an_error(
+    registry: ModelRegistry,
+    make_run: MakeRun,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+) -> None:
+    """Issue 26.2: a promotion removed its own .tmp-<id> between gc's listing and its
+    removal, and gc failed with `No such file or directory`."""
+    registry.register(make_run())
+    prod = home / "models" / "production" / "ctr_model"
+    tmp = prod / ".tmp-promotion"
+    (tmp / "sub").mkdir(parents=True)
+    (tmp / "sub" / "model.pt").write_bytes(b"x")
+    hook = "_age" if when == "before its age is read" else "_writer_alive"
+    original = getattr(cleanup, hook)
+
+    def vanish_first(*args: object) -> object:
+        if tmp.exists():
+            shutil.rmtree(tmp)  # the promotion cleans up after itself
+        return original(*args)
+
+    monkeypatch.setattr(cleanup, hook, vanish_first)
+    report = registry.gc(min_age=0)
+    assert not tmp.exists()
+    assert not any(".tmp-promotion" in k for k in report.kept)
+    assert check_consistent(registry, "ctr_model") == []
+
+
+def test_gc_tree_shrinking_during_removal_is_not_an_error(
+    registry: ModelRegistry, make_run: MakeRun, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register(make_run())
+    tmp = home / "models" / "staging" / "ctr_model" / ".tmp-dead"
+    (tmp / "a").mkdir(parents=True)
+    (tmp / "a" / "model.pt").write_bytes(b"x")
+    real_unlink = os.unlink
+
+    def raced_unlink(path: object, *args: object, **kwargs: object) -> None:
+        real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+        raise FileNotFoundError(2, "No such file or directory", path)  # removed by another
+
+    monkeypatch.setattr(os, "unlink", raced_unlink)
+    report = registry.gc(min_age=0)
+    monkeypatch.undo()
+    assert report.removed == ["models/staging/ctr_model/.tmp-dead"]
+    assert not tmp.exists()
 
 
 def _writer(base: str, runs: list[str], out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]

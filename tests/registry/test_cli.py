@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.errors import RegistryError, VersionNotFoundError
+from ml.errors import RegistryAccessError, RegistryError, UserError, VersionNotFoundError
 from ml.registry import cli
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import age_versions
@@ -120,6 +120,32 @@ def test_cli_base_dir_option(
     assert out_json(capsys, "list", "--stage", "staging") == {}
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["list", "--stage", "staging"],
+        ["show", "ctr_model"],
+        ["latest", "ctr_model"],
+        ["history", "ctr_model"],
+        ["verify", "ctr_model", "v1"],
+        ["promote", "ctr_model", "v1"],
+        ["rollback", "ctr_model"],
+        ["delete", "ctr_model", "v1"],
+        ["gc"],
+    ],
+)
+def test_cli_base_dir_that_is_a_file_is_refused_by_every_command(
+    home: Path, tmp_path: Path, argv: list[str]
+) -> None:
+    afile = tmp_path / "registry.txt"
+    afile.write_text("not a registry")
+    with pytest.raises(RegistryAccessError, match=r"registry\.txt is a regular file") as info:
+        run_cli(*argv, "--base-dir", str(afile))
+    assert isinstance(info.value, UserError)  # the CLI exits 2
+    assert afile.read_text() == "not a registry"
+
+
 def test_cli_unknown_version_raises_registry_error(populated: ModelRegistry) -> None:
     with pytest.raises(VersionNotFoundError, match="version v9 not found under models/staging"):
         run_cli("promote", "ctr_model", "v9")
@@ -225,4 +251,4 @@ def test_ctr_pipeline_main_exits_2_when_the_root_is_a_file(
     (home / "models").write_text("a file")
     assert main(["registry", "register", str(make_run())]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "models/staging" in err
+    assert err.startswith("error: registry root models is a regular file")

@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from ml.errors import IntegrityError, InvalidNameError, ModelNotFoundError, VersionNotFoundError
+from ml.errors import (
+    IntegrityError,
+    InvalidNameError,
+    ModelNotFoundError,
+    RegistryAccessError,
+    VersionNotFoundError,
+)
 from ml.registry.layout import (
     RESERVED_FILES,
     RUN_ARTIFACTS,
@@ -64,6 +70,22 @@ def test_is_file_name_accepts_plain_names_only(name: str, ok: bool) -> None:
 def test_empty_root_is_refused(home: Path, root: str) -> None:
     with pytest.raises(InvalidNameError, match="the registry root is empty"):
         Layout(root)
+
+
+def test_root_that_is_a_regular_file_is_refused(home: Path) -> None:
+    (home / "models").write_text("not a registry")
+    with pytest.raises(RegistryAccessError, match=r"registry root models is a regular file"):
+        Layout("models")
+
+
+def test_root_below_a_regular_file_is_refused(home: Path) -> None:
+    (home / "notes.txt").write_text("x")
+    with pytest.raises(RegistryAccessError, match=r"notes\.txt/models cannot be created: .*notes"):
+        Layout("notes.txt/models")
+
+
+def test_root_that_does_not_exist_yet_is_accepted(home: Path) -> None:
+    assert Layout("a/b/models").base_dir == (home / "a" / "b" / "models").resolve()
 
 
 def test_relative_root_resolves_against_home(home: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.errors import RegistryStorageError
+from ml.errors import RegistryStorageError, TookEffectError
 from ml.registry import journal, recovery
 from ml.registry.model_registry import ModelRegistry
 from testkit import registry_faults as faults
@@ -53,6 +53,91 @@ def test_a_fault_right_after_the_point_of_no_return_is_recorded_and_retried_once
     assert found["fired"]
     assert found["problems"] == []
     assert not found["unrecorded"] and not found["duplicate"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "says"),
+    [
+        ("register", "Model 'ctr_model' v2 was registered in staging"),
+        ("promote", "Model 'ctr_model' v2 was promoted to production (current -> v2)"),
+        ("rollback", "Model 'ctr_model' was rolled back from v2 to v1 (current -> v1)"),
+        ("delete", "Model 'ctr_model' v2 was deleted from production (archived to .archive/v2."),
+        ("delete-staging", "Model 'ctr_model' v3 was deleted from staging (archived to"),
+    ],
+)
+def test_a_disk_fault_after_the_point_of_no_return_says_the_change_took_effect(
+    scenario: str, says: str
+) -> None:
+    """Issue 26.2: ENOSPC/EIO at the last mutations raised as if the call had failed.
+
+    The last 16 points of the operation (the point of no return and everything after it)
+    and the first, ENOSPC (EIO at the history append): an error says the change stands
+    exactly when it did take effect, and never otherwise."""
+    with faults.scratch() as tmp:
+        prepared = faults.prepare(_scenario(scenario), tmp)
+        history = prepared.points.index("open(/.registry/ctr_model/history.jsonl)")
+        last = range(max(0, len(prepared.points) - 16), len(prepared.points))
+        trials = [(k, "enospc") for k in (0, *last)] + [(history, "eio")]
+        after = 0
+        for k, kind in trials:
+            found = faults.trial(prepared, k, kind, tmp)
+            assert found["problems"] == [], found["problems"]
+            claims = "The change stands" in found["error"]
+            assert claims == (found["took_effect"] and found["outcome"] != "ok"), found
+            if claims:
+                after += 1
+                assert "TookEffectError" in found["error"] and says in found["error"]
+                assert "recovered: true" in found["error"]  # finished before answering
+    assert after >= 5  # the sync, the index, published-<stage>, the history, the intent
+
+
+def test_a_persistent_disk_fault_after_the_change_says_how_to_finish_it(
+    registry: ModelRegistry, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register(make_run())
+    registry.register(make_run())
+    registry.promote_to_production("ctr_model", "v1")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "history.jsonl")
+
+    monkeypatch.setattr(journal, "append", disk_full)
+    with pytest.raises(TookEffectError) as info:
+        registry.promote_to_production("ctr_model", "v2")
+    monkeypatch.undo()
+    message = str(info.value.strerror)
+    assert message.startswith("Model 'ctr_model' v2 was promoted to production (current -> v2)")
+    assert "No space left on device" in message and "`ctr-pipeline registry gc`" in message
+    assert isinstance(info.value, RegistryStorageError) and info.value.operation["to"] == "v2"
+    assert registry.current_version("ctr_model") == "v2"  # it did take effect
+    registry.gc(min_age=0)  # as the message says: records it
+    assert [e["event"] for e in registry.history("ctr_model")] == [
+        "register",
+        "register",
+        "promote",
+        "promote",
+    ]
+    assert check_consistent(registry, "ctr_model") == []
+    assert registry.promote_to_production("ctr_model", "v2").version == "v2"  # the retry
+
+
+def test_a_disk_fault_before_the_point_of_no_return_does_not_claim_the_change(
+    registry: ModelRegistry, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry.register(make_run())
+    registry.register(make_run())
+    registry.promote_to_production("ctr_model", "v1")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "current")
+
+    monkeypatch.setattr(recovery, "set_current", disk_full)
+    with pytest.raises(RegistryStorageError) as info:
+        registry.promote_to_production("ctr_model", "v2")
+    assert not isinstance(info.value, TookEffectError)
+    assert "was promoted" not in str(info.value)
+    monkeypatch.undo()
+    assert registry.current_version("ctr_model") == "v1"
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,29 @@ def test_seed_default_config_copies_once_into_a_new_home(tmp_path: Path) -> None
     assert target.read_text() == "# edited by the user\n"
     # The checkout itself is a base directory with its config: nothing to copy.
     assert airflow_env.seed_default_config(airflow_env.REPO) is None
+
+
+def test_seed_default_features_generates_once_into_a_new_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28.6: `make airflow --home NEW` seeded the config but no data."""
+    monkeypatch.setenv(paths.ENV_VAR, str(airflow_env.REPO))  # the caller's own home
+    airflow_env.seed_default_config(tmp_path)
+    lines = airflow_env.seed_default_features(tmp_path, rows=2000)
+    features = tmp_path / "data" / "features" / "v1"
+    assert lines and lines[0].startswith("📦 No features at ")
+    assert all((features / split / "data.parquet").is_file() for split in ("train", "val", "test"))
+    assert airflow_env.seed_default_features(tmp_path, rows=2000) == []  # present: left alone
+    assert os.environ[paths.ENV_VAR] == str(airflow_env.REPO)  # restored
+
+
+def test_seed_default_features_never_touches_a_users_features(tmp_path: Path) -> None:
+    config = tmp_path / paths.DEFAULT_CONFIG
+    airflow_env.seed_default_config(tmp_path)
+    text = config.read_text()
+    config.write_text(text.replace("data/features/v1", "data/mine"))
+    assert airflow_env.seed_default_features(tmp_path, rows=2000) == []
+    assert not (tmp_path / "data").exists()
 
 
 def test_db_check_stamp_notices_another_airflow_database_or_file(tmp_path: Path) -> None:

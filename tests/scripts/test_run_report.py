@@ -14,6 +14,28 @@ PROBLEMS = (
 )
 
 
+def test_summarize_failed_run_leaves_skipped_tasks_out_of_did_not_complete(
+    tmp_path: Path,
+) -> None:
+    """Issue 26.2: with tuning off, the skipped tuning.tune_worker was listed as not done."""
+    tasks = _tasks(validate_features="success", train_model="failed")
+    tasks.update(
+        _tasks(
+            **{"tuning.create_study": "success", "tuning.tune_worker": "skipped"},
+            evaluate_model="upstream_failed",
+            register_model="upstream_failed",
+            notify_completion="success",
+        )
+    )
+    run = {"run_id": "manual__2", "state": "failed", "tasks": tasks, "summary": None}
+    status, lines = run_report.summarize(
+        run, total_s=20.0, generate_s=0.0, log_dir=tmp_path, lines=[]
+    )
+    assert status == 1
+    assert "   Did not complete: train_model, evaluate_model, register_model" in lines
+    assert "tune_worker" not in "\n".join(lines)
+
+
 def _tasks(**states: str) -> dict[str, dict[str, object]]:
     return {t: {"state": s, "seconds": 1.0} for t, s in states.items()}
 

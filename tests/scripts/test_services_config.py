@@ -13,6 +13,7 @@ from scripts.services_config import (
     check_port_free,
     load_env_file,
     profile_path,
+    winning_setting,
 )
 
 
@@ -72,3 +73,51 @@ def test_check_port_free_names_taken_port_and_setting() -> None:
         port = held.getsockname()[1]
         with pytest.raises(ServicesError, match=rf"port {port} \(API server\).*--port"):
             check_port_free("127.0.0.1", port, "API server", "--port")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("profile", ["sqlite-local", "postgres-celery"])
+def test_winning_setting_names_the_variable_the_profile_reads(profile: str) -> None:
+    """Issue 28.5: the advice named a variable the profile file overrides."""
+    key = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
+    assert winning_setting(profile_path(profile), key).startswith("CTR_WORKER_LOG_PORT ")
+    trigger = winning_setting(profile_path(profile), "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT")
+    assert trigger.startswith("CTR_TRIGGER_LOG_PORT ")
+
+
+def test_winning_setting_for_a_literal_or_absent_key(tmp_path: Path) -> None:
+    env_file = tmp_path / "mine.env"
+    env_file.write_text("# ports\nAIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=8793\n")
+    key = "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"
+    assert winning_setting(env_file, key) == (
+        f"{key} in {env_file}:2 (the profile overrides the environment)"
+    )
+    other = "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"
+    assert winning_setting(env_file, other) == other  # not in the file: the environment wins
+    assert winning_setting(profile_path("sqlite-local"), key, {key: "1"}) == key
+
+
+def test_following_the_port_conflict_advice_fixes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scripts.services_stack import AirflowServices
+
+    monkeypatch.setenv("CTR_TRIGGER_LOG_PORT", str(_free_port()))
+    with socket.socket() as held:
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        monkeypatch.setenv("CTR_WORKER_LOG_PORT", str(taken))
+        # The variable the old message named: the profile overrides it, nothing changes.
+        monkeypatch.setenv("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(_free_port()))
+        svc = AirflowServices(home=tmp_path, port=_free_port())
+        with pytest.raises(ServicesError, match=rf"port {taken} \(task log server\)") as info:
+            svc.check_ports()
+        assert "choose another port with CTR_WORKER_LOG_PORT" in str(info.value)
+        monkeypatch.setenv("CTR_WORKER_LOG_PORT", str(_free_port()))  # the advice, followed
+        AirflowServices(home=tmp_path, port=_free_port()).check_ports()

@@ -11,13 +11,16 @@ database.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import stat
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
+from scripts.services_processes import read_pid_file, recorded_processes
 from testkit import services as kit
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -166,4 +169,26 @@ def test_e2e_sqlite_local_runs_pipeline_over_rest(sqlite_stack: kit.Stack, sqlit
     before = stack.info["outside_before"]
     changed = sorted(p for p, m in after.items() if before.get(p) != m)
     assert not changed, f"the deployment wrote outside its temp dirs: {changed[:20]}"
+    check_dev_profile_is_private(stack)
     print(f"sqlite-local: run {sqlite_run} succeeded in {stack.info['run_seconds']:.1f} s")
+
+
+def check_dev_profile_is_private(stack: kit.Stack) -> None:
+    """Issue 28.4: every socket of the dev deployment (API server, task and triggerer log
+    servers) listens on the loopback; the password file and service logs are 0600."""
+    svc = stack.services
+    listening = set()
+    recorded = read_pid_file(svc.pid_file)  # the supervising `up` process wrote it
+    assert recorded, svc.pid_file
+    for proc in recorded_processes(recorded):
+        with contextlib.suppress(psutil.Error):
+            listening |= {
+                (c.laddr.ip, c.laddr.port)
+                for c in proc.net_connections()
+                if c.status == psutil.CONN_LISTEN
+            }
+    ports = {int(svc.env[k]) for k in ("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT",)}
+    assert ports <= {port for _, port in listening}, listening  # the log server is up
+    assert {ip for ip, _ in listening} == {"127.0.0.1"}, listening
+    private = [svc.auth.passwords_file, *sorted(svc.log_dir.glob("*.log"))]
+    assert {str(p): p.stat().st_mode & 0o777 for p in private} == {str(p): 0o600 for p in private}

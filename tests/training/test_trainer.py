@@ -93,3 +93,39 @@ def test_on_epoch_end_sees_every_record(tmp_path: Path) -> None:
 def test_trainer_uses_the_fused_adam_on_cpu(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, EarlyStopping("val_auc", patience=1), epochs=1)
     assert trainer.optimizer.defaults["fused"] is True
+
+
+def test_a_long_epoch_logs_progress_from_inside_the_loop(tmp_path: Path) -> None:
+    """Issue 28.8: a 13-minute epoch said nothing; with a tiny interval every batch logs."""
+    lines: list[str] = []
+    trainer = Trainer(
+        build_model("logreg", vocab_sizes=[3], num_numeric=1),
+        run_dir=tmp_path,
+        checkpoint_meta={},
+        learning_rate=0.01,
+        weight_decay=0.0,
+        batch_size=16,
+        epochs=2,
+        early_stopping=EarlyStopping(patience=5),
+        seed=0,
+        device=torch.device("cpu"),
+        log=lines.append,
+        progress=False,
+        progress_s=1e-9,
+    )
+    trainer.fit(_tiny_split(64, 0), _tiny_split(32, 1))
+    progress = [line for line in lines if "batch" in line]
+    assert len(progress) == 8  # 4 batches of 16 per epoch, 2 epochs
+    assert progress[0].startswith("Epoch 1/2: batch 1/4 (25%), ")
+    assert "samples/s, epoch ETA " in progress[0] and "(at most 1 more epoch, ~" in progress[0]
+    assert progress[-1].startswith("Epoch 2/2: batch 4/4 (100%), ")
+    assert lines.index(progress[3]) < lines.index(next(x for x in lines if "Val AUC" in x))
+
+
+def test_progress_lines_default_to_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTR_TRAIN_PROGRESS_S", "0")
+    assert _trainer(tmp_path, EarlyStopping()).progress_s == 0.0
+    monkeypatch.delenv("CTR_TRAIN_PROGRESS_S")
+    assert _trainer(tmp_path, EarlyStopping()).progress_s == 30.0
