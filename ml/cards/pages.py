@@ -33,7 +33,8 @@ border-color:#1a7f37;color:#fff}button{font:inherit;font-size:13px;border:1px so
 border-radius:6px;background:#f6f8fa;padding:3px 10px;cursor:pointer}
 button.primary{background:#1f883d;border-color:#1f883d;color:#fff}button.danger{background:#cf222e;border-color:#cf222e;color:#fff}
 button:disabled{opacity:.5;cursor:default}.confirm{display:none;background:#fff8c5;border:1px solid
-#d4a72c;border-radius:8px;padding:10px 12px;margin:8px 0}.confirm input{font:inherit;width:340px;
+#d4a72c;border-radius:8px;padding:10px 12px;margin:8px 0}
+.confirm input.reason{font:inherit;width:340px;
 padding:3px 6px}.msg{margin:8px 0;padding:8px 12px;border-radius:6px;display:none}.msg.err{
 display:block;background:#ffebe9;border:1px solid #ff8182}.msg.ok{display:block;background:#dafbe1;
 border:1px solid #4ac26b}.muted{color:#59636e}.num{font-variant-numeric:tabular-nums}
