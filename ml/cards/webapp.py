@@ -238,9 +238,9 @@ def _action_routes(app: FastAPI, registry: Callable[[], Any], editor: Callable[.
         reg = registry()
         check = _check(reg, name, version)
         if check.needs_confirmation and not body.confirm:
-            detail = "; ".join(line.strip() for line in check.lines[-1:])
+            detail = f"{check.lines[-1].strip()} (confirm to promote anyway)"
             return JSONResponse(
-                {"detail": f"{detail} (confirm to promote anyway)", "check": check.to_dict()},
+                {"detail": detail, "check": check.to_dict()},
                 status_code=409,
             )
         p = reg.promote_to_production(name, version, check.audit_reason(body.reason), by=user)
