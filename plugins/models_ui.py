@@ -7,6 +7,9 @@ at this folder). It adds
   ``/models-ui`` (models, versions, cards, history, compare; JSON for scripts);
 - ``external_views``: a "Models" entry in the navigation (the app inside the UI's
   frame) and a "Model card" tab on each DAG run (the card of the version it registered).
+  The UI reads them from ``GET /api/v2/plugins``: with the FAB auth manager a role needs
+  ``can read on Plugins`` to get them (Admin and Op have it; ``make airflow`` grants it to
+  the other roles it creates users for; see docs/models-ui.md), else no entry and a 404.
 
 Plugin endpoints are not protected by Airflow, so every route checks the caller here,
 with Airflow's own auth manager: reading needs permission to read the

@@ -9,7 +9,11 @@
   roles in the metadata database). ``make airflow`` creates the users of
   ``CTR_AIRFLOW_FAB_USERS`` (``admin:Admin,viewer:Viewer``) with generated passwords,
   stores them in ``$AIRFLOW_HOME/ctr-airflow-users.json`` (mode 0600) and prints each one
-  once, when it is created.
+  once, when it is created. Their roles other than Admin and Op also get ``can read on
+  Plugins`` (:func:`AuthHelper.fab_role_commands`): the Airflow 3 UI learns a plugin's
+  navigation entries and pages from ``GET /api/v2/plugins``, which FAB's stock Viewer
+  and User roles may not read, so without it a viewer has no "Models" entry and a 404
+  on ``/plugin/models``.
 
 ``AuthHelper.api_token(user)`` logs in over REST (``POST /auth/token``, which both
 managers serve) with the stored password, so tests and scripts keep working when a
@@ -38,6 +42,10 @@ SIMPLE_PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 FAB_USERS_FILE = "ctr-airflow-users.json"
 DEFAULT_SIMPLE_USERS = "admin:admin"
 DEFAULT_FAB_USERS = "admin:Admin,viewer:Viewer"
+#: What a FAB role needs to see plugin pages in the UI (``GET /api/v2/plugins``).
+PLUGINS_READ = ("Plugins", "can_read")
+#: FAB roles that already have it.
+ROLES_READING_PLUGINS = ("Admin", "Op")
 
 
 def parse_users(spec: str) -> dict[str, str]:
@@ -146,6 +154,22 @@ class AuthHelper:
             reset = ["users", "reset-password", "-u", user, f"--password={password}"]
             commands += [{"argv": create, "capture": True}, {"argv": reset, "capture": True}]
         return commands
+
+    def fab_role_commands(self, passwords: Mapping[str, str]) -> list[dict[str, Any]]:
+        """``airflow roles add-perms ROLE... -r Plugins -a can_read`` for the roles of the
+        users being created (``airflow_cli`` entries; none for Admin and Op, which have it).
+
+        Only the plugin list: it grants no menu entry (``menu access on Plugins``) and no
+        other page. It adds to the role, so run it after ``users create``.
+        """
+        roles = self.users()
+        need = sorted({roles[u] for u in passwords if roles[u] not in ROLES_READING_PLUGINS})
+        if not need:
+            return []
+        resource, action = PLUGINS_READ
+        return [
+            {"argv": ["roles", "add-perms", *need, "-r", resource, "-a", action], "capture": True}
+        ]
 
     def save_passwords(self, passwords: Mapping[str, str]) -> None:
         """Add ``passwords`` to the 0600 store under ``AIRFLOW_HOME``."""

@@ -204,7 +204,9 @@ class AirflowServices:
         passwords = self.auth.new_fab_passwords()
         try:
             report = airflow_env.ensure_db(
-                self.env, commands=self.auth.fab_user_commands(passwords)
+                self.env,
+                commands=self.auth.fab_user_commands(passwords)
+                + self.auth.fab_role_commands(passwords),
             )
         except airflow_env.AirflowEnvError as exc:
             raise ServicesError(str(exc)) from None

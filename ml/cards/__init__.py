@@ -8,7 +8,9 @@
 - :mod:`.build`: a card for a run being registered, or for an older version (cached
   outside the immutable version).
 - :mod:`.compare` / :mod:`.runs`: versions and training runs side by side, with a
-  bootstrap interval of the AUC difference.
+  bootstrap interval of the AUC difference and a paired interval of the log loss
+  difference; :mod:`.compare_cache` keeps comparisons of versions on disk.
+- :mod:`.promotion`: the check before a promotion (worse than production? other data?).
 - :mod:`.catalog` / :mod:`.webapp`: the Models page the Airflow plugin mounts.
 - :mod:`.cli`: ``registry card``, ``registry compare`` and ``runs list|show|compare``.
 """

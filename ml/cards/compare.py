@@ -3,8 +3,9 @@
 Every model is scored by the same code on one split (default: the test split the newest
 of them was trained with), so the numbers are comparable even when the models were
 trained on different data. Each model after the first is compared with the first: the
-metric differences, and a paired bootstrap 95% interval of the AUC difference
-(:func:`ml.cards.stats.bootstrap_auc_difference`).
+metric differences, a paired bootstrap 95% interval of the AUC difference
+(:func:`ml.cards.stats.bootstrap_auc_difference`) and a paired 95% interval of the log
+loss difference (:func:`ml.cards.stats.paired_mean_difference` of per-row losses).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import numpy as np
 
 from ml import paths
 from ml.cards.predictions import union_spec
-from ml.cards.stats import DEFAULT_BOOTSTRAP, bootstrap_auc_difference, model_metrics
+from ml.cards.stats import (
+    DEFAULT_BOOTSTRAP,
+    bootstrap_auc_difference,
+    model_metrics,
+    paired_mean_difference,
+    row_logloss,
+)
 from ml.errors import CardError
 from ml.fsutil import display_path
 from ml.training import run_dir as rd
@@ -50,7 +57,7 @@ def compare_predictors(
 
     Returns:
         ``{"features_dir", "split", "rows", "base_ctr", "models": [{"label", metrics}],
-        "differences": [{"a", "b", "<metric>", "auc_interval"}]}``.
+        "differences": [{"a", "b", "<metric>", "auc_interval", "logloss_interval"}]}``.
 
     Raises:
         CardError: fewer than two models.
@@ -99,6 +106,9 @@ def _differences(
         entry["auc_interval"] = bootstrap_auc_difference(
             labels, scores[0], scores[i], n_boot=n_boot, seed=seed
         )
+        entry["logloss_interval"] = paired_mean_difference(
+            row_logloss(labels, scores[0]), row_logloss(labels, scores[i])
+        )
         diffs.append(entry)
     return diffs
 
@@ -121,6 +131,50 @@ def _stage_of(registry: Any, name: str, version: str) -> str:
     return STAGING
 
 
+def duplicates(items: Sequence[str]) -> list[str]:
+    """The items given more than once, in order of first repeat."""
+    seen: set[str] = set()
+    again: dict[str, None] = {}
+    for item in items:
+        if item in seen:
+            again[item] = None
+        seen.add(item)
+    return list(again)
+
+
+def version_stages(registry: Any, name: str, versions: Sequence[str]) -> dict[str, str]:
+    """Each version's stage (staging when it is in both), checking the list first.
+
+    Raises:
+        CardError: fewer than two versions, or a version given twice.
+        NotFoundError: an unknown version (from the registry).
+    """
+    again = duplicates(versions)
+    if again:
+        raise CardError(
+            f"version(s) {', '.join(again)} given more than once; list each version once"
+        )
+    if len(versions) < 2:
+        raise CardError("compare needs at least two different versions, e.g. v1 v2")
+    return {v: _stage_of(registry, name, v) for v in versions}
+
+
+def default_features_dir(
+    registry: Any, name: str, versions: Sequence[str], stages: dict[str, str]
+) -> str:
+    """The features directory the newest of ``versions`` was trained with.
+
+    Raises:
+        CardError: it records none.
+    """
+    newest = max(versions, key=_version_number)
+    info = registry.show(name, newest, stages[newest])
+    features_dir = info["metadata"].get("features_dir")
+    if not features_dir:
+        raise CardError(f"{name} {newest} records no features directory; pass --features-dir")
+    return str(features_dir)
+
+
 def compare_versions(
     registry: Any,
     name: str,
@@ -133,18 +187,13 @@ def compare_versions(
     ``options`` as :func:`compare_predictors`'.
 
     Raises:
-        CardError: fewer than two distinct versions, or no recorded features directory.
+        CardError: fewer than two versions, a version given twice, or no recorded
+            features directory.
         NotFoundError: an unknown version (from the registry).
     """
-    if len(dict.fromkeys(versions)) < 2:
-        raise CardError("compare needs at least two different versions, e.g. v1 v2")
-    stages = {v: _stage_of(registry, name, v) for v in versions}
+    stages = version_stages(registry, name, versions)
     if features_dir is None:
-        newest = max(versions, key=_version_number)
-        info = registry.show(name, newest, stages[newest])
-        features_dir = info["metadata"].get("features_dir")
-        if not features_dir:
-            raise CardError(f"{name} {newest} records no features directory; pass --features-dir")
+        features_dir = default_features_dir(registry, name, versions, stages)
     models = [(v, registry.load(name, v, stages[v])) for v in versions]
     out = compare_predictors(models, features_dir, **options)
     out["name"] = name
@@ -213,4 +262,10 @@ def comparison_lines(result: dict[str, Any]) -> list[str]:
             f"{iv['low']:+.4f} to {iv['high']:+.4f} ({iv['n_boot']} resamples; "
             f"{d['b']} better in {iv['p_b_better']:.0%})"
         )
+        ll = d.get("logloss_interval")
+        if ll:
+            lines.append(
+                f"log loss {d['b']} - {d['a']}: {ll['diff']:+.4f}, 95% interval "
+                f"{ll['low']:+.4f} to {ll['high']:+.4f} (paired, per row)"
+            )
     return lines

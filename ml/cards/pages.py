@@ -33,23 +33,40 @@ border-color:#1a7f37;color:#fff}button{font:inherit;font-size:13px;border:1px so
 border-radius:6px;background:#f6f8fa;padding:3px 10px;cursor:pointer}
 button.primary{background:#1f883d;border-color:#1f883d;color:#fff}button.danger{background:#cf222e;border-color:#cf222e;color:#fff}
 button:disabled{opacity:.5;cursor:default}.confirm{display:none;background:#fff8c5;border:1px solid
-#d4a72c;border-radius:8px;padding:10px 12px;margin:8px 0}.confirm input{font:inherit;width:340px;
+#d4a72c;border-radius:8px;padding:10px 12px;margin:8px 0}
+.confirm input.reason{font:inherit;width:340px;
 padding:3px 6px}.msg{margin:8px 0;padding:8px 12px;border-radius:6px;display:none}.msg.err{
 display:block;background:#ffebe9;border:1px solid #ff8182}.msg.ok{display:block;background:#dafbe1;
 border:1px solid #4ac26b}.muted{color:#59636e}.num{font-variant-numeric:tabular-nums}
+.check{white-space:pre-wrap;font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace;
+background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:6px 8px;margin:6px 0}
+.check.warn{background:#ffebe9;border-color:#ff8182}
+.force{display:none;margin:6px 0;font-weight:600}
 """
 
 SCRIPT = """
 function ctrAsk(id){document.querySelectorAll('.confirm').forEach(e=>e.style.display='none');
-const e=document.getElementById(id);e.style.display='block';const i=e.querySelector('input');
+const e=document.getElementById(id);e.style.display='block';const i=e.querySelector('input.reason');
 if(i)i.focus();}
 function ctrCancel(id){document.getElementById(id).style.display='none';}
+async function ctrCheck(url,id){const box=document.getElementById(id);
+const out=box.querySelector('.check');const force=box.querySelector('.force');
+const go=box.querySelector('button.primary');go.disabled=true;
+out.textContent='Comparing with production…';
+try{const r=await fetch(url,{credentials:'same-origin',headers:{'Accept':'application/json'}});
+const c=await r.json();
+if(!r.ok){out.textContent='Check failed ('+r.status+'): '+(c.detail||'');return;}
+out.textContent=c.lines.join('\\n');out.className='check'+(c.needs_confirmation?' warn':'');
+if(c.needs_confirmation){force.style.display='block';const f=force.querySelector('input');
+f.checked=false;f.onchange=()=>{go.disabled=!f.checked;};}else{go.disabled=false;}
+}catch(err){out.textContent=String(err);}}
 async function ctrPost(url,id,msgId){const box=document.getElementById(id);
-const reason=box.querySelector('input').value||null;const msg=document.getElementById(msgId);
+const reason=box.querySelector('input.reason').value||null;const msg=document.getElementById(msgId);
+const f=box.querySelector('.force input');const confirm=!!(f&&f.checked);
 box.querySelectorAll('button').forEach(b=>b.disabled=true);
 try{const r=await fetch(url,{method:'POST',credentials:'same-origin',
 headers:{'Content-Type':'application/json','Accept':'application/json'},
-body:JSON.stringify({reason:reason})});const body=await r.json().catch(()=>({}));
+body:JSON.stringify({reason:reason,confirm:confirm})});const body=await r.json().catch(()=>({}));
 if(!r.ok){msg.className='msg err';msg.textContent='Refused ('+r.status+'): '+
 (body.detail||r.statusText);box.querySelectorAll('button').forEach(b=>b.disabled=false);return;}
 msg.className='msg ok';msg.textContent=body.message||'Done';setTimeout(()=>location.reload(),600);
@@ -93,9 +110,11 @@ def _version_rows(
         card = f"{root}/view/{_q(name)}/{_q(v)}"
         action = ""
         if can_edit and not r["current"] and "staging" in r["stages"]:
+            box = f"promote-{name}-{v}"
+            check = f"{root}/models/{_q(name)}/versions/{_q(v)}/promotion-check"
             action = (
-                f"<button data-testid='promote-{_h(v)}' "
-                f"onclick=\"ctrAsk('promote-{_h(name)}-{_h(v)}')\">Promote…</button>"
+                f"<button data-testid='promote-{_h(v)}' onclick=\"ctrAsk('{_h(box)}');"
+                f"ctrCheck('{_h(check)}','{_h(box)}')\">Promote…</button>"
             )
         producer = f"{r['dag_id']} / {r['run_id']}" if r.get("dag_id") else "–"
         rows.append(
@@ -125,7 +144,11 @@ def _confirm_boxes(root: str, name: str, records: Sequence[Mapping[str, Any]]) -
         url = f"{root}/models/{_q(name)}/versions/{_q(v)}/promote"
         out.append(
             f"<div class=confirm id='{_h(box)}'>Promote <b>{_h(name)} {_h(v)}</b> to production"
-            " and point <code>current</code> at it? Reason: <input placeholder='optional'> "
+            " and point <code>current</code> at it?"
+            f"<div class=check data-testid='check-{_h(v)}'></div><label class=force>"
+            f"<input type=checkbox data-testid='confirm-anyway-{_h(v)}'> Promote anyway: I have"
+            " read the comparison (it is recorded in the history)</label>"
+            " Reason: <input class=reason placeholder='optional'> "
             f"<button class=primary data-testid='confirm-promote-{_h(v)}' "
             f"onclick=\"ctrPost('{_h(url)}','{_h(box)}','msg-{_h(name)}')\">Promote</button> "
             f"<button onclick=\"ctrCancel('{_h(box)}')\">Cancel</button></div>"
@@ -134,7 +157,7 @@ def _confirm_boxes(root: str, name: str, records: Sequence[Mapping[str, Any]]) -
     url = f"{root}/models/{_q(name)}/rollback"
     out.append(
         f"<div class=confirm id='{_h(box)}'>Roll <b>{_h(name)}</b> back to the production "
-        "version before the current one? Reason: <input placeholder='optional'> "
+        "version before the current one? Reason: <input class=reason placeholder='optional'> "
         f"<button class=danger data-testid='confirm-rollback' "
         f"onclick=\"ctrPost('{_h(url)}','{_h(box)}','msg-{_h(name)}')\">Roll back</button> "
         f"<button onclick=\"ctrCancel('{_h(box)}')\">Cancel</button></div>"
@@ -242,6 +265,12 @@ def comparison_page(root: str, name: str, result: Mapping[str, Any], json_href: 
         f"<li>AUC {_h(d['b'])} − {_h(d['a'])}: <b>{d['auc_interval']['diff']:+.4f}</b>, 95% "
         f"bootstrap interval {d['auc_interval']['low']:+.4f} to {d['auc_interval']['high']:+.4f}"
         f" ({d['auc_interval']['n_boot']} resamples)</li>"
+        + (
+            f"<li>log loss {_h(d['b'])} − {_h(d['a'])}: <b>{ll['diff']:+.4f}</b>, 95% interval "
+            f"{ll['low']:+.4f} to {ll['high']:+.4f} (paired, per row)</li>"
+            if (ll := d.get("logloss_interval"))
+            else ""
+        )
         for d in diffs
     )
     body = (

@@ -10,11 +10,20 @@ HTML: ``/`` (every model), ``/view/{name}``, ``/view/{name}/{version}`` (the car
 ``/view/{name}/compare?versions=v1&versions=v2``, ``/dag-run/{dag_id}/{run_id}`` (the
 card of the version a DAG run registered). JSON: ``/models``, ``/models/{name}``,
 ``/models/{name}/versions``, ``/models/{name}/versions/{version}``,
-``/models/{name}/history``, ``/models/{name}/compare``, ``/me``; ``POST
-/models/{name}/versions/{version}/promote`` and ``POST /models/{name}/rollback`` (JSON
-body ``{"reason": ...}``).
+``/models/{name}/history``, ``/models/{name}/compare``,
+``/models/{name}/versions/{version}/promotion-check``, ``/me``; ``POST
+/models/{name}/versions/{version}/promote`` (JSON body ``{"reason": ..., "confirm":
+false}``) and ``POST /models/{name}/rollback`` (``{"reason": ...}``).
+
+A promotion runs :func:`ml.cards.promotion.promotion_check` first: when the candidate
+is worse than production or was tested on other data, it answers 409 with the check
+unless the body says ``"confirm": true`` (the history then records the check).
+Comparisons are bounded for web requests (at most :data:`MAX_BOOTSTRAP` resamples,
+each version once: 422 otherwise), run one at a time per process, and are cached on
+disk (:mod:`ml.cards.compare_cache`), so a repeat answers at once.
 """
 
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
@@ -27,9 +36,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ml.cards import catalog, pages
 from ml.cards.files import CARD_HTML, CARD_MD
+from ml.cards.promotion import PromotionCheck, promotion_check
 from ml.errors import CardError, CtrPipelineError, RetryableError, UserError
 
 HTML_PREFIXES = ("/view", "/dag-run")
+#: The most bootstrap resamples a web request may ask for (the CLI has no such bound).
+MAX_BOOTSTRAP = 2000
+#: One comparison at a time per API server process: the others wait, then hit the cache.
+_COMPARE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,12 @@ class ActionBody(BaseModel):
     """Body of promote and rollback: why (recorded in the registry's history)."""
 
     reason: str | None = None
+
+
+class PromoteBody(ActionBody):
+    """Body of promote: ``confirm`` promotes despite a failed promotion check."""
+
+    confirm: bool = False
 
 
 def _status(exc: CtrPipelineError) -> int:
@@ -203,16 +223,26 @@ def _json_routes(app: FastAPI, registry: Callable[[], Any], reader: Callable[...
     ) -> dict[str, Any]:
         return _compare(registry(), name, versions, bootstrap)
 
+    @app.get("/models/{name}/versions/{version}/promotion-check")
+    def check(name: str, version: str, access: ReadDep) -> dict[str, Any]:
+        return _check(registry(), name, version).to_dict()
+
 
 def _action_routes(app: FastAPI, registry: Callable[[], Any], editor: Callable[..., str]) -> None:
     EditDep = Annotated[str, Depends(editor)]
 
     @app.post("/models/{name}/versions/{version}/promote")
-    def promote(
-        request: Request, name: str, version: str, body: ActionBody, user: EditDep
-    ) -> dict[str, Any]:
+    def promote(request: Request, name: str, version: str, body: PromoteBody, user: EditDep) -> Any:
         _require_json(request)
-        p = registry().promote_to_production(name, version, body.reason, by=user)
+        reg = registry()
+        check = _check(reg, name, version)
+        if check.needs_confirmation and not body.confirm:
+            detail = f"{check.lines[-1].strip()} (confirm to promote anyway)"
+            return JSONResponse(
+                {"detail": detail, "check": check.to_dict()},
+                status_code=409,
+            )
+        p = reg.promote_to_production(name, version, check.audit_reason(body.reason), by=user)
         text = (
             f"{name} {version} promoted to production (current: {p.previous or 'none'} → {version})"
             if p.changed
@@ -238,11 +268,27 @@ def _section(reg: Any, root: str, name: str, access: Access, last: int | None) -
 
 
 def _compare(reg: Any, name: str, versions: list[str], n_boot: int) -> dict[str, Any]:
-    from ml.cards.compare import compare_versions
+    from ml.cards.compare import duplicates
+    from ml.cards.compare_cache import cached_compare_versions
 
-    if not 1 <= n_boot <= 10_000:
-        raise CardError("bootstrap must be between 1 and 10000 resamples")
-    return compare_versions(reg, name, versions, n_boot=n_boot)
+    if not 1 <= n_boot <= MAX_BOOTSTRAP:
+        raise HTTPException(
+            422,
+            f"bootstrap={n_boot}: ask for 1 to {MAX_BOOTSTRAP} resamples here "
+            "(`ctr-pipeline registry compare --bootstrap N` has no such limit)",
+        )
+    again = duplicates(versions)
+    if again:
+        raise HTTPException(
+            422, f"version(s) {', '.join(again)} given more than once; list each version once"
+        )
+    with _COMPARE_LOCK:
+        return cached_compare_versions(reg, name, versions, n_boot=n_boot)
+
+
+def _check(reg: Any, name: str, version: str) -> PromotionCheck:
+    with _COMPARE_LOCK:
+        return promotion_check(reg, name, version)
 
 
 def _card_response(reg: Any, root: str, name: str, version: str) -> HTMLResponse:

@@ -79,6 +79,12 @@ def _add_writing_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--reason", default=None)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even when the version is worse than production or was tested on "
+        "other data (the check is recorded in the history)",
+    )
     p.set_defaults(func=_promote)
 
     p = sub.add_parser("rollback", parents=[common], help="point current at the previous version")
@@ -250,14 +256,31 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    p = _registry(args).promote_to_production(args.name, args.version, args.reason)
+    from ml.cards.promotion import promotion_check
+    from ml.errors import UserError
+
+    reg = _registry(args)
+    check = promotion_check(reg, args.name, args.version)
+    if check.needs_confirmation and not args.force:
+        raise UserError(
+            "\n".join(
+                [
+                    f"not promoting {args.name} {args.version}:",
+                    *check.lines,
+                    "pass --force to promote anyway (and --reason to say why; both are "
+                    "recorded in the history)",
+                ]
+            )
+        )
+    p = reg.promote_to_production(args.name, args.version, check.audit_reason(args.reason))
     before = p.previous or "none"
     line = (
         f"✅ {p.name} {p.version} promoted to production (current: {before} -> {p.version})"
         if p.changed
         else f"{p.name} {p.version} is already production's current version"
     )
-    emit(args, p.to_dict(), [line, f"   Path: {p.path}"])
+    lines = [*(check.lines if check.production else []), line, f"   Path: {p.path}"]
+    emit(args, {**p.to_dict(), "check": check.to_dict()}, lines)
     return 0
 
 

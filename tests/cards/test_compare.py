@@ -32,6 +32,10 @@ def test_two_versions_with_known_metrics(shared_home: Any) -> None:
     interval = diff["auc_interval"]
     assert interval["low"] < interval["diff"] < interval["high"]
     assert interval["diff"] == pytest.approx(diff["auc"], abs=1e-12)
+    loss = diff["logloss_interval"]
+    assert loss["low"] < loss["diff"] < loss["high"]
+    assert loss["diff"] == pytest.approx(known["v2"]["logloss"] - known["v1"]["logloss"], abs=1e-9)
+    assert any(line.startswith("log loss v2 - v1: ") for line in comparison_lines(result))
 
 
 def test_compare_command_prints_a_table_and_json(
@@ -55,7 +59,9 @@ def test_compare_needs_two_versions_that_exist(
     shared_home: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(CardError, match="at least two different versions"):
-        compare_versions(ModelRegistry("models"), "ctr_model", ["v1", "v1"])
+        compare_versions(ModelRegistry("models"), "ctr_model", ["v1"])
+    with pytest.raises(CardError, match=r"version\(s\) v1 given more than once"):
+        compare_versions(ModelRegistry("models"), "ctr_model", ["v1", "v2", "v1"])
     assert cli_main(["registry", "compare", "ctr_model", "v1", "v7"]) == 2
     assert "v7" in capsys.readouterr().err
 

@@ -54,3 +54,27 @@ def test_same_model_has_no_difference() -> None:
     y, a, _ = _data(n=1000)
     d = delong_auc_difference(y, a, a)
     assert d["diff"] == 0.0 and d["low"] == 0.0 and d["high"] == 0.0
+
+
+def test_row_logloss_mean_equals_log_loss() -> None:
+    from ml.cards.stats import row_logloss
+    from ml.metrics import log_loss
+
+    y, a, _ = _data()
+    p = np.clip(a / a.max(), 0.0, 1.0)  # includes 0 and 1: clipped like log_loss
+    assert row_logloss(y, p).mean() == pytest.approx(log_loss(y, p), rel=1e-12)
+
+
+def test_paired_mean_difference_of_a_clearly_worse_model_excludes_zero() -> None:
+    from ml.cards.stats import paired_mean_difference, row_logloss
+
+    y, a, _ = _data()
+    good = np.clip(0.1 + 0.5 * y + 0.0 * a, 0.0, 1.0)
+    worse = np.full(y.size, 0.5)
+    iv = paired_mean_difference(row_logloss(y, good), row_logloss(y, worse))
+    assert iv["method"] == "paired normal" and iv["level"] == 0.95
+    assert 0 < iv["low"] < iv["diff"] < iv["high"]
+    assert iv["diff"] == pytest.approx(row_logloss(y, worse).mean() - row_logloss(y, good).mean())
+    same = paired_mean_difference(row_logloss(y, good), row_logloss(y, good))
+    assert same["diff"] == same["low"] == same["high"] == 0.0
+    assert np.isnan(paired_mean_difference([0.1], [0.2])["diff"])

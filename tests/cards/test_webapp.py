@@ -89,6 +89,88 @@ def test_unauthenticated_reads_get_401_and_a_sign_in_page(shared_home: Any) -> N
     assert "Model card" not in page.text
 
 
+def _flagged(name: str, version: str, worse: bool = True) -> Any:
+    from ml.cards.promotion import PromotionCheck
+
+    return PromotionCheck(
+        name,
+        version,
+        "v1",
+        "recorded",
+        worse,
+        False,
+        auc_delta=-0.0196,
+        logloss_delta=0.0492,
+        lines=[
+            "ctr_model v2 (candidate) against v1",
+            f"  {version} is WORSE than v1: promote only if you mean it",
+        ],
+    )
+
+
+def test_promoting_a_worse_version_needs_an_explicit_confirmation(
+    own_home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.cards import webapp
+
+    monkeypatch.setattr(
+        webapp, "promotion_check", lambda reg, name, version: _flagged(name, version)
+    )
+    before = _state(own_home)
+    client = _client()
+    r = client.post("/models/ctr_model/versions/v2/promote", json={"reason": "hotfix"})
+    assert r.status_code == 409
+    assert r.json()["detail"] == (
+        "v2 is WORSE than v1: promote only if you mean it (confirm to promote anyway)"
+    )
+    assert r.json()["check"]["needs_confirmation"] is True and _state(own_home) == before
+    r = client.post(
+        "/models/ctr_model/versions/v2/promote", json={"reason": "hotfix", "confirm": True}
+    )
+    assert r.status_code == 200, r.text
+    last = ModelRegistry("models").history("ctr_model")[-1]
+    assert last["reason"] == (
+        "hotfix [promoted despite the check: worse than v1 (AUC -0.0196, log loss +0.0492)]"
+    )
+    assert _state(own_home)[0] == "v2"
+
+
+def test_promotion_check_is_readable_by_viewers_and_shown_before_promoting(own_home: Any) -> None:
+    viewer = _client(can_edit=False)
+    check = viewer.get("/models/ctr_model/versions/v2/promotion-check").json()
+    assert (check["candidate"], check["production"], check["compared"]) == ("v2", "v1", "recorded")
+    assert {"auc_delta", "auc_interval", "logloss_interval", "worse", "other_data"} <= set(check)
+    assert check["lines"][0] == "ctr_model v2 (candidate) against v1 (production's current version)"
+    page = _client().get("/").text
+    assert "ctrCheck('/models/ctr_model/versions/v2/promotion-check'" in page
+    assert "data-testid='check-v2'" in page and "data-testid='confirm-anyway-v2'" in page
+    assert "ctrCheck" not in viewer.get("/").text.split("<main>")[1]
+    assert viewer.get("/models/ctr_model/versions/v9/promotion-check").status_code == 404
+
+
+def test_compare_is_bounded_refuses_duplicates_and_caches(
+    own_home: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.cards import compare_cache
+
+    client = _client(can_edit=False)
+    big = client.get("/models/ctr_model/compare?versions=v1&versions=v2&bootstrap=10000")
+    assert big.status_code == 422
+    assert big.json()["detail"].startswith("bootstrap=10000: ask for 1 to 2000 resamples here")
+    dup = client.get("/view/ctr_model/compare?versions=v1&versions=v2&versions=v2")
+    assert dup.status_code == 422 and "version(s) v2 given more than once" in dup.text
+    url = "/models/ctr_model/compare?versions=v1&versions=v2&bootstrap=25"
+    first = client.get(url).json()
+    assert first["cached"] is False
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(compare_cache, "compare_versions", never)
+    again = client.get(url).json()
+    assert again["cached"] is True and again["differences"] == first["differences"]
+
+
 def test_promote_and_rollback_by_an_editor(own_home: Any) -> None:
     client = _client()
     r = client.post("/models/ctr_model/versions/v2/promote", json={"reason": "better AUC"})

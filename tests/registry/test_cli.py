@@ -74,7 +74,10 @@ def test_cli_latest_show_promote_rollback_history(
         "previous": "v1",
         "path": str(populated.base_dir / "production" / "ctr_model" / "v3"),
         "changed": True,
+        "check": promoted["check"],  # type: ignore[index]
     }
+    assert promoted["check"]["compared"] == "recorded"  # type: ignore[index]
+    assert promoted["check"]["worse"] is False  # type: ignore[index]
     assert out_json(capsys, "rollback", "ctr_model")["version"] == "v1"  # type: ignore[index]
     capsys.readouterr()
     assert run_cli("show", "ctr_model", "current") == 0
@@ -252,3 +255,66 @@ def test_ctr_pipeline_main_exits_2_when_the_root_is_a_file(
     assert main(["registry", "register", str(make_run())]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: registry root models is a regular file")
+
+
+V1_METRICS = {"test_auc": 0.7847, "test_logloss": 0.4920}
+V2_METRICS = {"test_auc": 0.7651, "test_logloss": 0.5412}
+
+
+def test_cli_promote_refuses_a_worse_version_without_force(
+    registry: ModelRegistry, make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.errors import UserError
+
+    registry.register(make_run(metrics=V1_METRICS))
+    registry.register(make_run(metrics=V2_METRICS))
+    assert run_cli("promote", "ctr_model", "v1") == 0
+    with pytest.raises(UserError) as caught:
+        run_cli("promote", "ctr_model", "v2", "--reason", "newer")
+    text = str(caught.value)
+    assert text.startswith("not promoting ctr_model v2:")
+    assert "same data: deltas from the test metrics recorded at registration" in text
+    assert "AUC v2 − v1: -0.0196" in text and "log loss v2 − v1: +0.0492" in text
+    assert "no intervals (could not score: v2 records no features directory)" in text
+    assert "v2 is WORSE than v1" in text and "pass --force to promote anyway" in text
+    assert registry.current_version("ctr_model") == "v1"
+    capsys.readouterr()
+    assert run_cli("promote", "ctr_model", "v2", "--force", "--reason", "hotfix") == 0
+    assert "AUC v2 − v1: -0.0196" in capsys.readouterr().out
+    assert registry.current_version("ctr_model") == "v2"
+    assert registry.history("ctr_model")[-1]["reason"] == (
+        "hotfix [promoted despite the check: worse than v1 (AUC -0.0196, log loss +0.0492)]"
+    )
+
+
+def test_cli_promote_needs_force_for_a_version_tested_on_other_data(
+    registry: ModelRegistry, make_run: MakeRun
+) -> None:
+    from ml.errors import UserError
+
+    other = {"data_fingerprint": {"digest": "0" * 64}, "code_version": {"source_digest": "e"}}
+    registry.register(make_run())
+    registry.register(make_run(run_info=other))
+    run_cli("promote", "ctr_model", "v1")
+    with pytest.raises(UserError, match="v2 was tested on other data than v1"):
+        run_cli("promote", "ctr_model", "v2")
+    assert run_cli("promote", "ctr_model", "v2", "--force") == 0
+    assert registry.history("ctr_model")[-1]["reason"] == (
+        "promoted despite the check: tested on other data"
+    )
+
+
+def test_ctr_pipeline_main_exits_2_for_a_worse_version(
+    registry: ModelRegistry, make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        from ml.cli import main
+    except ImportError:
+        pytest.skip("ml.cli cannot import every area yet")
+    registry.register(make_run(metrics=V1_METRICS))
+    registry.register(make_run(metrics=V2_METRICS))
+    registry.promote_to_production("ctr_model", "v1")
+    assert main(["registry", "promote", "ctr_model", "v2"]) == 2
+    err = capsys.readouterr().err
+    assert "AUC v2 − v1: -0.0196" in err and "pass --force" in err
+    assert registry.current_version("ctr_model") == "v1"

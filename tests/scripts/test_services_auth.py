@@ -144,3 +144,17 @@ def test_fab_user_commands_parse_with_a_password_that_looks_like_an_option(
     for command in _fab(tmp_path).fab_user_commands(passwords):
         args = parser.parse_args(command["argv"])
         assert args.password == passwords[args.username], command["argv"][:2]
+
+
+def test_fab_role_commands_let_new_viewers_read_the_plugin_list(tmp_path: Path) -> None:
+    # The UI reads plugin pages from GET /api/v2/plugins (FAB: "can read on Plugins"),
+    # which the stock Viewer role lacks: no "Models" entry and a 404 without this.
+    auth = _fab(tmp_path)
+    assert auth.fab_role_commands({"admin": "a", "viewer": "v"}) == [
+        {
+            "argv": ["roles", "add-perms", "Viewer", "-r", "Plugins", "-a", "can_read"],
+            "capture": True,
+        }
+    ]
+    assert auth.fab_role_commands({"admin": "a"}) == []  # Admin already has it
+    assert auth.fab_role_commands({}) == []
