@@ -45,6 +45,7 @@ from ml.registry.layout import (
 from ml.registry.production import Promotion
 from ml.registry.provenance import code_version, default_user, git_commit, library_versions
 from ml.registry.publish import ExtraFiles, RegisteredVersion
+from ml.storage.url import is_url
 
 __all__ = [
     "CURRENT",
@@ -86,6 +87,14 @@ class ModelRegistry:
             (a private ``0600`` checkpoint stays private).
     """
 
+    def __new__(cls, base_dir: str | os.PathLike[str] = paths.MODELS_DIR, **_: Any) -> Any:
+        """A URL (``s3://bucket/models``) gives the object-store registry (same API)."""
+        if cls is ModelRegistry and is_url(base_dir):
+            from ml.registry.objectstore_api import ObjectStoreRegistry
+
+            return super().__new__(ObjectStoreRegistry)
+        return super().__new__(cls)
+
     def __init__(
         self,
         base_dir: str | os.PathLike[str] = paths.MODELS_DIR,
@@ -94,7 +103,7 @@ class ModelRegistry:
         file_mode: int | None = None,
     ) -> None:
         self._layout = Layout(base_dir)
-        self.base_dir = self._layout.base_dir
+        self.base_dir: Path | str = self._layout.base_dir
         self.lock_timeout = float(lock_timeout)
         self.file_mode = file_mode
 

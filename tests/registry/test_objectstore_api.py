@@ -1,0 +1,119 @@
+"""The registry on a real S3 server (SeaweedFS, testkit/s3.py): the spec's API over s3://."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml.registry.errors import (
+    IntegrityError,
+    ModelNotFoundError,
+    NoPreviousVersionError,
+    VersionNotFoundError,
+)
+from ml.registry.model_registry import ModelRegistry
+from ml.registry.objectstore_api import ObjectStoreRegistry, ObjectStoreUnsupportedError
+from testkit.registry import history_problems
+from tests.registry.conftest import MakeRun
+
+
+@pytest.fixture
+def s3reg(s3_env: str, home: Path) -> ModelRegistry:
+    return ModelRegistry(f"{s3_env}/models")
+
+
+def test_model_registry_url_gives_the_object_store_backend(s3reg: ModelRegistry) -> None:
+    assert isinstance(s3reg, ObjectStoreRegistry)
+    assert str(s3reg.base_dir).startswith("s3://ctr-test/")
+    assert repr(s3reg).startswith("ModelRegistry('s3://")
+
+
+def test_register_list_latest_round_trip(s3reg: ModelRegistry, make_run: MakeRun) -> None:
+    a = s3reg.register(make_run("a"), "ctr_model", extra_files={"card.md": b"# card"})
+    b = s3reg.register(make_run("b"), "ctr_model")
+    assert (a.version, a.created, b.version) == ("v1", True, "v2")
+    assert str(a.path).endswith("/models/staging/ctr_model/v1")
+    assert s3reg.list_models() == {"ctr_model": ["v1", "v2"]}
+    assert s3reg.list_versions("ctr_model") == ["v1", "v2"]
+    assert s3reg.get_latest_version("ctr_model") == "v2"
+    report = s3reg.verify("ctr_model", "v1")
+    assert report.ok and set(report.files) >= {"model.pt", "metadata.json", "card.md"}
+    shown = s3reg.show("ctr_model", "v1")
+    assert shown["metadata"]["version"] == "v1" and "card.md" in shown["files"]
+
+
+def test_register_same_run_again_returns_the_existing_version(
+    s3reg: ModelRegistry, make_run: MakeRun
+) -> None:
+    run = make_run("a")
+    first = s3reg.register(run, "m")
+    again = s3reg.register(run, "m")
+    forced = s3reg.register(run, "m", force=True)
+    assert (again.version, again.created) == (first.version, False)
+    assert (forced.version, forced.created) == ("v2", True)
+
+
+def test_promote_rollback_current_and_history(s3reg: ModelRegistry, make_run: MakeRun) -> None:
+    for run in ("a", "b", "c"):
+        s3reg.register(make_run(run), "m")
+    assert s3reg.current_version("m") is None
+    p1 = s3reg.promote_to_production("m", "v1", reason="first")
+    p2 = s3reg.promote_to_production("m", "v3")
+    same = s3reg.promote_to_production("m", "v3")
+    assert (p1.previous, p1.changed, p2.previous, same.changed) == (None, True, "v1", False)
+    assert s3reg.list_models("production") == {"m": ["v1", "v3"]}
+    back = s3reg.rollback("m", reason="bad")
+    assert (back.version, back.previous, s3reg.current_version("m")) == ("v1", "v3", "v1")
+    assert s3reg.resolve("m", "current") == ("production", "v1")
+    events = s3reg.history("m")
+    assert [e["event"] for e in events] == ["register"] * 3 + ["promote", "promote", "rollback"]
+    assert events[3]["reason"] == "first" and events[-1]["to"] == "v1"
+    assert history_problems(s3reg, "m") == []
+    with pytest.raises(NoPreviousVersionError, match="no production version before v1"):
+        s3reg.rollback("m")
+
+
+def test_load_verifies_and_builds_from_the_bucket(
+    s3reg: ModelRegistry, make_run: MakeRun, fake_predictor: list[Path]
+) -> None:
+    s3reg.register(make_run("a"), "m")
+    s3reg.promote_to_production("m", "v1")
+    s3reg.load("m", "current")
+    assert len(fake_predictor) == 1 and fake_predictor[0].name == "model.pt"
+
+
+def test_verify_finds_a_changed_object(s3reg: ModelRegistry, make_run: MakeRun) -> None:
+    from ml import storage
+
+    s3reg.register(make_run("a"), "m")
+    store = storage.open_store(str(s3reg.base_dir))
+    store.put("staging/m/v1/config.yaml", b"changed: true\n")
+    store.put("staging/m/v1/stray.bin", b"x")
+    report = s3reg.verify("m", "v1")
+    assert report.problems == (
+        "stray.bin: not in MANIFEST.json",
+        "config.yaml: sha256 differs from MANIFEST.json",
+    )
+    with pytest.raises(IntegrityError, match="failed verification"):
+        s3reg.promote_to_production("m", "v1")
+
+
+def test_not_found_errors_name_the_model_and_the_url(
+    s3reg: ModelRegistry, make_run: MakeRun
+) -> None:
+    with pytest.raises(ModelNotFoundError, match=r"'ghost' has no version under s3://ctr-test/"):
+        s3reg.get_latest_version("ghost")
+    s3reg.register(make_run("a"), "m")
+    with pytest.raises(VersionNotFoundError, match="version v9 not found .* available: v1"):
+        s3reg.promote_to_production("m", "v9")
+    with pytest.raises(ModelNotFoundError, match="no current production version"):
+        s3reg.resolve("m", "current")
+    with pytest.raises(ModelNotFoundError, match="'ghost' not found"):
+        s3reg.history("ghost")
+
+
+def test_unsupported_operations_say_so(s3reg: ModelRegistry) -> None:
+    with pytest.raises(ObjectStoreUnsupportedError, match=r"delete is not available .* \(s3://ctr-test/"):
+        s3reg.delete("m", "v1")
+    assert ObjectStoreUnsupportedError.exit_code == 2
