@@ -108,7 +108,7 @@ class S3Server:
         cmd = [
             weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             *args, "-webdav=false", "-admin.ui=false", f"-s3.config={config}",
-            f"-bucket={self.bucket}", "-master.telemetry=false",
+            f"-bucket={self.bucket}", "-s3.autoCreateBucket=false", "-master.telemetry=false",
         ]  # fmt: skip
         self.endpoint = f"http://127.0.0.1:{p[6]}"
         with open(self.log, "wb") as log:

@@ -35,8 +35,8 @@ def _endpoint() -> str | None:
     return None
 
 
-def build(url: ObjectUrl) -> Any:
-    """An obstore ``S3Store`` for ``s3://bucket/prefix`` configured from the environment."""
+def settings() -> dict[str, Any]:
+    """What this module adds to obstore's own reading of the environment."""
     config: dict[str, Any] = {}
     endpoint = _endpoint()
     if endpoint:
@@ -47,10 +47,15 @@ def build(url: ObjectUrl) -> Any:
         config.setdefault("virtual_hosted_style_request", False)
     if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
         config["region"] = "us-east-1"
+    return config
+
+
+def build(url: ObjectUrl) -> Any:
+    """An obstore ``S3Store`` for ``s3://bucket/prefix`` configured from the environment."""
     return S3Store(
         url.bucket,
         prefix=url.prefix or None,
-        config=config,  # type: ignore[arg-type]
+        config=settings(),  # type: ignore[arg-type]
         client_options={"connect_timeout": CONNECT_TIMEOUT, "timeout": REQUEST_TIMEOUT},
         retry_config={
             "max_retries": MAX_RETRIES,
