@@ -185,3 +185,57 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
     for k, v in s3_server.env().items():
         monkeypatch.setenv(k, v)
     return f"s3://{s3_server.bucket}/t-{uuid.uuid4().hex[:12]}"
+
+
+# --- workers for the contention tests (run in spawned processes: never fork a process
+# that has used the object-store client, whose runtime threads do not survive a fork) ---
+
+
+def register_all(base_url: str, name: str, run_dirs: list[str]) -> list[str]:
+    """Register each run (one process of the contention test): the versions, in order."""
+    from ml.registry.model_registry import ModelRegistry
+
+    reg = ModelRegistry(base_url)
+    return [reg.register(run, name).version for run in run_dirs]
+
+
+def promote_and_roll_back(
+    base_url: str, name: str, versions: list[str], rounds: int, seed: int
+) -> list[str]:
+    """Promote a random version or roll back, ``rounds`` times: the calls that failed."""
+    import random
+
+    from ml.registry.errors import NoPreviousVersionError
+    from ml.registry.model_registry import ModelRegistry
+
+    rng = random.Random(seed)
+    reg = ModelRegistry(base_url)
+    failed: list[str] = []
+    for _ in range(rounds):
+        try:
+            if rng.random() < 0.6:
+                reg.promote_to_production(name, rng.choice(versions), reason=f"seed {seed}")
+            else:
+                reg.rollback(name, reason=f"seed {seed}")
+        except NoPreviousVersionError:
+            pass
+        except Exception as exc:
+            failed.append(repr(exc))
+    return failed
+
+
+def watch_current(base_url: str, name: str, seconds: float) -> tuple[int, int]:
+    """Resolve ``current`` for ``seconds``: ``(reads, misses)``; a miss is None or an error."""
+    from ml.registry.model_registry import ModelRegistry
+
+    reg = ModelRegistry(base_url)
+    reads = misses = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        reads += 1
+        try:
+            if reg.current_version(name) is None:
+                misses += 1
+        except Exception:
+            misses += 1
+    return reads, misses

@@ -105,7 +105,7 @@ def test_not_found_errors_name_the_model_and_the_url(
     with pytest.raises(ModelNotFoundError, match=r"'ghost' has no version under s3://ctr-test/"):
         s3reg.get_latest_version("ghost")
     s3reg.register(make_run("a"), "m")
-    with pytest.raises(VersionNotFoundError, match="version v9 not found .* available: v1"):
+    with pytest.raises(VersionNotFoundError, match=r"version v9 not found .* available: v1"):
         s3reg.promote_to_production("m", "v9")
     with pytest.raises(ModelNotFoundError, match="no current production version"):
         s3reg.resolve("m", "current")
@@ -114,6 +114,8 @@ def test_not_found_errors_name_the_model_and_the_url(
 
 
 def test_unsupported_operations_say_so(s3reg: ModelRegistry) -> None:
-    with pytest.raises(ObjectStoreUnsupportedError, match=r"delete is not available .* \(s3://ctr-test/"):
+    with pytest.raises(
+        ObjectStoreUnsupportedError, match=r"delete is not available .* \(s3://ctr-test/"
+    ):
         s3reg.delete("m", "v1")
     assert ObjectStoreUnsupportedError.exit_code == 2

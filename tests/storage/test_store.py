@@ -58,7 +58,7 @@ def test_list_head_copy_delete_and_files(s3_env: str, tmp_path: Path) -> None:
     assert store.sha256("files/copy.bin")[1] == 3 << 20
     store.delete(["d/k1", "d/k2", "missing"])
     assert [o.key for o in store.list_objects("d/")] == ["d/k3"]
-    with pytest.raises(ObjectNotFoundError, match="no object at s3://ctr-test/.*/d/k1"):
+    with pytest.raises(ObjectNotFoundError, match=r"no object at s3://ctr-test/.*/d/k1"):
         store.get("d/k1")
 
 
