@@ -4,8 +4,8 @@ The same layout names as on disk, as object keys below the registry URL::
 
     staging/<name>/vN/{model.pt, config.yaml, metrics.json, metadata.json, ..., MANIFEST.json}
     production/<name>/vN/...            a verified copy of staging vN
-    production/<name>/current           {"version": "vN", "seq": k}: the pointer object
-    .registry/<name>/index.json         the published versions per stage (read by listing)
+    production/<name>/current           {"version", "seq", "production"}: the pointer object
+    .registry/<name>/index.json         the published staging versions (read by listing)
     .registry/<name>/claims/<N>         the claim of number N (created with If-None-Match)
     .registry/<name>/registered/<N>     the register event of vN
     .registry/<name>/history/<k>        production event k (promote, rollback)
@@ -16,7 +16,8 @@ of the local registry hold with an object store's primitives (docs/storage.md):
 - one writer claims vN: a conditional create (``If-None-Match: *``) of ``claims/<N>``;
 - a version appears whole: its files are uploaded, ``MANIFEST.json`` last, then it is
   added to ``index.json`` (compare-and-swap); readers list from the index only;
-- ``current`` moves atomically: the pointer object is replaced with ``If-Match``;
+- ``current`` moves atomically: the pointer object is replaced with ``If-Match``; it
+  also lists the production versions, so a copy becomes visible with the move;
 - history equals state: production event k is created (``If-None-Match``) before the
   pointer moves from ``seq`` k-1 to k; any writer or reader that finds event k written
   but not applied applies it first, so a writer that died mid-way is completed.
@@ -145,7 +146,7 @@ def cas_update(store: ObjectStore, key: str, change: Callable[[Any | None], Any 
 
 
 def empty_index() -> dict[str, Any]:
-    return {"format_version": 1, STAGING: [], PRODUCTION: [], "last_claim": 0, "sources": {}}
+    return {"format_version": 1, STAGING: [], "last_claim": 0, "sources": {}}
 
 
 def read_index(store: ObjectStore, keys: Keys, name: str) -> dict[str, Any]:
@@ -157,7 +158,17 @@ def read_index(store: ObjectStore, keys: Keys, name: str) -> dict[str, Any]:
 
 
 def numbers(index: dict[str, Any], stage: str) -> list[int]:
+    """The numbers ``index`` lists for ``stage`` (the index or the pointer object)."""
     return sorted(int(n) for n in index.get(stage, []))
+
+
+def published(store: ObjectStore, keys: Keys, name: str, stage: str) -> list[int]:
+    """Visible version numbers: staging's from the index, production's from the pointer
+    (it moves with the production versions it lists, so history and state agree)."""
+    if validate_stage(stage) == STAGING:
+        return numbers(read_index(store, keys, name), STAGING)
+    cur = read_current(store, keys, name)
+    return numbers(cur[0], PRODUCTION) if cur else []
 
 
 def model_names(store: ObjectStore) -> list[str]:
@@ -179,14 +190,14 @@ def list_models(store: ObjectStore, keys: Keys, stage: str) -> dict[str, list[st
     validate_stage(stage)
     out: dict[str, list[str]] = {}
     for name in model_names(store):
-        nums = numbers(read_index(store, keys, name), stage)
+        nums = published(store, keys, name, stage)
         if nums:
             out[name] = [f"v{n}" for n in nums]
     return out
 
 
 def latest_version(store: ObjectStore, keys: Keys, name: str, stage: str) -> str:
-    nums = numbers(read_index(store, keys, validate_name(name)), validate_stage(stage))
+    nums = published(store, keys, validate_name(name), stage)
     if not nums:
         raise model_not_found(store, name, stage)
     return f"v{nums[-1]}"
@@ -222,8 +233,7 @@ def require_version(
 ) -> dict[str, Any]:
     """The published version's manifest, or the right not-found error."""
     validate_version(version)
-    index = read_index(store, keys, name)
-    nums = numbers(index, stage)
+    nums = published(store, keys, name, stage)
     if int(version[1:]) in nums:
         found = read_json(store, keys.version(stage, name, version, MANIFEST))
         if found is not None and isinstance(found[0], dict):

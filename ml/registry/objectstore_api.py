@@ -38,7 +38,6 @@ from ml.registry.layout import (
     PRODUCTION,
     STAGING,
     validate_name,
-    validate_stage,
     validate_version,
 )
 from ml.registry.model_registry import ModelRegistry
@@ -85,15 +84,15 @@ class ObjectStoreRegistry(ModelRegistry):
         return obj.list_models(self._store, self._keys, stage)
 
     def list_versions(self, name: str, stage: str = STAGING) -> list[str]:
-        index = obj.read_index(self._store, self._keys, validate_name(name))
-        return [f"v{n}" for n in obj.numbers(index, validate_stage(stage))]
+        nums = obj.published(self._store, self._keys, validate_name(name), stage)
+        return [f"v{n}" for n in nums]
 
     def get_latest_version(self, name: str, stage: str = STAGING) -> str:
         return obj.latest_version(self._store, self._keys, name, stage)
 
     def current_version(self, name: str) -> str | None:
-        cur = write.settle(self._store, self._keys, validate_name(name))
-        return str(cur["version"]) if cur else None
+        cur = obj.read_current(self._store, self._keys, validate_name(name))
+        return str(cur[0]["version"]) if cur else None
 
     def resolve(self, name: str, ref: str = "latest", stage: str | None = None) -> tuple[str, str]:
         return obj.resolve(self._store, self._keys, name, ref, stage)
@@ -161,7 +160,10 @@ class ObjectStoreRegistry(ModelRegistry):
                 return None
             return {"event": "promote", "from": current, "to": version, **fields}
 
-        record, previous = write.move_current(self._store, self._keys, name, event)
+        def mine(done: dict[str, Any]) -> bool:
+            return done.get("event") == "promote" and done.get("to") == version
+
+        record, previous = write.move_current(self._store, self._keys, name, event, mine)
         path = self._url(PRODUCTION, name, version)
         return Promotion(name, version, previous, path, record is not None)
 
@@ -177,7 +179,7 @@ class ObjectStoreRegistry(ModelRegistry):
                     f"promote one with `ctr-pipeline registry promote {name} vN`"
                 )
             events = write.production_events(store, keys, name)[:seq]
-            published = set(obj.numbers(obj.read_index(store, keys, name), PRODUCTION))
+            published = set(obj.published(store, keys, name, PRODUCTION))
             target = write.rollback_target(events, current, published)
             if target is None:
                 raise NoPreviousVersionError(
@@ -192,7 +194,12 @@ class ObjectStoreRegistry(ModelRegistry):
                 f"Model {name!r} not found under {self.base_dir}; check the name with "
                 "`ctr-pipeline registry list`"
             )
-        record, previous = write.move_current(store, keys, name, event)
+
+        def mine(done: dict[str, Any]) -> bool:
+            same = all(done.get(k) == fields[k] for k in ("by", "reason"))
+            return done.get("event") == "rollback" and same
+
+        record, previous = write.move_current(store, keys, name, event, mine)
         assert record is not None  # event() never returns None
         return Promotion(
             name, record["to"], previous, self._url(PRODUCTION, name, record["to"]), True

@@ -49,7 +49,7 @@ from ml.registry.objectstore import (
     require_version,
 )
 from ml.registry.provenance import build_metadata, default_user, source_key
-from ml.storage.store import ObjectStore
+from ml.storage.store import ObjectStore, Version
 from ml.training.run_dir import CONFIG_YAML, MODEL_BEST
 
 ExtraFiles = Any  # the same mapping or callable as publish.ExtraFiles
@@ -267,8 +267,7 @@ def copy_to_production(store: ObjectStore, keys: Keys, name: str, version: str) 
         # a concurrent promotion of the same version may have written the same manifest
         with suppress(storage.ConditionFailedError):
             store.put_if_absent(dst_manifest, manifest_bytes)
-    cas_update(store, keys.meta(name, "index.json"), _adder(PRODUCTION, int(version[1:])))
-    return copied
+    return copied  # visible once the pointer lists it (see move_current)
 
 
 def _verify_copy(
@@ -282,31 +281,28 @@ def _verify_copy(
     return problems
 
 
-def _adder(stage: str, number: int) -> Callable[[Any], Any]:
-    def add(index: Any) -> Any:
-        index = read_default(index)
-        if number in numbers(index, stage):
-            return None
-        index[stage] = sorted({*numbers(index, stage), number})
-        return index
-
-    return add
-
-
 def move_current(
     store: ObjectStore,
     keys: Keys,
     name: str,
     make_event: Callable[[str | None, int], dict[str, Any] | None],
+    retry_of: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Write production event k, then swap the pointer from seq k-1 to k.
 
     ``make_event(current version, seq of current)`` returns the event to record, or None
-    for no change. Returns ``(event or None, the version current pointed at before)``.
+    for no change. When the last event was applied by a helper (its writer died) and
+    ``retry_of(event)`` says this call is that writer's retry, the event is acknowledged
+    and returned instead of making a new one. Returns ``(event or None, previous)``.
     """
     for attempt in range(500):
-        cur = settle(store, keys, name)
-        version, seq = (cur["version"], int(cur["seq"])) if cur else (None, 0)
+        cur, token = settle(store, keys, name)
+        if cur is not None and cur.get("recovered") and retry_of is not None:
+            done = event_at(store, keys, name, int(cur["seq"]))
+            if done is not None and retry_of(done):
+                _acknowledge(store, keys, name, int(cur["seq"]))
+                return done, done.get("from")
+        version, seq = (str(cur["version"]), int(cur["seq"])) if cur else (None, 0)
         event = make_event(version, seq)
         if event is None:
             return None, version
@@ -316,36 +312,79 @@ def move_current(
         except storage.ConditionFailedError:
             time.sleep(random.uniform(0, min(0.02 * (attempt + 1), 0.3)))
             continue  # another writer took seq k: apply theirs, then try at k+1
-        settle(store, keys, name)
+        if not _apply(store, keys, name, record, cur, token, recovered=False):
+            _acknowledge(store, keys, name, seq + 1)  # a helper applied it for us
         return record, version
     raise storage.StorageUnavailableError(
         f"moving {store.show(keys.current(name))}: too many concurrent changes; retry"
     )
 
 
-def settle(store: ObjectStore, keys: Keys, name: str) -> dict[str, Any] | None:
-    """Apply every production event written but not yet applied; the pointer after it."""
+def _apply(
+    store: ObjectStore,
+    keys: Keys,
+    name: str,
+    event: dict[str, Any],
+    base: dict[str, Any] | None,
+    token: Version | None,
+    *,
+    recovered: bool,
+) -> bool:
+    """Swap the pointer to ``event`` (seq k) from ``base``, the pointer read at k-1."""
+    listed = numbers(base, PRODUCTION) if base else []
+    pointer = {
+        "version": event["to"],
+        "seq": event["seq"],
+        "at": event.get("at"),
+        PRODUCTION: sorted({*listed, int(str(event["to"])[1:])}),
+    }
+    data = dumps({**pointer, "recovered": recovered})
+    try:
+        if token is None:
+            store.put_if_absent(keys.current(name), data)
+        else:
+            store.put_if_match(keys.current(name), data, token)
+    except storage.ConditionFailedError:
+        return False
+    return True
+
+
+def _acknowledge(store: ObjectStore, keys: Keys, name: str, seq: int) -> None:
+    """Clear ``recovered`` on the pointer if it still stands at ``seq``."""
+
+    def clear(value: Any) -> Any:
+        if not isinstance(value, dict) or value.get("seq") != seq or not value.get("recovered"):
+            return None
+        return {**value, "recovered": False}
+
+    cas_update(store, keys.current(name), clear)
+
+
+def event_at(store: ObjectStore, keys: Keys, name: str, seq: int) -> dict[str, Any] | None:
+    found = read_json(store, keys.event(name, seq))
+    return found[0] if found is not None and isinstance(found[0], dict) else None
+
+
+def settle(
+    store: ObjectStore, keys: Keys, name: str
+) -> tuple[dict[str, Any] | None, Version | None]:
+    """Apply every production event written but not applied (its writer died or is about
+    to apply it); the pointer after it and its version. Writers call it, readers do not:
+    for a reader the state is the pointer, and history stops at the pointer's seq."""
     while True:
         cur = read_current(store, keys, name)
-        seq = int(cur[0]["seq"]) if cur else 0
-        pending = store.get_versioned(keys.event(name, seq + 1))
+        value, token = cur if cur is not None else (None, None)
+        seq = int(value["seq"]) if value else 0
+        pending = event_at(store, keys, name, seq + 1)
         if pending is None:
-            return cur[0] if cur else None
-        event = loads(store, keys.event(name, seq + 1), pending[0])
-        pointer = dumps({"version": event["to"], "seq": seq + 1, "at": event.get("at")})
-        try:
-            if cur is None:
-                store.put_if_absent(keys.current(name), pointer)
-            else:
-                store.put_if_match(keys.current(name), pointer, cur[1])
-        except storage.ConditionFailedError:
-            pass  # someone else applied it (or a later one): look again
+            return value, token
+        _apply(store, keys, name, {**pending, "seq": seq + 1}, value, token, recovered=True)
 
 
 def production_events(store: ObjectStore, keys: Keys, name: str) -> list[dict[str, Any]]:
-    """Production events 1..k, k the pointer's seq (after settling), oldest first."""
-    cur = settle(store, keys, name)
-    seq = int(cur["seq"]) if cur else 0
+    """Production events 1..k, k the pointer's seq, oldest first (what the state shows)."""
+    cur = read_current(store, keys, name)
+    seq = int(cur[0]["seq"]) if cur else 0
     out = []
     for obj in store.list_objects(keys.meta(name, "history") + "/"):
         k = int(obj.key.rsplit("/", 1)[-1])

@@ -58,12 +58,15 @@ def test_cas_update_leaves_the_object_when_change_returns_none(s3_env: str) -> N
     assert cas_update(store, "new.json", lambda v: {"b": 2}) == {"b": 2}
 
 
-def test_index_defaults_and_list_models_skip_models_without_versions(s3_env: str) -> None:
+def test_list_models_reads_staging_from_the_index_production_from_the_pointer(
+    s3_env: str,
+) -> None:
     store = storage.open_store(s3_env)
     keys = Keys(store)
     assert read_index(store, keys, "m") == empty_index()
     store.put(keys.meta("a", "index.json"), dumps({**empty_index(), "staging": [2, 1]}))
-    store.put(keys.meta("b", "index.json"), dumps({**empty_index(), "production": [1]}))
+    store.put(keys.meta("b", "index.json"), dumps(empty_index()))
+    store.put(keys.current("b"), dumps({"version": "v1", "seq": 1, "production": [1]}))
     assert list_models(store, keys, "staging") == {"a": ["v1", "v2"]}
     assert list_models(store, keys, "production") == {"b": ["v1"]}
 

@@ -86,22 +86,43 @@ def test_a_writer_dying_before_the_manifest_leaves_nothing_visible(
     )
 
 
-def test_an_event_written_but_not_applied_is_applied_by_the_next_reader(
+def test_an_event_written_but_not_applied_is_finished_by_the_retry(
     base_url: str, make_run: MakeRun
 ) -> None:
     reg = ModelRegistry(base_url)
-    reg.register(make_run("a"), "m")
-    reg.register(make_run("b"), "m")
+    for run in ("a", "b", "c"):
+        reg.register(make_run(run), "m")
     reg.promote_to_production("m", "v1")
     store = storage.open_store(base_url)
     keys = Keys(store)
     objectstore_write.copy_to_production(store, keys, "m", "v2")
     # a promoter that died after writing event 2, before swapping the pointer:
-    store.put_if_absent(
-        keys.event("m", 2), dumps({"event": "promote", "from": "v1", "to": "v2", "seq": 2})
-    )
-    assert reg.current_version("m") == "v2"
+    event = {"event": "promote", "from": "v1", "to": "v2", "seq": 2, "by": "x", "reason": None}
+    store.put_if_absent(keys.event("m", 2), dumps(event))
+    assert reg.current_version("m") == "v1"  # readers see the pointer, and never write
+    assert history_problems(reg, "m") == []
+    retry = reg.promote_to_production("m", "v2")
+    assert (retry.version, retry.previous, retry.changed) == ("v2", "v1", True)
     assert [e.get("to") for e in reg.history("m") if e["event"] == "promote"] == ["v1", "v2"]
+    assert history_problems(reg, "m") == []
+
+
+def test_a_rollback_retried_after_its_event_was_written_rolls_back_once(
+    base_url: str, make_run: MakeRun
+) -> None:
+    reg = ModelRegistry(base_url)
+    for run in ("a", "b", "c"):
+        reg.register(make_run(run), "m")
+    for version in ("v1", "v2", "v3"):
+        reg.promote_to_production("m", version)
+    store = storage.open_store(base_url)
+    keys = Keys(store)
+    died = {"event": "rollback", "from": "v3", "to": "v2", "seq": 4, "by": "ops", "reason": "bad"}
+    store.put_if_absent(keys.event("m", 4), dumps(died))
+    retry = reg.rollback("m", reason="bad", by="ops")
+    assert (retry.version, retry.previous, reg.current_version("m")) == ("v2", "v3", "v2")
+    again = reg.rollback("m", reason="bad", by="ops")  # a new call: rolls back further
+    assert (again.version, again.previous) == ("v1", "v2")
     assert history_problems(reg, "m") == []
 
 
