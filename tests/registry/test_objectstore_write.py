@@ -162,3 +162,30 @@ def test_concurrent_promotions_and_rollbacks_keep_history_equal_to_state(
     events = [e for e in reg.history("m") if e["event"] in ("promote", "rollback")]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["to"] == reg.current_version("m")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", ["register", "promote", "rollback"])
+def test_an_operation_dying_at_any_request_converges_when_retried(
+    base_url: str, make_run: MakeRun, op: str
+) -> None:
+    from testkit.s3_faults import converges
+
+    runs = [make_run(r) for r in ("a", "b", "c")]
+
+    def setup(reg: ModelRegistry) -> None:
+        for run in runs[:2]:
+            reg.register(run, "m")
+        if op != "register":
+            reg.promote_to_production("m", "v1")
+        if op == "rollback":
+            reg.promote_to_production("m", "v2")
+
+    operations = {
+        "register": lambda reg: reg.register(runs[2], "m"),
+        "promote": lambda reg: reg.promote_to_production("m", "v2", reason="r", by="me"),
+        "rollback": lambda reg: reg.rollback("m", reason="r", by="me"),
+    }
+    result = converges(base_url, setup, operations[op], "m")
+    assert result["requests"] >= 3
+    assert result["problems"] == []
