@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -199,10 +200,25 @@ def _info(meta: Any) -> ObjectInfo:
     )
 
 
+_STATUS_RE = re.compile(r"status code: (\d{3}[^:<]*)")
+_CODE_RE = re.compile(r"<Code>([^<]+)</Code>")
+_MESSAGE_RE = re.compile(r"<Message>([^<]+)</Message>")
+#: S3 error codes that mean "the credentials or the policy refuse this"
+_DENIED = ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken",
+           "InvalidToken", "AllAccessDisabled", "403 Forbidden")  # fmt: skip
+
+
 def cause_of(exc: BaseException) -> str:
-    """The first line of an obstore error, shortened and with any URL password redacted."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return redact_url(text[:400])
+    """A short cause: the HTTP status and S3 error code and message when the store sent
+    them, else the error's first line; any URL password redacted."""
+    text = str(exc).strip()
+    status, code, message = (r.search(text) for r in (_STATUS_RE, _CODE_RE, _MESSAGE_RE))
+    if status or code:
+        parts = [m.group(1).strip() for m in (status, code) if m]
+        detail = f": {message.group(1).strip()}" if message else ""
+        return redact_url(f"HTTP {' '.join(parts)}{detail}"[:400])
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return redact_url(first[:400])
 
 
 def translate(exc: BaseException, what: str) -> Exception:
@@ -217,7 +233,8 @@ def translate(exc: BaseException, what: str) -> Exception:
         return BucketNotFoundError(
             f"{what}: the bucket does not exist; create it or fix the URL ({cause})"
         )
-    if isinstance(exc, (obx.PermissionDeniedError, obx.UnauthenticatedError, PermissionError)):
+    denied = (obx.PermissionDeniedError, obx.UnauthenticatedError, PermissionError)
+    if isinstance(exc, denied) or any(code in text for code in _DENIED):
         return AccessDeniedError(
             f"{what}: access denied ({cause}); check the credentials (AWS_ACCESS_KEY_ID/"
             "AWS_SECRET_ACCESS_KEY or the profile) and that they may use this bucket"

@@ -119,3 +119,41 @@ def test_unsupported_operations_say_so(s3reg: ModelRegistry) -> None:
     ):
         s3reg.delete("m", "v1")
     assert ObjectStoreUnsupportedError.exit_code == 2
+
+
+def test_registry_errors_of_the_store_name_the_url_and_hide_the_secret(
+    s3_env: str, home: Path, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.storage.errors import AccessDeniedError, BucketNotFoundError, StorageUnavailableError
+    from testkit.s3 import _free_ports
+
+    run = make_run("a")
+    with pytest.raises(BucketNotFoundError, match="s3://no-such-bucket-ctr/models/") as nob:
+        ModelRegistry("s3://no-such-bucket-ctr/models").register(run, "m")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-xyz")
+    with pytest.raises(AccessDeniedError, match=f"{s3_env}/models/") as denied:
+        ModelRegistry(f"{s3_env}/models").list_models()
+    assert "not-the-secret-xyz" not in str(denied.value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://u:pw-xyz@127.0.0.1:{_free_ports(1)[0]}")
+    with pytest.raises(StorageUnavailableError, match=f"{s3_env}/models/") as down:
+        ModelRegistry(f"{s3_env}/models").get_latest_version("m")
+    assert "pw-xyz" not in str(down.value)
+    assert (nob.value.exit_code, denied.value.exit_code, down.value.exit_code) == (2, 2, 3)
+
+
+def test_cli_registry_commands_take_a_url_and_exit_by_branch(
+    s3_env: str, home: Path, make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.cli import main
+
+    url = f"{s3_env}/models"
+    assert main(["registry", "register", str(make_run("a")), "--base-dir", url]) == 0
+    assert main(["registry", "promote", "ctr_model", "v1", "--base-dir", url]) == 0
+    assert main(["registry", "list", "--base-dir", url]) == 0
+    out = capsys.readouterr().out
+    assert "ctr_model" in out and "v1" in out
+    assert main(["registry", "list", "--base-dir", "s3://no-such-bucket-ctr/m"]) == 2
+    assert (
+        "error: listing s3://no-such-bucket-ctr/m/.registry: the bucket does not exist"
+        in capsys.readouterr().err
+    )

@@ -96,3 +96,27 @@ def test_endpoint_down_is_retryable_and_fails_fast(
     assert info.value.exit_code == 3 and s3_env in str(info.value)
     assert "pw-secret" not in str(info.value)
     assert time.monotonic() - start < 10  # retried a few times, not for minutes
+
+
+def test_translate_maps_throttling_denial_and_bad_names_by_branch() -> None:
+    from obstore import exceptions as obx
+
+    from ml.storage.errors import InvalidLocationError
+    from ml.storage.store import translate
+
+    def body(status: str, code: str) -> str:
+        return (
+            f"Generic S3 error: Error performing PUT http://k:pw@h:9/b/x - Server returned "
+            f"non-2xx status code: {status}: <Error><Code>{code}</Code>"
+            "<Message>Please reduce your request rate.</Message></Error>"
+        )
+
+    slow = translate(obx.GenericError(body("503 Service Unavailable", "SlowDown")), "writing u")
+    assert isinstance(slow, StorageUnavailableError) and slow.exit_code == 3
+    assert "HTTP 503 Service Unavailable SlowDown: Please reduce" in str(slow)
+    denied = translate(obx.GenericError(body("403 Forbidden", "AccessDenied")), "listing u")
+    assert isinstance(denied, AccessDeniedError) and "pw" not in str(denied)
+    bad = translate(obx.GenericError(body("400 Bad Request", "InvalidBucketName")), "x")
+    assert isinstance(bad, InvalidLocationError)
+    lost = translate(obx.PreconditionError("412 Precondition Failed"), "replacing u")
+    assert isinstance(lost, ConditionFailedError)
