@@ -54,6 +54,8 @@ from ml.registry.layout import (
 from ml.storage.store import ObjectStore, Version
 
 INDEX_KEY = "index.json"
+#: the pointer's list of deleted staging versions (the index lists what was published)
+DELETED = "deleted"
 PAD = 19
 #: attempts of a compare-and-swap loop before giving up (each loses only to a writer
 #: that made progress, so this bounds contention, not correctness)
@@ -165,9 +167,11 @@ def numbers(index: dict[str, Any], stage: str) -> list[int]:
 def published(store: ObjectStore, keys: Keys, name: str, stage: str) -> list[int]:
     """Visible version numbers: staging's from the index, production's from the pointer
     (it moves with the production versions it lists, so history and state agree)."""
-    if validate_stage(stage) == STAGING:
-        return numbers(read_index(store, keys, name), STAGING)
     cur = read_current(store, keys, name)
+    if validate_stage(stage) == STAGING:
+        staged = numbers(read_index(store, keys, name), STAGING)
+        gone = set(numbers(cur[0], DELETED)) if cur else set()
+        return [n for n in staged if n not in gone]
     return numbers(cur[0], PRODUCTION) if cur else []
 
 
@@ -215,12 +219,17 @@ def model_not_found(store: ObjectStore, name: str, stage: str) -> ModelNotFoundE
 def read_current(
     store: ObjectStore, keys: Keys, name: str
 ) -> tuple[dict[str, Any], Version] | None:
-    """The pointer object ``{"version", "seq"}`` and its version, or None."""
+    """The pointer object ``{"version", "seq", ...}`` and its version, or None.
+
+    ``version`` is None when the current version was deleted (``delete --force``)."""
     found = read_json(store, keys.current(name))
     if found is None:
         return None
     value, version = found
-    if not isinstance(value, dict) or version_number(str(value.get("version"))) is None:
+    pointed = value.get("version") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or (
+        pointed is not None and version_number(str(pointed)) is None
+    ):
         raise IntegrityError(
             f"{store.show(keys.current(name))} does not hold a version pointer; promote a "
             "version again to rewrite it"
@@ -258,7 +267,7 @@ def resolve(
                 "a version such as 'v3' with --stage staging"
             )
         cur = read_current(store, keys, name)
-        if cur is None:
+        if cur is None or cur[0].get("version") is None:
             raise ModelNotFoundError(
                 f"Model {name!r} has no current production version "
                 f"({store.show(keys.current(name))} is missing); promote one with "

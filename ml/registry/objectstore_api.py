@@ -7,7 +7,7 @@ the spec's API and the same layout names, over the primitives in
 lost conditional write) are :mod:`ml.storage.errors`: user errors exit 2, retryable ones 3.
 
 Not available on an object store yet (they raise :class:`ObjectStoreUnsupportedError`):
-``delete``, ``gc``, ``path_of``, ``versions`` and ``find_version``.
+``gc`` and ``path_of`` (a local directory).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any
 from ml import storage
 from ml.registry import journal
 from ml.registry import objectstore as obj
+from ml.registry import objectstore_manage as manage
+from ml.registry import objectstore_production as prod
 from ml.registry import objectstore_write as write
 from ml.registry.cleanup import DEFAULT_GC_MIN_AGE, GcReport
 from ml.registry.errors import (
@@ -92,7 +94,7 @@ class ObjectStoreRegistry(ModelRegistry):
 
     def current_version(self, name: str) -> str | None:
         cur = obj.read_current(self._store, self._keys, validate_name(name))
-        return str(cur[0]["version"]) if cur else None
+        return str(cur[0]["version"]) if cur and cur[0].get("version") else None
 
     def resolve(self, name: str, ref: str = "latest", stage: str | None = None) -> tuple[str, str]:
         return obj.resolve(self._store, self._keys, name, ref, stage)
@@ -115,12 +117,19 @@ class ObjectStoreRegistry(ModelRegistry):
         raise self._unsupported("path_of (a local directory)")
 
     def versions(self, name: str, *, last: int | None = None) -> list[dict[str, Any]]:
-        raise self._unsupported("versions")
+        return manage.versions(self._store, self._keys, name, last=last)
 
     def find_version(
         self, name: str, *, data_digest: str, config_digest: str, code_digest: str
     ) -> str | None:
-        raise self._unsupported("find_version")
+        return manage.find_version(
+            self._store,
+            self._keys,
+            name,
+            data_digest=data_digest,
+            config_digest=config_digest,
+            code_digest=code_digest,
+        )
 
     # --- writing ----------------------------------------------------------------------
 
@@ -152,7 +161,7 @@ class ObjectStoreRegistry(ModelRegistry):
     ) -> Promotion:
         validate_name(name)
         validate_version(version)
-        write.copy_to_production(self._store, self._keys, name, version)
+        prod.copy_to_production(self._store, self._keys, name, version)
         fields = Audit(reason, by).fields()
 
         def event(current: str | None, seq: int) -> dict[str, Any] | None:
@@ -163,7 +172,7 @@ class ObjectStoreRegistry(ModelRegistry):
         def mine(done: dict[str, Any]) -> bool:
             return done.get("event") == "promote" and done.get("to") == version
 
-        record, previous = write.move_current(self._store, self._keys, name, event, mine)
+        record, previous = prod.move_current(self._store, self._keys, name, event, mine)
         path = self._url(PRODUCTION, name, version)
         return Promotion(name, version, previous, path, record is not None)
 
@@ -178,9 +187,9 @@ class ObjectStoreRegistry(ModelRegistry):
                     f"Model {name!r} has no current production version to roll back from; "
                     f"promote one with `ctr-pipeline registry promote {name} vN`"
                 )
-            events = write.production_events(store, keys, name)[:seq]
+            events = prod.production_events(store, keys, name)[:seq]
             published = set(obj.published(store, keys, name, PRODUCTION))
-            target = write.rollback_target(events, current, published)
+            target = prod.rollback_target(events, current, published)
             if target is None:
                 raise NoPreviousVersionError(
                     f"Model {name!r} has no production version before {current} under "
@@ -199,7 +208,7 @@ class ObjectStoreRegistry(ModelRegistry):
             same = all(done.get(k) == fields[k] for k in ("by", "reason"))
             return done.get("event") == "rollback" and same
 
-        record, previous = write.move_current(store, keys, name, event, mine)
+        record, previous = prod.move_current(store, keys, name, event, mine)
         assert record is not None  # event() never returns None
         return Promotion(
             name, record["to"], previous, self._url(PRODUCTION, name, record["to"]), True
@@ -208,7 +217,7 @@ class ObjectStoreRegistry(ModelRegistry):
     def history(self, name: str) -> list[dict[str, Any]]:
         validate_name(name)
         store, keys = self._store, self._keys
-        production = write.production_events(store, keys, name)
+        production = prod.production_events(store, keys, name)
         registered = [
             obj.loads(store, o.key, store.get(o.key))
             for o in store.list_objects(keys.meta(name, "registered") + "/")
@@ -257,7 +266,16 @@ class ObjectStoreRegistry(ModelRegistry):
         reason: str | None = None,
         by: str | None = None,
     ) -> Path:
-        raise self._unsupported("delete")
+        url = manage.delete(
+            self._store,
+            self._keys,
+            name,
+            version,
+            stage,
+            force=force,
+            audit=Audit(reason, by),
+        )
+        return url  # type: ignore[return-value]  # the URL as text (see _url)
 
     def gc(
         self,

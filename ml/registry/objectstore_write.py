@@ -1,24 +1,19 @@
-"""Changing a registry on an object store: register, promote, rollback (see objectstore.py).
+"""Registering on an object store (see objectstore.py; production: objectstore_production.py).
 
-Every step is a single request that either happened or did not, and every operation
-can be retried after dying at any request:
-
-- **register**: the run is copied to a local temp dir, hashed and checked as on disk;
-  ``claims/<N>`` is created conditionally (the loser takes N+1); the files are uploaded,
-  ``MANIFEST.json`` last; the register event is written; the index gains N. A retry of
-  the same run finds its own claim (above the index's ``last_claim``) and finishes it.
-- **promote / rollback**: production event k is created conditionally, then the pointer
-  is swapped from seq k-1 to k with ``If-Match``. Whoever finds event k without the
-  pointer at k (its writer died, or lost the swap to a helper) applies it first.
+Every step is a single request that either happened or did not, and a registration
+can be retried after dying at any request: the run is copied to a local temp dir,
+hashed and checked as on disk; ``claims/<N>`` is created conditionally (the loser takes
+N+1); the files are uploaded, ``MANIFEST.json`` last; the register event is written
+(with the version's index facts); the index gains N, its run source and its lineage
+key. A retry of the same run finds its own claim (above the index's ``last_claim``)
+and finishes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import random
 import tempfile
-import time
-from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -26,13 +21,13 @@ from typing import Any
 from ml import storage
 from ml.fsutil import dumps_json, utc_now
 from ml.registry import _fs, journal, runs
-from ml.registry.errors import AlreadyExistsError, IntegrityError, InvalidRunError
+from ml.registry.errors import InvalidRunError
+from ml.registry.index import entry as index_entry
 from ml.registry.layout import (
     FORMAT_VERSION,
     MANIFEST,
     METADATA,
     MODEL_FILE,
-    PRODUCTION,
     RUN_ARTIFACTS,
     STAGING,
     validate_name,
@@ -41,15 +36,13 @@ from ml.registry.objectstore import (
     Keys,
     cas_update,
     dumps,
-    loads,
     numbers,
-    read_current,
+    published,
     read_index,
     read_json,
-    require_version,
 )
-from ml.registry.provenance import build_metadata, default_user, source_key
-from ml.storage.store import ObjectStore, Version
+from ml.registry.provenance import build_metadata, default_user, lineage_digests, source_key
+from ml.storage.store import ObjectStore
 from ml.training.run_dir import CONFIG_YAML, MODEL_BEST
 
 ExtraFiles = Any  # the same mapping or callable as publish.ExtraFiles
@@ -100,8 +93,9 @@ def register(
         )
         key = source_key(str(run.path), str(files[MODEL_FILE]["sha256"]))
         index = read_index(store, keys, name)
-        existing = index["sources"].get(key)
-        if existing is not None and not force and existing in numbers(index, STAGING):
+        existing = index["sources"].get(short(key))
+        visible = published(store, keys, name, STAGING) if existing is not None else []
+        if existing is not None and not force and existing in visible:
             return f"v{existing}", False
         number = _claim(store, keys, name, index, key, force, metadata["created_by"])
         version = f"v{number}"
@@ -204,21 +198,39 @@ def _publish(
         "run_id": src.get("run_id"),
         "forced": forced,
         "op": journal.new_op_id(),
+        "facts": index_entry(meta, version) if isinstance(meta, dict) else {},
     }
+    lineage = lineage_key(meta) if isinstance(meta, dict) else None
     if store.head(keys.registered(name, number)) is None:
         store.put(keys.registered(name, number), dumps(event))
 
     def add(index: Any) -> Any:
         index = {**read_default(index)}
         staged = numbers(index, STAGING)
-        if number in staged and index["sources"].get(key) is not None:
+        if number in staged and index["sources"].get(short(key)) is not None:
             return None
         index[STAGING] = sorted({*staged, number})
         index["last_claim"] = max(int(index["last_claim"]), number)
-        index["sources"] = {**index["sources"], key: number}
+        index["sources"] = {**index["sources"], short(key): number}
+        if lineage is not None:
+            index["lineage"] = {**index.get("lineage", {}), str(number): lineage}
         return index
 
     cas_update(store, keys.meta(name, "index.json"), add)
+
+
+def short(key: str) -> str:
+    """The index's form of a sha256 hex key: 16 hex digits (64 bits; a match is confirmed
+    from the version's own metadata where it matters)."""
+    return key[:16]
+
+
+def lineage_key(metadata: dict[str, Any]) -> str | None:
+    """The short key of a version's (data, config, code) digests, or None without them."""
+    digests = lineage_digests(metadata)
+    if not all(isinstance(d, str) and d for d in digests):
+        return None
+    return short(hashlib.sha256("\0".join(digests).encode()).hexdigest())
 
 
 def read_default(index: Any) -> dict[str, Any]:
@@ -228,177 +240,3 @@ def read_default(index: Any) -> dict[str, Any]:
     if isinstance(index, dict):
         out.update(index)
     return out
-
-
-# --- production -----------------------------------------------------------------------------
-
-
-def copy_to_production(store: ObjectStore, keys: Keys, name: str, version: str) -> bool:
-    """Copy staging ``version`` to production, verified; True when it was copied now."""
-    staged = keys.version(STAGING, name, version, MANIFEST)
-    manifest = require_version(store, keys, name, version, STAGING)
-    manifest_bytes = store.get(staged)
-    dst_manifest = keys.version(PRODUCTION, name, version, MANIFEST)
-    existing = store.get_versioned(dst_manifest)
-    if existing is not None:
-        if existing[0] != manifest_bytes:
-            raise AlreadyExistsError(
-                f"{store.show(keys.version(PRODUCTION, name, version))} already exists with "
-                f"different files than staging {version}; delete it and promote again"
-            )
-        copied = False
-    else:
-        for fname in sorted(manifest.get("files", {})):
-            store.copy(
-                keys.version(STAGING, name, version, fname),
-                keys.version(PRODUCTION, name, version, fname),
-            )
-        copied = True
-    problems = _verify_copy(store, keys, name, version, manifest)
-    if MODEL_FILE not in manifest.get("files", {}):
-        problems.append(f"{MANIFEST}: lists no {MODEL_FILE}")
-    if problems:
-        raise IntegrityError(
-            f"Model {name!r} version {version} under {store.show(STAGING)} failed "
-            f"verification: {'; '.join(problems)}. Re-register the run before promoting",
-            problems,
-        )
-    if copied:
-        # a concurrent promotion of the same version may have written the same manifest
-        with suppress(storage.ConditionFailedError):
-            store.put_if_absent(dst_manifest, manifest_bytes)
-    return copied  # visible once the pointer lists it (see move_current)
-
-
-def _verify_copy(
-    store: ObjectStore, keys: Keys, name: str, version: str, manifest: dict[str, Any]
-) -> list[str]:
-    problems = []
-    for fname, want in sorted(manifest.get("files", {}).items()):
-        digest, _ = store.sha256(keys.version(PRODUCTION, name, version, fname))
-        if digest != want.get("sha256"):
-            problems.append(f"{fname}: sha256 differs from {MANIFEST}")
-    return problems
-
-
-def move_current(
-    store: ObjectStore,
-    keys: Keys,
-    name: str,
-    make_event: Callable[[str | None, int], dict[str, Any] | None],
-    retry_of: Callable[[dict[str, Any]], bool] | None = None,
-) -> tuple[dict[str, Any] | None, str | None]:
-    """Write production event k, then swap the pointer from seq k-1 to k.
-
-    ``make_event(current version, seq of current)`` returns the event to record, or None
-    for no change. When the last event was applied by a helper (its writer died) and
-    ``retry_of(event)`` says this call is that writer's retry, the event is acknowledged
-    and returned instead of making a new one. Returns ``(event or None, previous)``.
-    """
-    for attempt in range(500):
-        cur, token = settle(store, keys, name)
-        if cur is not None and cur.get("recovered") and retry_of is not None:
-            done = event_at(store, keys, name, int(cur["seq"]))
-            if done is not None and retry_of(done):
-                _acknowledge(store, keys, name, int(cur["seq"]))
-                return done, done.get("from")
-        version, seq = (str(cur["version"]), int(cur["seq"])) if cur else (None, 0)
-        event = make_event(version, seq)
-        if event is None:
-            return None, version
-        record = {"at": utc_now(), "name": name, "seq": seq + 1, **event}
-        try:
-            store.put_if_absent(keys.event(name, seq + 1), dumps(record))
-        except storage.ConditionFailedError:
-            time.sleep(random.uniform(0, min(0.02 * (attempt + 1), 0.3)))
-            continue  # another writer took seq k: apply theirs, then try at k+1
-        if not _apply(store, keys, name, record, cur, token, recovered=False):
-            _acknowledge(store, keys, name, seq + 1)  # a helper applied it for us
-        return record, version
-    raise storage.StorageUnavailableError(
-        f"moving {store.show(keys.current(name))}: too many concurrent changes; retry"
-    )
-
-
-def _apply(
-    store: ObjectStore,
-    keys: Keys,
-    name: str,
-    event: dict[str, Any],
-    base: dict[str, Any] | None,
-    token: Version | None,
-    *,
-    recovered: bool,
-) -> bool:
-    """Swap the pointer to ``event`` (seq k) from ``base``, the pointer read at k-1."""
-    listed = numbers(base, PRODUCTION) if base else []
-    pointer = {
-        "version": event["to"],
-        "seq": event["seq"],
-        "at": event.get("at"),
-        PRODUCTION: sorted({*listed, int(str(event["to"])[1:])}),
-    }
-    data = dumps({**pointer, "recovered": recovered})
-    try:
-        if token is None:
-            store.put_if_absent(keys.current(name), data)
-        else:
-            store.put_if_match(keys.current(name), data, token)
-    except storage.ConditionFailedError:
-        return False
-    return True
-
-
-def _acknowledge(store: ObjectStore, keys: Keys, name: str, seq: int) -> None:
-    """Clear ``recovered`` on the pointer if it still stands at ``seq``."""
-
-    def clear(value: Any) -> Any:
-        if not isinstance(value, dict) or value.get("seq") != seq or not value.get("recovered"):
-            return None
-        return {**value, "recovered": False}
-
-    cas_update(store, keys.current(name), clear)
-
-
-def event_at(store: ObjectStore, keys: Keys, name: str, seq: int) -> dict[str, Any] | None:
-    found = read_json(store, keys.event(name, seq))
-    return found[0] if found is not None and isinstance(found[0], dict) else None
-
-
-def settle(
-    store: ObjectStore, keys: Keys, name: str
-) -> tuple[dict[str, Any] | None, Version | None]:
-    """Apply every production event written but not applied (its writer died or is about
-    to apply it); the pointer after it and its version. Writers call it, readers do not:
-    for a reader the state is the pointer, and history stops at the pointer's seq."""
-    while True:
-        cur = read_current(store, keys, name)
-        value, token = cur if cur is not None else (None, None)
-        seq = int(value["seq"]) if value else 0
-        pending = event_at(store, keys, name, seq + 1)
-        if pending is None:
-            return value, token
-        _apply(store, keys, name, {**pending, "seq": seq + 1}, value, token, recovered=True)
-
-
-def production_events(store: ObjectStore, keys: Keys, name: str) -> list[dict[str, Any]]:
-    """Production events 1..k, k the pointer's seq, oldest first (what the state shows)."""
-    cur = read_current(store, keys, name)
-    seq = int(cur[0]["seq"]) if cur else 0
-    out = []
-    for obj in store.list_objects(keys.meta(name, "history") + "/"):
-        k = int(obj.key.rsplit("/", 1)[-1])
-        if k <= seq:
-            out.append(loads(store, obj.key, store.get(obj.key)))
-    return out
-
-
-def rollback_target(events: list[dict[str, Any]], current: str, published: set[int]) -> str | None:
-    """As :func:`ml.registry.production.rollback_target`, from the production events."""
-    stack = journal.production_stack(events)
-    if not stack or stack[-1] != current:
-        stack.append(current)
-    stack.pop()
-    while stack and (stack[-1] == current or int(stack[-1][1:]) not in published):
-        stack.pop()
-    return stack[-1] if stack else None

@@ -115,9 +115,9 @@ def test_not_found_errors_name_the_model_and_the_url(
 
 def test_unsupported_operations_say_so(s3reg: ModelRegistry) -> None:
     with pytest.raises(
-        ObjectStoreUnsupportedError, match=r"delete is not available .* \(s3://ctr-test/"
+        ObjectStoreUnsupportedError, match=r"gc is not available .* \(s3://ctr-test/"
     ):
-        s3reg.delete("m", "v1")
+        s3reg.gc()
     assert ObjectStoreUnsupportedError.exit_code == 2
 
 

@@ -1,0 +1,143 @@
+"""Managing versions on an object store: ``delete``, ``versions`` and ``find_version``.
+
+``delete`` is an event in the model's log (``.registry/<name>/history/<k>``), applied to
+the pointer object like a promotion (see :mod:`ml.registry.objectstore_production`): a
+production delete unlists the version there (and clears ``current`` when it pointed at
+it, with ``force``); a staging delete adds the number to the pointer's ``deleted`` list,
+which hides it from the index. The objects stay where they are (soft delete, as the
+local ``.archive/``), and the number is never handed out again.
+
+``versions`` reads the facts each register event carries; ``find_version`` narrows by
+the index's lineage keys and confirms with the candidate's ``metadata.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ml.registry import objectstore_production as prod
+from ml.registry.errors import VersionInUseError, VersionNotFoundError
+from ml.registry.journal import Audit
+from ml.registry.layout import (
+    METADATA,
+    PRODUCTION,
+    STAGES,
+    STAGING,
+    validate_name,
+    validate_stage,
+    validate_version,
+)
+from ml.registry.objectstore import (
+    Keys,
+    published,
+    read_current,
+    read_index,
+    read_json,
+    require_version,
+)
+from ml.registry.provenance import lineage_digests
+from ml.storage.store import ObjectStore
+
+
+def delete(
+    store: ObjectStore,
+    keys: Keys,
+    name: str,
+    version: str,
+    stage: str,
+    *,
+    force: bool,
+    audit: Audit,
+) -> str:
+    """Soft-delete ``version`` of ``stage``: the URL where its objects stay."""
+    validate_name(name)
+    validate_version(version)
+    validate_stage(stage)
+    fields = audit.fields()
+
+    def mine(done: dict[str, Any]) -> bool:
+        same = (done.get("event"), done.get("stage"), done.get("version"))
+        return same == ("delete", stage, version)
+
+    def event(current: str | None, seq: int) -> dict[str, Any] | None:
+        if int(version[1:]) not in published(store, keys, name, stage):
+            require_version(store, keys, name, version, stage)  # the not-found error
+            raise VersionNotFoundError(f"Model {name!r} version {version} was just deleted")
+        was_current = stage == PRODUCTION and current == version
+        if was_current and not force:
+            raise VersionInUseError(
+                f"Model {name!r} version {version} is production's current version "
+                f"({store.show(keys.current(name))} -> {version}); promote or roll back to "
+                "another version first, or pass --force to delete it and leave no current "
+                "version"
+            )
+        return {
+            "event": "delete",
+            "stage": stage,
+            "version": version,
+            "was_current": was_current,
+            **fields,
+        }
+
+    require_version(store, keys, name, version, stage)
+    prod.move_current(store, keys, name, event, mine)
+    return keys.url(stage, name, version)
+
+
+def versions(
+    store: ObjectStore, keys: Keys, name: str, *, last: int | None = None
+) -> list[dict[str, Any]]:
+    """One record per visible version (either stage), oldest first (see the local
+    ``catalog.version_records``)."""
+    validate_name(name)
+    by_stage = {s: set(published(store, keys, name, s)) for s in STAGES}
+    numbers = sorted(by_stage[STAGING] | by_stage[PRODUCTION])
+    if last is not None:
+        numbers = numbers[-last:] if last > 0 else []
+    cur = read_current(store, keys, name)
+    current = cur[0].get("version") if cur else None
+    records = []
+    for n in numbers:
+        found = read_json(store, keys.registered(name, n))
+        facts = found[0].get("facts", {}) if found and isinstance(found[0], dict) else {}
+        records.append(
+            {
+                "version": f"v{n}",
+                "stages": [s for s in STAGES if n in by_stage[s]],
+                "current": current == f"v{n}",
+                **{k: facts.get(k) for k in ("created_at", "test_auc", "test_logloss")},
+                **{k: facts.get(k) for k in ("dag_id", "run_id", "run_dir")},
+            }
+        )
+    return records
+
+
+def find_version(
+    store: ObjectStore,
+    keys: Keys,
+    name: str,
+    *,
+    data_digest: str,
+    config_digest: str,
+    code_digest: str,
+) -> str | None:
+    """The newest visible version trained on this data, config and code, or None."""
+    validate_name(name)
+    wanted = (data_digest, config_digest, code_digest)
+    if not all(isinstance(d, str) and d for d in wanted):
+        return None
+    key = hashlib.sha256("\0".join(wanted).encode()).hexdigest()[:16]
+    lineage = read_index(store, keys, name).get("lineage", {})
+    visible = set(published(store, keys, name, STAGING)) | set(
+        published(store, keys, name, PRODUCTION)
+    )
+    candidates = sorted((int(n) for n, k in lineage.items() if k == key), reverse=True)
+    for n in candidates:
+        if n not in visible:
+            continue
+        found = read_json(store, keys.version(STAGING, name, f"v{n}", METADATA))
+        meta = found[0] if found is not None else None
+        if isinstance(meta, dict) and lineage_digests(meta) == wanted:
+            return f"v{n}"
+    return None
