@@ -4,11 +4,11 @@ The same layout names as on disk, as object keys below the registry URL::
 
     staging/<name>/vN/{model.pt, config.yaml, metrics.json, metadata.json, ..., MANIFEST.json}
     production/<name>/vN/...            a verified copy of staging vN
-    production/<name>/current           {"version", "seq", "production"}: the pointer object
+    production/<name>/current           the pointer: {"version", "seq", "production", "deleted"}
     .registry/<name>/index.json         the published staging versions (read by listing)
     .registry/<name>/claims/<N>         the claim of number N (created with If-None-Match)
     .registry/<name>/registered/<N>     the register event of vN
-    .registry/<name>/history/<k>        production event k (promote, rollback)
+    .registry/<name>/history/<k>        event k of the model log (promote, rollback, delete)
 
 ``<N>`` and ``<k>`` are zero-padded to 19 digits, so keys sort numerically. The invariants
 of the local registry hold with an object store's primitives (docs/storage.md):
@@ -18,11 +18,14 @@ of the local registry hold with an object store's primitives (docs/storage.md):
   added to ``index.json`` (compare-and-swap); readers list from the index only;
 - ``current`` moves atomically: the pointer object is replaced with ``If-Match``; it
   also lists the production versions, so a copy becomes visible with the move;
-- history equals state: production event k is created (``If-None-Match``) before the
-  pointer moves from ``seq`` k-1 to k; any writer or reader that finds event k written
-  but not applied applies it first, so a writer that died mid-way is completed.
+- history equals state: event k of the model log is created (``If-None-Match``) before
+  the pointer moves from ``seq`` k-1 to k; a writer that finds event k written but not
+  applied applies it first, so one that died mid-way is completed. Readers never write:
+  for them the state is the pointer, and the history stops at its seq.
 
-Writing lives in :mod:`ml.registry.objectstore_write`.
+Registering: :mod:`ml.registry.objectstore_write`; promote, rollback and the log:
+:mod:`ml.registry.objectstore_production`; delete, versions, find_version:
+:mod:`ml.registry.objectstore_manage`; the facade: :mod:`ml.registry.objectstore_api`.
 """
 
 from __future__ import annotations
