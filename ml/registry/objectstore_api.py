@@ -103,14 +103,16 @@ class ObjectStoreRegistry(ModelRegistry):
         stage, version = self.resolve(name, ref, stage)
         manifest = obj.require_version(self._store, self._keys, name, version, stage)
         meta = obj.read_json(self._store, self._keys.version(stage, name, version, METADATA))
+        production = obj.published(self._store, self._keys, name, PRODUCTION)
         return {
             "name": name,
             "version": version,
             "stage": stage,
             "path": str(self._url(stage, name, version)),
             "current": stage == PRODUCTION and self.current_version(name) == version,
+            "in_production": int(version[1:]) in production,
+            "files": manifest.get("files", {}),
             "metadata": meta[0] if meta else {},
-            "files": {f: v.get("size") for f, v in sorted(manifest.get("files", {}).items())},
         }
 
     def path_of(self, name: str, version: str, stage: str = STAGING) -> Path:

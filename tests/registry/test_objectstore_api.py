@@ -41,6 +41,7 @@ def test_register_list_latest_round_trip(s3reg: ModelRegistry, make_run: MakeRun
     assert report.ok and set(report.files) >= {"model.pt", "metadata.json", "card.md"}
     shown = s3reg.show("ctr_model", "v1")
     assert shown["metadata"]["version"] == "v1" and "card.md" in shown["files"]
+    assert shown["files"]["card.md"]["size"] == 6 and not shown["in_production"]
 
 
 def test_register_same_run_again_returns_the_existing_version(
@@ -149,9 +150,12 @@ def test_cli_registry_commands_take_a_url_and_exit_by_branch(
     url = f"{s3_env}/models"
     assert main(["registry", "register", str(make_run("a")), "--base-dir", url]) == 0
     assert main(["registry", "promote", "ctr_model", "v1", "--base-dir", url]) == 0
-    assert main(["registry", "list", "--base-dir", url]) == 0
+    for verb in (["list"], ["list", "ctr_model"], ["show", "ctr_model", "current"]):
+        assert main(["registry", *verb, "--base-dir", url]) == 0, verb
+    assert main(["registry", "history", "ctr_model", "--base-dir", url]) == 0
     out = capsys.readouterr().out
-    assert "ctr_model" in out and "v1" in out
+    assert "production  ctr_model  1      v1      v1" in out
+    assert f"path:        {url}/production/ctr_model/v1" in out and "promote   - -> v1" in out
     assert main(["registry", "list", "--base-dir", "s3://no-such-bucket-ctr/m"]) == 2
     assert (
         "error: listing s3://no-such-bucket-ctr/m/.registry: the bucket does not exist"
