@@ -59,6 +59,8 @@ from ml.storage.store import ObjectStore, Version
 INDEX_KEY = "index.json"
 #: the pointer's list of deleted staging versions (the index lists what was published)
 DELETED = "deleted"
+#: the index's list of claimed numbers gc gave up on (their writer died): never published
+ABANDONED = "abandoned"
 PAD = 19
 #: attempts of a compare-and-swap loop before giving up (each loses only to a writer
 #: that made progress, so this bounds contention, not correctness)

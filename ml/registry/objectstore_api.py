@@ -7,7 +7,7 @@ the spec's API and the same layout names, over the primitives in
 lost conditional write) are :mod:`ml.storage.errors`: user errors exit 2, retryable ones 3.
 
 Not available on an object store yet (they raise :class:`ObjectStoreUnsupportedError`):
-``gc`` and ``path_of`` (a local directory).
+``gc --keep-last`` (retention) and ``path_of`` (a local directory).
 """
 
 from __future__ import annotations
@@ -220,9 +220,11 @@ class ObjectStoreRegistry(ModelRegistry):
         validate_name(name)
         store, keys = self._store, self._keys
         production = prod.production_events(store, keys, name)
-        registered = [
+        published = set(obj.numbers(obj.read_index(store, keys, name), STAGING))
+        registered = [  # an event whose version never reached the index is not history yet
             obj.loads(store, o.key, store.get(o.key))
             for o in store.list_objects(keys.meta(name, "registered") + "/")
+            if int(o.key.rsplit("/", 1)[-1]) in published
         ]
         if not production and not registered:
             raise ModelNotFoundError(
@@ -286,7 +288,9 @@ class ObjectStoreRegistry(ModelRegistry):
         dry_run: bool | None = None,
         keep_last: int | None = None,
     ) -> GcReport:
-        raise self._unsupported("gc")
+        if keep_last is not None:
+            raise self._unsupported("gc --keep-last (retention)")
+        return manage.gc(self._store, self._keys, min_age=min_age, dry_run=bool(dry_run))
 
 
 def _merge(

@@ -8,15 +8,19 @@ which hides it from the index. The objects stay where they are (soft delete, as 
 local ``.archive/``), and the number is never handed out again.
 
 ``versions`` reads the facts each register event carries; ``find_version`` narrows by
-the index's lineage keys and confirms with the candidate's ``metadata.json``.
+the index's lineage keys and confirms with the candidate's ``metadata.json``. ``gc``
+removes what registrations that never finished left (see :func:`gc`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from datetime import datetime
 from typing import Any
 
 from ml.registry import objectstore_production as prod
+from ml.registry.cleanup import GcReport
 from ml.registry.errors import VersionInUseError, VersionNotFoundError
 from ml.registry.journal import Audit
 from ml.registry.layout import (
@@ -29,7 +33,12 @@ from ml.registry.layout import (
     validate_version,
 )
 from ml.registry.objectstore import (
+    ABANDONED,
+    INDEX_KEY,
     Keys,
+    cas_update,
+    model_names,
+    numbers,
     published,
     read_current,
     read_index,
@@ -141,3 +150,60 @@ def find_version(
         if isinstance(meta, dict) and lineage_digests(meta) == wanted:
             return f"v{n}"
     return None
+
+
+def gc(store: ObjectStore, keys: Keys, *, min_age: float, dry_run: bool) -> GcReport:
+    """Remove the objects of claims whose writer never published, older than ``min_age``.
+
+    The number is first marked abandoned in the index (compare-and-swap, refused if the
+    version got published meanwhile), so a writer that was only slow cannot publish it
+    afterwards: its registration fails (retryable) and its retry takes a new number.
+    Production copies that were never listed (a promotion that died before its event)
+    are reported as kept.
+    """
+    removed: list[str] = []
+    kept: list[str] = []
+    now = time.time()
+    for name in model_names(store):
+        index = read_index(store, keys, name)
+        done = set(numbers(index, STAGING)) | set(numbers(index, ABANDONED))
+        for claim in store.list_objects(keys.meta(name, "claims") + "/"):
+            n = int(claim.key.rsplit("/", 1)[-1])
+            url = keys.url(STAGING, name, f"v{n}")
+            if n in done:
+                continue
+            found = read_json(store, claim.key)
+            at = found[0].get("at") if found and isinstance(found[0], dict) else None
+            if now - _seconds(at) < min_age:
+                kept.append(url)
+                continue
+            if not dry_run:
+                if not _abandon(store, keys, name, n):
+                    continue  # published meanwhile: nothing to clean
+                prefix = keys.version(STAGING, name, f"v{n}") + "/"
+                store.delete([o.key for o in store.list_objects(prefix)])
+            removed.append(url)
+    return GcReport(removed, [], kept, dry_run)
+
+
+def _seconds(at: object) -> float:
+    """Epoch seconds of a ``utc_now()`` stamp (0 when missing: old enough to clean)."""
+    try:
+        return datetime.fromisoformat(str(at).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _abandon(store: ObjectStore, keys: Keys, name: str, n: int) -> bool:
+    """Mark claim ``n`` abandoned unless it was published; True when it is abandoned."""
+
+    def mark(index: Any) -> Any:
+        from ml.registry.objectstore_write import read_default
+
+        index = read_default(index)
+        if n in numbers(index, STAGING) or n in numbers(index, ABANDONED):
+            return None
+        return {**index, ABANDONED: sorted({*numbers(index, ABANDONED), n})}
+
+    final = cas_update(store, keys.meta(name, INDEX_KEY), mark)
+    return isinstance(final, dict) and n in numbers(final, ABANDONED)

@@ -33,6 +33,7 @@ from ml.registry.layout import (
     validate_name,
 )
 from ml.registry.objectstore import (
+    ABANDONED,
     Keys,
     cas_update,
     dumps,
@@ -124,7 +125,7 @@ def _claim(
         highest = max(highest, n)
         found = read_json(store, keys.claim(name, n))
         mine = not force and found is not None and found[0].get("source_key") == key
-        if mine and n not in numbers(index, STAGING):
+        if mine and n not in numbers(index, STAGING) and n not in numbers(index, ABANDONED):
             return n
     claim = dumps({"source_key": key, "by": by, "at": utc_now(), "forced": force})
     number = highest + 1
@@ -209,6 +210,12 @@ def _publish(
         staged = numbers(index, STAGING)
         if number in staged and index["sources"].get(short(key)) is not None:
             return None
+        if number in numbers(index, ABANDONED):
+            raise storage.StorageUnavailableError(
+                f"registering {store.show(keys.version(STAGING, name, version))}: gc gave up "
+                "this claimed number (the registration took longer than gc's min-age); "
+                "retry the registration, it takes a new number"
+            )
         index[STAGING] = sorted({*staged, number})
         index["last_claim"] = max(int(index["last_claim"]), number)
         index["sources"] = {**index["sources"], short(key): number}

@@ -116,9 +116,11 @@ def test_not_found_errors_name_the_model_and_the_url(
 
 def test_unsupported_operations_say_so(s3reg: ModelRegistry) -> None:
     with pytest.raises(
-        ObjectStoreUnsupportedError, match=r"gc is not available .* \(s3://ctr-test/"
+        ObjectStoreUnsupportedError, match=r"retention\) is not available .* \(s3://"
     ):
-        s3reg.gc()
+        s3reg.gc(keep_last=3)
+    with pytest.raises(ObjectStoreUnsupportedError, match="path_of"):
+        s3reg.path_of("m", "v1")
     assert ObjectStoreUnsupportedError.exit_code == 2
 
 

@@ -13,6 +13,7 @@ from ml.registry.errors import (
     VersionNotFoundError,
 )
 from ml.registry.model_registry import ModelRegistry
+from ml.registry.objectstore import Keys
 from ml.registry.provenance import lineage_digests
 from testkit.registry import history_problems
 from tests.registry.conftest import MakeRun
@@ -87,3 +88,34 @@ def test_find_version_finds_the_newest_with_the_same_lineage(
     assert found == "v1"
     other = s3reg.find_version("m", data_digest="0" * 64, config_digest=config, code_digest=code)
     assert other is None
+
+
+def test_gc_removes_a_dead_registration_and_a_slow_writer_cannot_publish_it_after(
+    s3reg: ModelRegistry, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml import storage
+    from ml.registry import objectstore_write
+
+    run = make_run("a")
+    real = objectstore_write._publish
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise storage.StorageUnavailableError("died after the manifest")
+
+    monkeypatch.setattr(objectstore_write, "_publish", die)
+    with pytest.raises(storage.StorageUnavailableError):
+        s3reg.register(run, "m")
+    monkeypatch.setattr(objectstore_write, "_publish", real)
+    store = storage.open_store(str(s3reg.base_dir))
+    young = s3reg.gc()  # the claim is seconds old: left alone
+    assert young.removed == [] and young.kept[0].endswith("/staging/m/v1")
+    dry = s3reg.gc(min_age=0, dry_run=True)
+    assert dry.removed[0].endswith("/staging/m/v1") and store.exists("staging/m/v1/MANIFEST.json")
+    report = s3reg.gc(min_age=0)
+    assert report.removed == dry.removed and not store.list_objects("staging/m/v1/")
+    with pytest.raises(storage.StorageUnavailableError, match="gc gave up this claimed number"):
+        objectstore_write._publish(store, Keys(store), "m", 1, "k" * 64, False)
+    again = s3reg.register(run, "m")  # the retry takes a new number
+    assert (again.version, s3reg.list_models()) == ("v2", {"m": ["v2"]})
+    assert [e["version"] for e in s3reg.history("m")] == ["v2"]
+    assert s3reg.gc(min_age=0).removed == []
