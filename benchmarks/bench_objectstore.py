@@ -85,8 +85,8 @@ def bench_register(url: str, tmp: Path, size_mb: int = 100, trials: int = 5) -> 
 
 
 def bench_listing(url: str, versions: int = 10_000) -> list[dict]:
-    """10k published versions as the registry records them (index with a source per
-    version); a LIST of 10k keys is what the index avoids."""
+    """10k published versions as the registry records them (the index with a run source
+    and a lineage key per version); a LIST of 10k keys is what the index avoids."""
     base = f"{url}/list_models"
     store = storage.open_store(base)
     keys = Keys(store)
@@ -94,7 +94,8 @@ def bench_listing(url: str, versions: int = 10_000) -> list[dict]:
         **empty_index(),
         "staging": list(range(1, versions + 1)),
         "last_claim": versions,
-        "sources": {f"{n:064x}": n for n in range(1, versions + 1)},
+        "sources": {f"{n:016x}": n for n in range(1, versions + 1)},
+        "lineage": {str(n): f"{n * 7:016x}" for n in range(1, versions + 1)},
     }
     store.put(keys.meta(NAME, "index.json"), dumps(index))
     reg = ModelRegistry(base)

@@ -104,7 +104,7 @@ class Keys:
 
 
 def dumps(obj: Any) -> bytes:
-    return (json.dumps(obj, sort_keys=True, indent=1) + "\n").encode()
+    return (json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 def loads(store: ObjectStore, key: str, raw: bytes) -> Any:
