@@ -22,8 +22,11 @@ from testkit.s3 import SECRET_KEY, S3Server
 def test_put_if_absent_answers_412_to_a_second_create(s3_env: str) -> None:
     store = storage.open_store(s3_env)
     store.put_if_absent("claim", b"first")
-    with pytest.raises(ConditionFailedError, match=r"creating s3://ctr-test/t-.*/claim: another"):
+    with pytest.raises(
+        ConditionFailedError, match=r"creating s3://ctr-test/t-.*/claim: another"
+    ) as e:
         store.put_if_absent("claim", b"second")
+    assert "HTTP 412 Precondition Failed" in str(e.value)  # on the wire, not emulated
     assert store.get("claim") == b"first"
 
 
@@ -31,7 +34,7 @@ def test_put_if_match_swaps_only_the_version_read(s3_env: str) -> None:
     store = storage.open_store(s3_env)
     v1 = store.put("ptr", b"v1")
     v2 = store.put_if_match("ptr", b"v2", v1)
-    with pytest.raises(ConditionFailedError):
+    with pytest.raises(ConditionFailedError, match="HTTP 412"):
         store.put_if_match("ptr", b"v3", v1)  # stale ETag
     found = store.get_versioned("ptr")
     assert found is not None and found[0] == b"v2" and found[1].etag == v2.etag
