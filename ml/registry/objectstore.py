@@ -34,9 +34,11 @@ import json
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ml import storage
+from ml.fsutil import sha256_file
 from ml.registry.errors import (
     IntegrityError,
     InvalidNameError,
@@ -291,9 +293,17 @@ def resolve(
 
 
 def verify_files(
-    store: ObjectStore, keys: Keys, name: str, version: str, stage: str
+    store: ObjectStore,
+    keys: Keys,
+    name: str,
+    version: str,
+    stage: str,
+    download_to: Path | None = None,
 ) -> tuple[list[str], dict[str, int]]:
-    """Hash every object of the version and compare with its manifest: (problems, sizes)."""
+    """Hash every object of the version and compare with its manifest: (problems, sizes).
+
+    With ``download_to``, each file is downloaded there and the local copy is hashed:
+    what was verified is what gets used, in one transfer."""
     manifest = require_version(store, keys, name, version, stage)
     files = manifest.get("files")
     if not isinstance(files, dict):
@@ -305,7 +315,11 @@ def verify_files(
         if fname not in present:
             problems.append(f"{fname}: missing")
             continue
-        digest, _ = store.sha256(prefix + fname)
+        if download_to is None:
+            digest, _ = store.sha256(prefix + fname)
+        else:
+            store.download_file(prefix + fname, download_to / fname)
+            digest, _ = sha256_file(download_to / fname)
         if digest != want.get("sha256"):
             problems.append(f"{fname}: sha256 differs from {MANIFEST}")
     return problems, {f: s for f, s in present.items() if f != MANIFEST}

@@ -251,14 +251,21 @@ class ObjectStoreRegistry(ModelRegistry):
         return report
 
     def load(self, name: str, ref: str = CURRENT, stage: str | None = None) -> Any:
+        """Download the version once, verify the local copies, build the predictor."""
         stage, version = self.resolve(name, ref, stage)
-        self.verify(name, version, stage, raise_on_error=True)
         from ml.serving.predictor import Predictor  # torch is imported only here
 
         with tempfile.TemporaryDirectory(prefix="ctr-load-") as tmp:
-            local = Path(tmp) / MODEL_FILE
-            self._store.download_file(self._keys.version(stage, name, version, MODEL_FILE), local)
-            return Predictor.load(local)
+            where = Path(tmp)
+            problems, _ = obj.verify_files(self._store, self._keys, name, version, stage, where)
+            if problems:
+                raise IntegrityError(
+                    f"Model {name!r} version {version} under {self._store.show(stage)} failed "
+                    f"verification: {'; '.join(problems)}; promote the version again from "
+                    "staging, or re-register the run",
+                    problems,
+                )
+            return Predictor.load(where / MODEL_FILE)
 
     def delete(
         self,

@@ -98,6 +98,8 @@ def test_verify_finds_a_changed_object(s3reg: ModelRegistry, make_run: MakeRun) 
     )
     with pytest.raises(IntegrityError, match="failed verification"):
         s3reg.promote_to_production("m", "v1")
+    with pytest.raises(IntegrityError, match="config.yaml: sha256 differs"):
+        s3reg.load("m", "v1")
 
 
 def test_not_found_errors_name_the_model_and_the_url(
