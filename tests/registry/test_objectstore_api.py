@@ -98,7 +98,7 @@ def test_verify_finds_a_changed_object(s3reg: ModelRegistry, make_run: MakeRun) 
     )
     with pytest.raises(IntegrityError, match="failed verification"):
         s3reg.promote_to_production("m", "v1")
-    with pytest.raises(IntegrityError, match="config.yaml: sha256 differs"):
+    with pytest.raises(IntegrityError, match=r"config\.yaml: sha256 differs"):
         s3reg.load("m", "v1")
 
 
