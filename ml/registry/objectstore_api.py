@@ -7,7 +7,8 @@ the spec's API and the same layout names, over the primitives in
 lost conditional write) are :mod:`ml.storage.errors`: user errors exit 2, retryable ones 3.
 
 Not available on an object store yet (they raise :class:`ObjectStoreUnsupportedError`):
-``gc --keep-last`` (retention) and ``path_of`` (a local directory).
+``gc --keep-last`` (retention). ``path_of`` returns a verified local copy (a cache under
+the base directory), so code that reads a version's directory works unchanged.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ class ObjectStoreRegistry(ModelRegistry):
         }
 
     def path_of(self, name: str, version: str, stage: str = STAGING) -> Path:
-        raise self._unsupported("path_of (a local directory)")
+        """A verified local copy of the version (downloaded once, then reused)."""
+        return manage.local_copy(self._store, self._keys, validate_name(name), version, stage)
 
     def versions(self, name: str, *, last: int | None = None) -> list[dict[str, Any]]:
         return manage.versions(self._store, self._keys, name, last=last)

@@ -9,21 +9,29 @@ local ``.archive/``), and the number is never handed out again.
 
 ``versions`` reads the facts each register event carries; ``find_version`` narrows by
 the index's lineage keys and confirms with the candidate's ``metadata.json``. ``gc``
-removes what registrations that never finished left (see :func:`gc`).
+removes what registrations that never finished left (see :func:`gc`); ``local_copy``
+gives ``path_of`` a verified local directory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 import time
+from contextlib import suppress
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from ml import paths
 from ml.registry import objectstore_production as prod
 from ml.registry.cleanup import GcReport
-from ml.registry.errors import VersionInUseError, VersionNotFoundError
+from ml.registry.errors import IntegrityError, VersionInUseError, VersionNotFoundError
 from ml.registry.journal import Audit
 from ml.registry.layout import (
+    MANIFEST,
     METADATA,
     PRODUCTION,
     STAGES,
@@ -44,9 +52,13 @@ from ml.registry.objectstore import (
     read_index,
     read_json,
     require_version,
+    verify_files,
 )
 from ml.registry.provenance import lineage_digests
 from ml.storage.store import ObjectStore
+
+#: local copies of object-store versions, under the base directory
+CACHE = ".cache/registry"
 
 
 def delete(
@@ -207,3 +219,37 @@ def _abandon(store: ObjectStore, keys: Keys, name: str, n: int) -> bool:
 
     final = cas_update(store, keys.meta(name, INDEX_KEY), mark)
     return isinstance(final, dict) and n in numbers(final, ABANDONED)
+
+
+def local_copy(store: ObjectStore, keys: Keys, name: str, version: str, stage: str) -> Path:
+    """A verified local copy of a version, for code that reads a version's directory.
+
+    Kept under ``$CTR_PIPELINE_HOME/.cache/registry/<store>/<stage>/<name>/<manifest
+    digest>/vN`` (a version's files never change once published, and a new production
+    copy has a new manifest digest). Written beside and renamed into place, so
+    concurrent callers never see half a copy.
+    """
+    require_version(store, keys, name, version, stage)
+    manifest = store.get(keys.version(stage, name, version, MANIFEST))
+    where = hashlib.sha256(str(store.url).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(manifest).hexdigest()[:16]
+    parent = paths.base_dir() / CACHE / where / stage / name / digest
+    final = parent / version
+    if (final / MANIFEST).is_file():
+        return final
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=parent))
+    try:
+        problems, _ = verify_files(store, keys, name, version, stage, download_to=tmp)
+        if problems:
+            raise IntegrityError(
+                f"Model {name!r} version {version} under {store.show(stage)} failed "
+                f"verification: {'; '.join(problems)}",
+                problems,
+            )
+        (tmp / MANIFEST).write_bytes(manifest)
+        with suppress(OSError):  # another caller finished first: theirs is the same
+            os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -121,8 +121,6 @@ def test_unsupported_operations_say_so(s3reg: ModelRegistry) -> None:
         ObjectStoreUnsupportedError, match=r"retention\) is not available .* \(s3://"
     ):
         s3reg.gc(keep_last=3)
-    with pytest.raises(ObjectStoreUnsupportedError, match="path_of"):
-        s3reg.path_of("m", "v1")
     assert ObjectStoreUnsupportedError.exit_code == 2
 
 

@@ -119,3 +119,23 @@ def test_gc_removes_a_dead_registration_and_a_slow_writer_cannot_publish_it_afte
     assert (again.version, s3reg.list_models()) == ("v2", {"m": ["v2"]})
     assert [e["version"] for e in s3reg.history("m")] == ["v2"]
     assert s3reg.gc(min_age=0).removed == []
+
+
+def test_path_of_is_a_verified_local_copy_reused_until_the_version_changes(
+    s3reg: ModelRegistry, make_run: MakeRun, home: Path
+) -> None:
+    s3reg.register(make_run("a"), "m")
+    path = s3reg.path_of("m", "v1")
+    assert path.name == "v1" and path.is_relative_to(home / ".cache" / "registry")
+    assert sorted(p.name for p in path.iterdir()) == [
+        "MANIFEST.json",
+        "config.yaml",
+        "metadata.json",
+        "metrics.json",
+        "model.pt",
+    ]
+    assert s3reg.path_of("m", "v1") == path
+    s3reg.promote_to_production("m", "v1")
+    assert s3reg.path_of("m", "v1", "production") != path
+    with pytest.raises(VersionNotFoundError, match="version v7 not found"):
+        s3reg.path_of("m", "v7")
