@@ -163,3 +163,43 @@ def test_cli_registry_commands_take_a_url_and_exit_by_branch(
         "error: listing s3://no-such-bucket-ctr/m/.registry: the bucket does not exist"
         in capsys.readouterr().err
     )
+
+
+@pytest.mark.slow
+def test_serve_from_a_bucket_scores_and_follows_current(
+    s3_env: str, home: Path, tiny_features_dir: Path, tmp_path: Path
+) -> None:
+    import json
+    import os
+    import time
+    import urllib.request
+
+    from testkit.serving import free_port, start_server, stop_server, train_run, wait_ready
+
+    url = f"{s3_env}/models"
+    reg = ModelRegistry(url)
+    for seed in (3, 4):
+        run = train_run(tiny_features_dir, tmp_path / "runs", {"name": "logreg"}, seed=seed)
+        reg.register(run, "ctr_model")
+    reg.promote_to_production("ctr_model", "v1")
+    port = free_port()
+    checkout = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    args = ["--registry", url, "--log-dir", str(tmp_path / "logs"), "--port", str(port)]
+    proc = start_server([*args, "--poll-interval", "0.1"], env, tmp_path / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = wait_ready(base, proc, tmp_path / "server.log")
+        assert ready["control"] == {"version": "v1", "stage": "production"}
+        reg.promote_to_production("ctr_model", "v2")
+        seen = ready
+        for _ in range(300):  # the watcher polls the pointer object every 0.1 s
+            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
+                seen = json.loads(resp.read())
+            if seen["control"]["version"] == "v2":
+                break
+            time.sleep(0.1)
+        assert seen["control"] == {"version": "v2", "stage": "production"}, seen
+        assert seen["last_reload_error"] is None
+    finally:
+        stop_server(proc)
