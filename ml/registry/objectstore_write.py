@@ -124,7 +124,8 @@ def _claim(
         n = int(obj.key.rsplit("/", 1)[-1])
         highest = max(highest, n)
         found = read_json(store, keys.claim(name, n))
-        mine = not force and found is not None and found[0].get("source_key") == key
+        claimed = found[0] if found is not None and isinstance(found[0], dict) else {}
+        mine = not force and claimed.get("source_key") == key
         if mine and n not in numbers(index, STAGING) and n not in numbers(index, ABANDONED):
             return n
     claim = dumps({"source_key": key, "by": by, "at": utc_now(), "forced": force})
