@@ -3,50 +3,58 @@
 The tree, drawn from the classes by :func:`draw_tree` (tests/test_errors.py checks that
 this drawing is current; ``python -m ml.errors`` prints it)::
 
-  CtrPipelineError                                     Root: catch this for any pipeline error.
-  ├── UserError                                        Fix the input (config, data, args): exit 2.
-  │   ├── ConfigError (ValueError)                     A bad config file, key, type or range.
-  │   ├── BaseDirError                                 $CTR_PIPELINE_HOME is unusable.
-  │   ├── DataError (ValueError)                       The features cannot be used as they are.
-  │   │   ├── FeatureValidationError                   Validation found problems (``.problems``).
-  │   │   ├── DataLoadError                            A split file or column is missing/unreadable.
-  │   │   ├── PreprocessingError                       Values cannot be encoded.
-  │   │   ├── GenerationError                          Bad generator arguments or target directory.
-  │   │   └── DataImportError                          A source file cannot be imported.
-  │   ├── TrainingError (ValueError)                   Bad run directory, no CUDA, NaN loss.
-  │   │   └── CheckpointError                          A missing, unreadable or foreign checkpoint.
-  │   ├── GateConfigError (ValueError)                 A gate threshold is out of range.
-  │   ├── TuningError (ValueError)                     A bad search space, study or trial setting.
-  │   ├── CardError                                    A card, comparison or run cannot be built.
-  │   ├── ServingError                                 Bad serving settings (A/B file, limits).
-  │   ├── RequestValidationError                       A request body that cannot be scored (422).
-  │   ├── AuthError                                    An unusable token file or auth setting.
-  │   ├── BodyTooLargeError                            A request body over the limit (413).
-  │   ├── RequestIdRefusedError                        Feedback for a request id it refuses.
-  │   │   ├── UnknownRequestIdError                    An id this service did not issue (404).
-  │   │   └── ExpiredRequestIdError                    An id older than the feedback TTL (410).
-  │   └── SourceChangedError                           A file changed while it was being copied.
-  ├── RetryableError                                   The environment failed, retry: exit 3.
-  │   ├── StorageError (OSError)                       Disk full, I/O error, read-only file system.
-  │   ├── LockTimeoutError (TimeoutError)              Another process held a lock too long.
-  │   └── ServiceUnavailableError                      A database, broker or server is unreachable.
-  ├── GateFailedError                                  A quality gate rejected the model: exit 1.
-  │   └── DriftDetectedError                           Drift past max_psi with drift_action fail.
-  └── RegistryError                                    Base of every registry error.
-      ├── InvalidNameError (UserError, ValueError)     A malformed name, version, stage or ref.
-      ├── InvalidRunError (UserError, ValueError)      The run directory cannot be registered.
-      │   └── ExtraFileError                           An ``extra_files`` entry is bad.
-      ├── NotFoundError (UserError, LookupError)       No such model or version (or not visible).
-      │   ├── ModelNotFoundError                       No such model in the stage.
-      │   └── VersionNotFoundError                     The model exists, that version does not.
-      ├── AlreadyExistsError (UserError)               Something else sits where it would write.
-      ├── VersionInUseError (UserError)                Refused: it is production's ``current``.
-      ├── NoPreviousVersionError (UserError)           Rollback has nothing to go back to.
-      ├── IntegrityError (UserError)                   A file differs from its manifest, or a link.
-      ├── RegistryAccessError (UserError)              Permission denied, a file for a directory.
-      ├── RegistryStorageError (StorageError)          Disk full or I/O error in the registry.
-      │   └── TookEffectError                          It took effect; recording it then failed.
-      └── RegistryLockTimeoutError (LockTimeoutError)  A model's lock was held too long.
+  CtrPipelineError                                      Root: catch this for any pipeline error.
+  ├── UserError                                         Fix the input (config, data, args): exit 2.
+  │   ├── ConfigError (ValueError)                      A bad config file, key, type or range.
+  │   ├── BaseDirError                                  $CTR_PIPELINE_HOME is unusable.
+  │   ├── DataError (ValueError)                        The features cannot be used as they are.
+  │   │   ├── FeatureValidationError                    Validation found problems (``.problems``).
+  │   │   ├── DataLoadError                             A split file or column missing/unreadable.
+  │   │   ├── PreprocessingError                        Values cannot be encoded.
+  │   │   ├── GenerationError                           Bad generator arguments or target directory.
+  │   │   └── DataImportError                           A source file cannot be imported.
+  │   ├── TrainingError (ValueError)                    Bad run directory, no CUDA, NaN loss.
+  │   │   └── CheckpointError                           A missing, unreadable or foreign checkpoint.
+  │   ├── GateConfigError (ValueError)                  A gate threshold is out of range.
+  │   ├── TuningError (ValueError)                      A bad search space, study or trial setting.
+  │   ├── CardError                                     A card, comparison or run cannot be built.
+  │   ├── ServingError                                  Bad serving settings (A/B file, limits).
+  │   ├── RequestValidationError                        A request body that cannot be scored (422).
+  │   ├── AuthError                                     An unusable token file or auth setting.
+  │   ├── BodyTooLargeError                             A request body over the limit (413).
+  │   ├── RequestIdRefusedError                         Feedback for a request id it refuses.
+  │   │   ├── UnknownRequestIdError                     An id this service did not issue (404).
+  │   │   └── ExpiredRequestIdError                     An id older than the feedback TTL (410).
+  │   └── SourceChangedError                            A file changed while it was being copied.
+  ├── RetryableError                                    The environment failed, retry: exit 3.
+  │   ├── StorageError (OSError)                        Disk full, I/O error, read-only file system.
+  │   ├── LockTimeoutError (TimeoutError)               Another process held a lock too long.
+  │   └── ServiceUnavailableError                       A database, broker or server is unreachable.
+  ├── GateFailedError                                   A quality gate rejected the model: exit 1.
+  │   └── DriftDetectedError                            Drift past max_psi with drift_action fail.
+  ├── RegistryError                                     Base of every registry error.
+  │   ├── InvalidNameError (UserError, ValueError)      A malformed name, version, stage or ref.
+  │   ├── InvalidRunError (UserError, ValueError)       The run directory cannot be registered.
+  │   │   └── ExtraFileError                            An ``extra_files`` entry is bad.
+  │   ├── NotFoundError (UserError, LookupError)        No such model or version (or not visible).
+  │   │   ├── ModelNotFoundError                        No such model in the stage.
+  │   │   └── VersionNotFoundError                      The model exists, that version does not.
+  │   ├── AlreadyExistsError (UserError)                Something else sits where it would write.
+  │   ├── VersionInUseError (UserError)                 Refused: it is production's ``current``.
+  │   ├── NoPreviousVersionError (UserError)            Rollback has nothing to go back to.
+  │   ├── IntegrityError (UserError)                    A file differs from its manifest, or a link.
+  │   ├── RegistryAccessError (UserError)               Permission denied, a file for a directory.
+  │   │   └── ObjectStoreUnsupportedError               Not offered on an object store yet.
+  │   ├── RegistryStorageError (StorageError)           Disk full or I/O error in the registry.
+  │   │   └── TookEffectError                           It took effect; recording it then failed.
+  │   └── RegistryLockTimeoutError (LockTimeoutError)   A model's lock was held too long.
+  └── StorageLayerError                                 Base of every ml.storage error.
+      ├── InvalidLocationError (UserError, ValueError)  A URL, scheme or key that cannot be used.
+      ├── BucketNotFoundError (UserError)               The bucket (container) does not exist.
+      ├── AccessDeniedError (UserError)                 Credentials wrong, missing or not allowed.
+      ├── ObjectNotFoundError (UserError, LookupError)  No object at the key.
+      ├── StorageUnavailableError (RetryableError)      Endpoint down, timeout, 503 SlowDown.
+      └── ConditionFailedError (RetryableError)         A conditional write lost (412/409).
 
 What the caller should do depends on the branch: ``UserError``: fix the input (CLI
 ``error: ...`` exit 2; the DAG fails without retrying); ``RetryableError``: the environment
@@ -134,7 +142,7 @@ class FeatureValidationError(DataError):
 
 
 class DataLoadError(DataError):
-    """A split file or column is missing/unreadable."""
+    """A split file or column missing/unreadable."""
 
 
 class PreprocessingError(DataError):
@@ -303,6 +311,10 @@ class RegistryAccessError(RegistryError, UserError):
     """Permission denied, a file for a directory."""
 
 
+class ObjectStoreUnsupportedError(RegistryAccessError):
+    """Not offered on an object store yet."""
+
+
 class RegistryStorageError(RegistryError, StorageError):
     """Disk full or I/O error in the registry."""
 
@@ -322,6 +334,44 @@ class TookEffectError(RegistryStorageError):
 
 class RegistryLockTimeoutError(RegistryError, LockTimeoutError):
     """A model's lock was held too long."""
+
+
+# --- the storage layer (ml/storage) -----------------------------------------------------
+# Each is a StorageLayerError (catch that for any storage failure) on the branch that says
+# what to do. Messages name the URL (passwords redacted) and the cause, never a credential.
+
+
+class StorageLayerError(CtrPipelineError):
+    """Base of every ml.storage error."""
+
+
+class InvalidLocationError(StorageLayerError, UserError, ValueError):
+    """A URL, scheme or key that cannot be used."""
+
+
+class BucketNotFoundError(StorageLayerError, UserError):
+    """The bucket (container) does not exist."""
+
+
+class AccessDeniedError(StorageLayerError, UserError):
+    """Credentials wrong, missing or not allowed."""
+
+
+class ObjectNotFoundError(StorageLayerError, UserError, LookupError):
+    """No object at the key."""
+
+
+class StorageUnavailableError(StorageLayerError, RetryableError):
+    """Endpoint down, timeout, 503 SlowDown."""
+
+
+class ConditionFailedError(StorageLayerError, RetryableError):
+    """A conditional write lost (412/409).
+
+    The object exists (create) or changed (compare-and-swap). Callers that write
+    conditionally handle it; one that escapes says another writer changed the same object
+    at the same time, and a retry starts over.
+    """
 
 
 #: errno values that mean "the environment failed" rather than "the input is wrong".

@@ -8,7 +8,9 @@ path here is ever resolved against the current directory. The base directory is:
    ``pyproject.toml`` above ``ml/``).
 
 Relative paths (in the config, on the command line, in DAG params) resolve against
-it; absolute paths are used as they are.
+it; absolute paths are used as they are. A URL (``s3://bucket/prefix``) is never a
+path: :func:`location` leaves it alone, and :func:`resolve`, which returns a local
+path, refuses it instead of building a directory named ``s3:`` (see :mod:`ml.storage`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from ml.errors import BaseDirError
 
-__all__ = ["base_dir", "resolve"]
+__all__ = ["base_dir", "location", "resolve"]
 
 ENV_VAR = "CTR_PIPELINE_HOME"
 
@@ -54,6 +56,28 @@ def base_dir() -> Path:
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
-    """Resolve ``path`` against the base directory unless it is absolute."""
+    """Resolve ``path`` against the base directory unless it is absolute.
+
+    Raises:
+        InvalidLocationError: ``path`` is a URL (this place takes a local path).
+    """
+    from ml.storage.url import is_url, redact_url
+
+    if is_url(path):
+        from ml.errors import InvalidLocationError
+
+        raise InvalidLocationError(
+            f"{redact_url(str(path))!r} is a URL, but a local path is needed here; URLs "
+            "are accepted for the registry root (--base-dir, ModelRegistry(base_dir=...))"
+        )
     p = Path(path).expanduser()
     return p if p.is_absolute() else base_dir() / p
+
+
+def location(value: str | os.PathLike[str]) -> str | Path:
+    """A URL unchanged (``s3://bucket/prefix``), or a local path resolved as :func:`resolve`."""
+    from ml.storage.url import is_url
+
+    if is_url(value):
+        return str(value)
+    return resolve(value)

@@ -4,6 +4,8 @@
   in a temp directory. Read-only by convention: copy it before changing anything.
 - ``project_home`` (function): a temp base directory holding a copy of ``config/``, with
   ``CTR_PIPELINE_HOME`` pointing at it for the duration of the test.
+- ``s3_server`` (session) and ``s3_env`` (function): a real S3 server on 127.0.0.1 and
+  a fresh ``s3://`` prefix with the AWS_* environment pointing at it (testkit/s3.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 # testkit/ (support code shared with the benchmarks) lives at the checkout root.
 if str(CHECKOUT) not in sys.path:
     sys.path.insert(0, str(CHECKOUT))
+from testkit.s3 import s3_env, s3_server  # noqa: E402,F401  (fixtures)
+
 TINY_ROWS = 3000
 TINY_SEED = 7
 

@@ -30,7 +30,8 @@ def test_every_ml_error_is_under_the_root_and_one_branch() -> None:
     branches = (errors.UserError, errors.RetryableError, errors.GateFailedError)
     for cls in classes:
         assert issubclass(cls, errors.CtrPipelineError), cls
-        if cls not in (errors.CtrPipelineError, *branches) and cls.__name__ != "RegistryError":
+        groups = (errors.RegistryError, errors.StorageLayerError)  # bases across branches
+        if cls not in (errors.CtrPipelineError, *branches, *groups):
             assert sum(issubclass(cls, b) for b in branches) == 1, cls
 
 
@@ -99,5 +100,18 @@ def test_every_public_error_class_lives_in_ml_errors() -> None:
 def test_draw_tree_marks_second_bases_and_nesting() -> None:
     lines = errors.draw_tree().splitlines()
     assert lines[0].split()[0] == "CtrPipelineError"
-    assert any("└── RegistryLockTimeoutError (LockTimeoutError)" in line for line in lines)
+    assert any("RegistryLockTimeoutError (LockTimeoutError)" in line for line in lines)
     assert any("│   ├── ConfigError (ValueError)" in line for line in lines)
+
+
+def test_storage_errors_sit_on_the_branch_that_says_what_to_do() -> None:
+    for cls in (
+        errors.InvalidLocationError,
+        errors.BucketNotFoundError,
+        errors.AccessDeniedError,
+        errors.ObjectNotFoundError,
+    ):
+        assert issubclass(cls, errors.UserError) and cls.exit_code == 2
+    for cls in (errors.StorageUnavailableError, errors.ConditionFailedError):
+        assert issubclass(cls, errors.RetryableError) and cls.exit_code == 3
+    assert issubclass(errors.ObjectNotFoundError, LookupError)

@@ -120,9 +120,21 @@ def test_no_import_cycles_at_module_level() -> None:
     assert _cycle(_graph(top_level_only=True)) is None
 
 
+#: Imports inside a function that close a cycle on purpose, with the reason.
+DELIBERATE_LAZY = {
+    ("ml.registry.model_registry", "ml.registry.objectstore_api"): "the spec's "
+    "ModelRegistry(base_dir='s3://...') returns its object-store subclass from __new__",
+}
+
+
 def test_no_import_cycles_at_any_depth() -> None:
-    """Not even through an import inside a function (TYPE_CHECKING imports aside)."""
-    assert _cycle(_graph(top_level_only=False)) is None
+    """Not even through an import inside a function (TYPE_CHECKING imports aside), but for
+    the deliberate ones listed with their reason."""
+    graph = _graph(top_level_only=False)
+    for src, dst in DELIBERATE_LAZY:
+        assert dst in graph[src], f"{src} -> {dst} is gone: remove it from DELIBERATE_LAZY"
+        graph[src].discard(dst)
+    assert _cycle(graph) is None
 
 
 def test_cycle_finder_finds_a_cycle() -> None:

@@ -37,3 +37,16 @@ def test_bad_base_dir_is_a_user_error_naming_the_variable(
     with pytest.raises(BaseDirError, match=paths.ENV_VAR) as info:
         paths.base_dir()
     assert isinstance(info.value, UserError)
+
+
+def test_resolve_refuses_a_url_and_location_leaves_it_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.errors import InvalidLocationError
+
+    monkeypatch.setenv("CTR_PIPELINE_HOME", str(tmp_path))
+    with pytest.raises(InvalidLocationError, match=r"'s3://k:\*\*\*@b/m' is a URL") as info:
+        paths.resolve("s3://k:secret@b/m")
+    assert "secret" not in str(info.value)
+    assert paths.location("s3://bucket/models") == "s3://bucket/models"
+    assert paths.location("models") == tmp_path / "models"

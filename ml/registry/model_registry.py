@@ -38,6 +38,7 @@ from ml.registry.layout import (
 from ml.registry.oserrors import os_errors
 from ml.registry.production import Promotion
 from ml.registry.publish import ExtraFiles, RegisteredVersion
+from ml.storage.url import is_url
 
 __all__ = ["ModelRegistry"]
 
@@ -55,6 +56,14 @@ class ModelRegistry:
             (a private ``0600`` checkpoint stays private).
     """
 
+    def __new__(cls, base_dir: str | os.PathLike[str] = paths.MODELS_DIR, **_: Any) -> Any:
+        """A URL (``s3://bucket/models``) gives the object-store registry (same API)."""
+        if cls is ModelRegistry and is_url(base_dir):
+            from ml.registry.objectstore_api import ObjectStoreRegistry
+
+            return super().__new__(ObjectStoreRegistry)
+        return super().__new__(cls)
+
     def __init__(
         self,
         base_dir: str | os.PathLike[str] = paths.MODELS_DIR,
@@ -63,7 +72,7 @@ class ModelRegistry:
         file_mode: int | None = None,
     ) -> None:
         self._layout = Layout(base_dir)
-        self.base_dir = self._layout.base_dir
+        self.base_dir: Path | str = self._layout.base_dir
         self.lock_timeout = float(lock_timeout)
         self.file_mode = file_mode
 
