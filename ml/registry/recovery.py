@@ -9,7 +9,8 @@ The invariants, each kept by the code named:
    (:meth:`Session.begin`): the operation, its id and the history event it will record.
 3. **One point of no return.** Each operation takes effect with one atomic rename or
    replace: ``.tmp-<id>`` -> ``vN`` (register, see :mod:`.publish`), a new link over
-   ``current`` (promote, rollback, see :mod:`.production`), ``vN`` -> ``.archive/...``
+   ``current`` (promote, rollback, see :mod:`.production`), a new ``canary.json``
+   (see :mod:`.canary`), ``vN`` -> ``.archive/...``
    or ``.tmp-<id>`` (delete, purge, see :mod:`.cleanup`). Readers see the state before
    it or after it, never between.
 4. **Journal before answer.** After it, the writer updates the bookkeeping (index,
@@ -60,6 +61,8 @@ from ml.registry.layout import (
 from ml.registry.oserrors import os_errors
 
 REGISTER, PROMOTE, ROLLBACK, DELETE = "register", "promote", "rollback", "delete"
+#: set or clear the canary (see :mod:`ml.registry.canary`)
+CANARY = "canary"
 
 
 @dataclass
@@ -176,6 +179,10 @@ def _took_effect(layout: Layout, name: str, intent: dict[str, Any]) -> bool:
     if kind == DELETE:
         dest = layout.model_dir(intent["stage"], name) / intent["dest"]
         return os.path.lexists(dest)
+    if kind == CANARY:
+        from ml.registry import canary  # it imports this module
+
+        return canary.took_effect(layout, name, intent)
     raise RegistryError(f"unknown operation {kind!r} in the intent of model {name!r}")
 
 
@@ -195,6 +202,10 @@ def _undo(layout: Layout, name: str, intent: dict[str, Any]) -> None:
         and catalog.current_version(layout, name) is None
     ):
         set_current(layout, name, intent["version"])
+    elif kind == CANARY:
+        from ml.registry import canary
+
+        canary.undo(layout, name, intent)
 
 
 def _backfill(layout: Layout, name: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.errors import RegistryError, VersionNotFoundError
+from ml.errors import RegistryError, UserError, VersionNotFoundError
 from ml.registry import cli
 from ml.registry.model_registry import ModelRegistry
 from testkit.registry import age_versions
@@ -226,3 +226,28 @@ def test_ctr_pipeline_main_exits_2_when_the_root_is_a_file(
     assert main(["registry", "register", str(make_run())]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "models/staging" in err
+
+
+def test_cli_canary_sets_clears_and_history_shows_it(
+    registry: ModelRegistry, make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register(make_run())
+    registry.register(make_run())
+    registry.promote_to_production("ctr_model", "v1")
+    assert run_cli("canary", "ctr_model", "v2", "--traffic", "0.2", "--reason", "try") == 0
+    assert "v2 gets 20% of users" in capsys.readouterr().out
+    assert registry.get_canary("ctr_model")["traffic"] == 0.2  # type: ignore[index]
+    assert run_cli("canary", "ctr_model", "--off") == 0
+    assert registry.get_canary("ctr_model") is None
+    capsys.readouterr()
+    run_cli("history", "ctr_model")
+    out = capsys.readouterr().out
+    assert "v2 at 20%" in out and "off (was v2)" in out and "try" in out
+
+
+def test_cli_canary_needs_a_version_or_off(registry: ModelRegistry, make_run: MakeRun) -> None:
+    registry.register(make_run())
+    with pytest.raises(UserError, match="give a version"):
+        run_cli("canary", "ctr_model")
+    with pytest.raises(UserError, match="not both"):
+        run_cli("canary", "ctr_model", "v1", "--off")
