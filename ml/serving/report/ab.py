@@ -55,11 +55,13 @@ def _arrays(rows: list[Outcome]) -> tuple[Any, Any]:
     return np.array([o.clicked for o in rows]), np.array([o.score for o in rows])
 
 
-def ab_report(log_dir: Path, *, alpha: float = 0.05, metric: str = "auc") -> dict[str, Any]:
-    """The report as a dict (``--json`` prints it)."""
+def ab_report(
+    log_dir: Path, *, alpha: float = 0.05, metric: str = "auc", since: float | None = None
+) -> dict[str, Any]:
+    """The report as a dict (``--json`` prints it); ``since``: requests logged from then."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    logs: JoinedLogs = joined_outcomes(log_dir)
+    logs: JoinedLogs = joined_outcomes(log_dir, since)
     groups: dict[str, list[Outcome]] = {CONTROL: [], CANDIDATE: []}
     for o in logs.outcomes:
         groups.setdefault(o.variant, []).append(o)
