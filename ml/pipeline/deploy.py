@@ -233,6 +233,16 @@ def finish(
     return {"outcome": outcome, "current": current, "text": text}
 
 
+def links(name: str, version: str, base_url: str | None = None) -> dict[str, str]:
+    """The candidate's card and the model's Models page in the Airflow UI (absolute with
+    a configured base URL, else relative to the UI's root)."""
+    from ml.cards import links as ui
+
+    base = base_url or ui.ui_base_url() or ""
+    page = f"{base}/plugin/{ui.NAV_ROUTE}{ui.APP_PREFIX}/view/{name}"
+    return {f"model card of {version}": f"{page}/{version}", f"Models page: {name}": page}
+
+
 def approver(response: Any, default: str) -> str:
     """``by`` for the history from the approval task's result (``responded_by_user``)."""
     user = (response or {}).get("responded_by_user") if isinstance(response, dict) else None

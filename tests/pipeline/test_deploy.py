@@ -142,3 +142,11 @@ def test_approver_names_the_user_who_responded() -> None:
     response = {"chosen_options": ["Approve"], "responded_by_user": {"id": "1", "name": "admin"}}
     assert deploy.approver(response, "x") == "admin (Airflow UI)"
     assert deploy.approver(None, "deploy_model (auto)") == "deploy_model (auto)"
+
+
+def test_links_point_at_the_card_and_the_models_page_in_the_ui() -> None:
+    got = deploy.links("ctr_model", "v2", "https://airflow.example")
+    assert got == {
+        "model card of v2": "https://airflow.example/plugin/models/models-ui/view/ctr_model/v2",
+        "Models page: ctr_model": "https://airflow.example/plugin/models/models-ui/view/ctr_model",
+    }
