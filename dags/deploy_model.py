@@ -52,6 +52,8 @@ PARAMS = {
     "log_dir": Param(None, type=["null", "string"], description="serving logs"),
     "require_card": Param(True, type="boolean"),
 }
+#: Seconds between the evidence trigger's looks at the serving logs.
+POLL_S = float(os.environ.get("CTR_EVIDENCE_POLL_S", "60"))
 #: How long the approval waits for an answer before it takes its default (Reject).
 APPROVAL_TIMEOUT = timedelta(hours=float(os.environ.get("CTR_APPROVAL_TIMEOUT_H", "72")))
 
@@ -104,7 +106,7 @@ def deploy_model() -> None:
             "start_canary", deploy.start_canary, s, registry(), candidate["version"], s.run
         )
 
-    wait = deploy_glue.WaitForEvidence(task_id="wait_for_evidence", poll_s=60.0)
+    wait = deploy_glue.WaitForEvidence(task_id="wait_for_evidence", poll_s=POLL_S)
 
     @task
     def decide(started: dict[str, Any], evidence: dict[str, Any]) -> dict[str, Any]:
