@@ -29,7 +29,7 @@ canary = home / "models" / "production" / "ctr_model" / "canary.json"
 deadline = time.time() + 300
 while not canary.exists() and time.time() < deadline:
     time.sleep(0.05)
-time.sleep(0.2)
+time.sleep(3)  # after wait_for_evidence first looked: it defers
 write_served_logs(home / "experiments" / "serving" / "ctr_model", n=2000,
                   versions={"control": "v1", "candidate": version},
                   shares={"control": 0.5, "candidate": 0.5}, noise=noise, seed=int(version[1:]))
@@ -72,7 +72,10 @@ def _deploy(home: dict[str, Any], version: str, noise: dict[str, float]) -> str:
     sim.wait(timeout=60)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     print(f"deploy_model {version}: {time.monotonic() - start:.1f} s")
-    return proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    # wait_for_evidence looked before the traffic came, deferred, and the trigger fired
+    assert "Pausing task as DEFERRED" in out and "'ready': True" in out, out[-3000:]
+    return out
 
 
 def test_auto_approval_promotes_the_better_and_rejects_the_worse(home: dict[str, Any]) -> None:
