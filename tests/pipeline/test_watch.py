@@ -104,3 +104,49 @@ def test_bad_thresholds_are_config_errors(registry: ModelRegistry) -> None:
         watch(WatchSettings(min_outcomes=0), registry)
     with pytest.raises(ConfigError, match="max_logloss must be"):
         watch(WatchSettings(max_logloss=-1.0), registry)
+
+
+def test_served_rows_drift_is_reported_against_the_training_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from ml.monitoring.profile import profile_categorical, profile_numeric
+    from ml.pipeline.watch import drift_of_served_rows
+    from ml.serving.service.outcomes import PREDICTIONS_FILE, AppendLog
+
+    monkeypatch.setenv("CTR_PIPELINE_HOME", str(tmp_path))
+    rng = np.random.default_rng(0)
+    train_cat = pd.Series(rng.choice(["a", "b", "c"], 5000), dtype=object)
+    train_num = pd.Series(rng.normal(size=5000))
+    profile = {
+        "categorical": {"site": profile_categorical(train_cat)},
+        "numeric": {"price": profile_numeric(train_num)},
+    }
+    reg = ModelRegistry("models", lock_timeout=5)
+    run = make_run_dir(tmp_path / "runs" / "r1", b"x" * 512)
+    reg.register(run, NAME, extra_files={"data_profile.json": json.dumps(profile).encode()})
+    reg.promote_to_production(NAME, "v1")
+    log = AppendLog(tmp_path / "logs" / PREDICTIONS_FILE)
+    for _ in range(20):  # the served sites all "a", prices shifted by +3
+        rows = {"site": ["a"] * 50, "price": (rng.normal(size=50) + 3).tolist()}
+        log.append({"at": time.time(), "version": "v1", "scores": [0.1] * 50, "features": rows})
+    log.close()
+    got = drift_of_served_rows(WatchSettings(log_dir=str(tmp_path / "logs")), reg, "v1")
+    assert got is not None and got["rows"] == 1000
+    by_field = {f["field"]: f for f in got["fields"]}
+    assert by_field["site"]["drifted"] and by_field["price"]["drifted"]
+    assert drift_of_served_rows(WatchSettings(log_dir=str(tmp_path / "none")), reg, "v1") is None
+    same = AppendLog(tmp_path / "same" / PREDICTIONS_FILE)
+    for _ in range(20):  # the training distribution: no drift
+        rows = {
+            "site": rng.choice(["a", "b", "c"], 50).tolist(),
+            "price": rng.normal(size=50).tolist(),
+        }
+        same.append({"at": time.time(), "version": "v1", "scores": [0.1] * 50, "features": rows})
+    same.close()
+    calm = drift_of_served_rows(WatchSettings(log_dir=str(tmp_path / "same")), reg, "v1")
+    assert calm is not None and not any(f["drifted"] for f in calm["fields"])

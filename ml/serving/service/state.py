@@ -77,6 +77,7 @@ class Service:
         self.candidate = self._pinned(settings.candidate, CANDIDATE)
         self.shadow = self._pinned(settings.shadow, "shadow")
         self.canary: CanaryFollower | None = None
+        self._canary_version: str | None = None
         if settings.follow_canary and self.candidate is None:
             self.canary = CanaryFollower(self.registry, settings.model, on_change=self._on_canary)
             self.canary.poll()
@@ -114,8 +115,12 @@ class Service:
             self.metrics.set_serving(CONTROL, version, previous.version if previous else None)
 
     def _on_canary(self, active: ActiveCanary | None) -> None:
+        before = self._canary_version
+        self._canary_version = active.model.version if active is not None else None
         if active is not None:
-            self.metrics.set_serving(CANDIDATE, active.model.version)
+            self.metrics.set_serving(CANDIDATE, active.model.version, before)
+        elif before is not None:
+            self.metrics.serving.labels(CANDIDATE, before).set(0)
 
     def routing(self) -> tuple[LoadedModel | None, float, str]:
         """The candidate, its traffic share and salt: pinned, else the canary, else none."""

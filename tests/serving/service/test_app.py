@@ -366,12 +366,15 @@ def test_the_registry_canary_is_followed_without_a_restart(
     np.testing.assert_allclose(body["probabilities"], want, 1e-12)
     ready = client.get("/readyz").json()
     assert ready["canary"] is True and ready["traffic"] == 0.5
+    gauge = 'ctr_serving_model_version{variant="candidate",version="v2"}'
+    assert f"{gauge} 1.0" in client.get("/metrics").text
     registry.clear_canary(NAME, reason="done")
     start = time.monotonic()
     while client.get("/readyz").json()["candidate"] is not None:
         assert time.monotonic() - start < 5, "the canary was not cleared within 5 s"
         time.sleep(0.02)
     assert set(_variants(client, rows, 20).values()) == {"v1"}
+    assert f"{gauge} 0.0" in client.get("/metrics").text
 
 
 def test_a_pinned_candidate_ignores_the_registry_canary(
