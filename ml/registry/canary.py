@@ -6,7 +6,8 @@
 :mod:`ml.serving.service.settings`) to ``version``. The registry only writes it; a
 service reads it.
 
-A change follows :mod:`ml.registry.recovery`: under the model's lock the intent (kind
+A change (:func:`ml.registry.production.set_canary`) follows
+:mod:`ml.registry.recovery`: under the model's lock the intent (kind
 ``canary``, the new setting or None) is made durable, then the new file is written
 beside the old one as ``.current-<op>`` (a name gc removes when a writer died) and
 renamed over ``canary.json`` (or ``canary.json`` is unlinked): that rename or unlink is
@@ -23,21 +24,14 @@ import os
 from contextlib import suppress
 from typing import Any
 
-from ml.errors import IntegrityError, ServingError, VersionInUseError
-from ml.fsutil import fsync_dir, utc_now
-from ml.registry import _fs, catalog, journal, recovery
-from ml.registry.layout import (
-    LINK_PREFIX,
-    PRODUCTION,
-    STAGING,
-    Layout,
-    validate_name,
-    validate_version,
-)
-from ml.registry.oserrors import os_errors
+from ml.errors import IntegrityError, ServingError
+from ml.fsutil import fsync_dir
+from ml.registry import _fs
+from ml.registry.layout import LINK_PREFIX, PRODUCTION, Layout, validate_version
 
 CANARY_FILE = "canary.json"
-KIND = recovery.CANARY
+#: the intent's kind and the history event's name
+KIND = "canary"
 
 
 def read(layout: Layout, name: str) -> dict[str, Any] | None:
@@ -75,59 +69,6 @@ def check_traffic(traffic: Any) -> float:
             f"canary traffic must be a number strictly between 0 and 1 (e.g. 0.1), got {traffic!r}"
         )
     return float(traffic)
-
-
-def set_canary(
-    layout: Layout,
-    name: str,
-    version: str | None,
-    traffic: float,
-    *,
-    lock_timeout: float,
-    audit: journal.Audit,
-) -> dict[str, Any] | None:
-    """Set (``version``) or clear (None) the canary; returns the new setting."""
-    validate_name(name)
-    if version is not None:
-        validate_version(version)
-        traffic = check_traffic(traffic)
-        if not layout.has_manifest(PRODUCTION, name, version):
-            layout.require_version(STAGING, name, version)
-    prod_dir = layout.model_dir(PRODUCTION, name)
-    with os_errors(f"setting the canary of {name!r}", prod_dir):
-        layout.ensure_dir(prod_dir)
-        with recovery.writing(layout, name, lock_timeout) as session:
-            done = session.take(KIND, to=version)
-            if done is not None:
-                return read(layout, name)
-            return _set_locked(session, version, traffic, audit)
-
-
-def _set_locked(
-    session: recovery.Session, version: str | None, traffic: float, audit: journal.Audit
-) -> dict[str, Any] | None:
-    layout, name = session.layout, session.name
-    old = read(layout, name)
-    if version is not None and version == catalog.current_version(layout, name):
-        raise VersionInUseError(
-            f"Model {name!r} {version} is production's current version already; a canary "
-            "is a version beside it (register and pick another one)"
-        )
-    if old is None and version is None:
-        return None  # already off: nothing to record
-    if old is not None and old.get("version") == version and old.get("traffic") == traffic:
-        return old
-    fields = audit.fields()
-    event = {"event": KIND, "version": version, "traffic": traffic if version else 0.0}
-    event.update({"from": old.get("version") if old else None, **fields})
-    intent = session.begin(KIND, event, to=version)
-    record = None
-    if version is not None:
-        record = {"version": version, "traffic": traffic, "since": utc_now(), **fields}
-        record["op"] = intent["op"]
-    write(layout, name, record, intent["op"])  # the point of no return
-    session.commit(intent)
-    return record
 
 
 def write(layout: Layout, name: str, record: dict[str, Any] | None, op: str) -> None:

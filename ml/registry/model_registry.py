@@ -255,7 +255,7 @@ class ModelRegistry:
             ServingError: ``traffic`` is not strictly between 0 and 1.
         """
         with os_errors(f"setting the canary of {name!r}", self.base_dir):
-            return canary.set_canary(
+            return production.set_canary(
                 self._layout, name, version, traffic,
                 lock_timeout=self.lock_timeout, audit=Audit(reason, by),
             )  # fmt: skip
@@ -263,7 +263,7 @@ class ModelRegistry:
     def clear_canary(self, name: str, *, by: str | None = None, reason: str | None = None) -> None:
         """Turn the canary off (every user goes to ``current``); a no-op when it is off."""
         with os_errors(f"clearing the canary of {name!r}", self.base_dir):
-            canary.set_canary(
+            production.set_canary(
                 self._layout,
                 name,
                 None,

@@ -42,7 +42,7 @@ from typing import Any
 
 from ml.errors import RegistryError
 from ml.fsutil import fsync_dir
-from ml.registry import _fs, catalog, index, journal
+from ml.registry import _fs, canary, catalog, index, journal
 from ml.registry._lock import FileLock
 from ml.registry.layout import (
     HISTORY,
@@ -62,7 +62,7 @@ from ml.registry.oserrors import os_errors
 
 REGISTER, PROMOTE, ROLLBACK, DELETE = "register", "promote", "rollback", "delete"
 #: set or clear the canary (see :mod:`ml.registry.canary`)
-CANARY = "canary"
+CANARY = canary.KIND
 
 
 @dataclass
@@ -180,8 +180,6 @@ def _took_effect(layout: Layout, name: str, intent: dict[str, Any]) -> bool:
         dest = layout.model_dir(intent["stage"], name) / intent["dest"]
         return os.path.lexists(dest)
     if kind == CANARY:
-        from ml.registry import canary  # it imports this module
-
         return canary.took_effect(layout, name, intent)
     raise RegistryError(f"unknown operation {kind!r} in the intent of model {name!r}")
 
@@ -203,8 +201,6 @@ def _undo(layout: Layout, name: str, intent: dict[str, Any]) -> None:
     ):
         set_current(layout, name, intent["version"])
     elif kind == CANARY:
-        from ml.registry import canary
-
         canary.undo(layout, name, intent)
 
 
