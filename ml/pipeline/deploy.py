@@ -222,11 +222,13 @@ def promote(s: DeploySettings, registry: Any, version: str, by: str, reason: str
 def finish(
     s: DeploySettings, registry: Any, version: str, by: str, note: str = ""
 ) -> dict[str, Any]:
-    """Canary off; the outcome (``promoted`` when ``current`` is the candidate, else
-    ``not promoted``) and the notification text."""
+    """Canary off (when it is still this candidate's); the outcome (``promoted`` when
+    ``current`` is the candidate, else ``not promoted``) and the notification text."""
     current = registry.current_version(s.model_name)
     outcome = "promoted" if current == version else "not promoted"
-    registry.clear_canary(s.model_name, by=by, reason=f"{s.run}: finished, {outcome}")
+    setting = registry.get_canary(s.model_name)
+    if setting is not None and setting.get("version") == version:  # never another's canary
+        registry.clear_canary(s.model_name, by=by, reason=f"{s.run}: finished, {outcome}")
     text = f"{s.model_name} {version}: {outcome}; canary off, production serves {current}"
     text += f" ({note})" if note else ""
     log.info("🏁 %s", text)

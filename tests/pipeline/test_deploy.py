@@ -150,3 +150,12 @@ def test_links_point_at_the_card_and_the_models_page_in_the_ui() -> None:
         "model card of v2": "https://airflow.example/plugin/models/models-ui/view/ctr_model/v2",
         "Models page: ctr_model": "https://airflow.example/plugin/models/models-ui/view/ctr_model",
     }
+
+
+def test_finish_leaves_a_canary_someone_else_set(
+    registry: ModelRegistry, settings: Callable[..., DeploySettings]
+) -> None:
+    registry.set_canary(NAME, "v3", 0.2, by="alice", reason="by hand")
+    out = deploy.finish(settings(), registry, "v2", by="deploy_model")
+    assert out["outcome"] == "not promoted"
+    assert registry.get_canary(NAME)["version"] == "v3"  # type: ignore[index]
