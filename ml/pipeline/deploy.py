@@ -128,7 +128,18 @@ def check_candidate(s: DeploySettings, registry: Any) -> dict[str, Any]:
 
 
 def start_canary(s: DeploySettings, registry: Any, version: str, by: str) -> dict[str, Any]:
-    """Set the registry's canary; returns ``{"version", "traffic", "since"}`` (epoch s)."""
+    """Set the registry's canary; returns ``{"version", "traffic", "since"}`` (epoch s).
+
+    Raises:
+        UserError: another version's canary is running (it is never replaced).
+    """
+    other = registry.get_canary(s.model_name)
+    if other is not None and other.get("version") != version:
+        raise UserError(
+            f"{s.model_name}: a canary of {other['version']} is running (set by "
+            f"{other.get('by')} at {other.get('since')}); wait for it to finish or turn it off "
+            f"(`ctr-pipeline registry canary {s.model_name} --off`), then run this again"
+        )
     since = round(time.time(), 3)
     registry.set_canary(
         s.model_name, version, s.canary_traffic, by=by, reason=f"{s.run}: canary started"

@@ -159,3 +159,14 @@ def test_finish_leaves_a_canary_someone_else_set(
     out = deploy.finish(settings(), registry, "v2", by="deploy_model")
     assert out["outcome"] == "not promoted"
     assert registry.get_canary(NAME)["version"] == "v3"  # type: ignore[index]
+
+
+def test_start_canary_refuses_to_replace_another_versions_canary(
+    registry: ModelRegistry, settings: Callable[..., DeploySettings]
+) -> None:
+    registry.set_canary(NAME, "v3", 0.2, by="alice", reason="by hand")
+    with pytest.raises(UserError, match="a canary of v3 is running"):
+        deploy.start_canary(settings(), registry, "v2", by="deploy_model")
+    assert registry.get_canary(NAME)["version"] == "v3"  # type: ignore[index]
+    again = deploy.start_canary(settings(canary_traffic=0.3), registry, "v3", by="x")
+    assert again["traffic"] == 0.3  # the same version: a retry, or a new share
