@@ -90,8 +90,10 @@ def deploy_model() -> None:
 
         from ml.pipeline import deploy
 
+        context = get_current_context()
+        glue.check_conf_keys(context["dag_run"].conf, PARAMS)
         s, reg = settings(), registry()
-        triggered = get_current_context().get("triggering_asset_events")
+        triggered = context.get("triggering_asset_events")
         if triggered and s.version and reg.current_version(s.model_name) == s.version:
             raise AirflowSkipException(f"{s.model_name} {s.version} is current already")
         return glue.run_step("check_candidate", deploy.check_candidate, s, reg)
