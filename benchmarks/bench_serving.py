@@ -10,6 +10,8 @@ generated data is registered and promoted in a temporary registry, then:
   sequential requests): p50/p99 of 1-row and 256-row requests, HTTP, JSON parsing and
   validation included. Targets: 1-row p99 under 10 ms; a 256-row request within 2x the
   in-process ``predict_proba`` time;
+- a canary (the registry's, picked up live): 1-row p99 of a control user and of a canary
+  user against the p99 without one (target <= 1.1x);
 - saturation: ``--workers N`` (N = CPU count), 256-row requests from 4N connections,
   rows/s, against N x the in-process rows/s of one thread;
 - batch scoring (``ctr-pipeline predict`` as a process): 250k rows (quick) or 10M rows
@@ -60,6 +62,7 @@ def _setup(tmp: Path) -> tuple[Any, Any]:
     run = train_run(tmp / "features", tmp / "runs", model, epochs=1)
     registry = ModelRegistry(tmp / "models")
     registry.register(run, NAME)
+    registry.register(run, NAME, force=True)  # v2, the same weights: bench_canary's canary
     registry.promote_to_production(NAME, "v1")
     df = load_split(tmp / "features", "test", DEFAULT_SPEC, with_label=False)
     return registry.load(NAME), df
@@ -155,6 +158,60 @@ def bench_latency(tmp: Path, predictor: Any, df: Any, full: bool) -> list[dict]:
     return rows
 
 
+def _keyed_body(df: Any, path: Path, variant: str, traffic: float) -> Path:
+    """A 1-row body whose ``key`` the canary's split sends to ``variant``."""
+    from ml.serving.service.settings import choose_variant
+
+    key = next(
+        f"user-{i}"
+        for i in range(10_000)
+        if choose_variant(f"user-{i}", f"{NAME}:v2", traffic) == variant
+    )
+    body = json.loads(_body(df, 1, path).read_text())
+    path.write_text(json.dumps({**body, "key": key}))
+    return path
+
+
+def bench_canary(tmp: Path, df: Any, full: bool) -> list[dict]:
+    """1-row p99 without a canary, then with the registry's canary (v2 at 50%) picked up
+    live: requests routed to the control and to the canary. Target: <= 1.1x."""
+    import urllib.request
+
+    from ml.registry.model_registry import ModelRegistry
+    from testkit.serving import free_port, stop_server
+
+    registry = ModelRegistry(tmp / "models")
+    repeats = 2000 if full else 500
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _serve(tmp, 1, port)
+    try:
+        control = _keyed_body(df, tmp / "control.json", "control", 0.5)
+        candidate = _keyed_body(df, tmp / "candidate.json", "candidate", 0.5)
+        _load(url, control, tmp, connections=1, requests=100)
+        base = _load(url, control, tmp, connections=1, requests=repeats)
+        registry.set_canary(NAME, "v2", 0.5, reason="bench_serving")
+        deadline = time.monotonic() + 60
+        while json.loads(urllib.request.urlopen(f"{url}/readyz").read())["candidate"] is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the canary was not picked up within 60 s")
+            time.sleep(0.05)
+        _load(url, candidate, tmp, connections=1, requests=100)
+        with_control = _load(url, control, tmp, connections=1, requests=repeats)
+        with_canary = _load(url, candidate, tmp, connections=1, requests=repeats)
+    finally:
+        registry.clear_canary(NAME, reason="bench_serving")
+        stop_server(proc)
+    worst = max(with_control["p99_ms"], with_canary["p99_ms"])
+    ratio = worst / base["p99_ms"]
+    return [
+        _row("POST /predict 1 row, p99, no canary", round(base["p99_ms"], 3), "ms"),
+        _row("... canary v2 at 50%: control user", round(with_control["p99_ms"], 3), "ms"),
+        _row("... canary v2 at 50%: canary user", round(with_canary["p99_ms"], 3), "ms"),
+        _row("p99 with a canary / without", round(ratio, 3), "x", "<= 1.1x", ratio <= 1.1),
+    ]
+
+
 def bench_saturation(tmp: Path, predictor: Any, df: Any, full: bool) -> list[dict]:
     from testkit.serving import free_port, stop_server
 
@@ -224,6 +281,7 @@ def run(full: bool) -> list[dict]:
         tmp = Path(d)
         predictor, df = _setup(tmp)
         rows = bench_latency(tmp, predictor, df, full)
+        rows += bench_canary(tmp, df, full)
         rows += bench_saturation(tmp, predictor, df, full)
         rows += bench_batch(tmp, df, full)
         return rows

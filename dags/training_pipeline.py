@@ -60,6 +60,9 @@ PARAMS = {
     s.name: Param(s.default, description=s.description, **s.json_schema()) for s in param_specs()
 }
 
+# register_model updates it; deploy_model runs after each event (dags/deploy_model.py).
+MODEL_ASSET = glue.model_asset()
+
 # CTR_TRAIN_QUEUE=gpu routes train_model to the workers started with
 # `airflow celery worker --queues gpu` (CeleryExecutor); unset keeps the default queue.
 TRAIN_QUEUE = os.environ.get("CTR_TRAIN_QUEUE", "").strip() or None
@@ -153,13 +156,17 @@ def training_pipeline() -> None:
         params, run = glue.pipeline_context()
         _push(glue.run_step("evaluate", steps.evaluate, params, run, run_dir))
 
-    @task(**xcom)
+    @task(outlets=[MODEL_ASSET], **xcom)
     def register_model(run_dir: str | None, metrics: dict[str, Any] | None) -> None:
-        """Register in staging (once per training run); push `model_version`, `registered_path`."""
+        """Register in staging (once per training run); push `model_version`, `registered_path`;
+        update the model Asset (extra: `model_name`, `version`)."""
         from ml.pipeline import steps
 
         params, run = glue.pipeline_context()
-        _push(glue.run_step("register", steps.register, params, run, run_dir, metrics))
+        out = glue.run_step("register", steps.register, params, run, run_dir, metrics)
+        _push(out)
+        extra = {"model_name": params.model_name, "version": out["model_version"]}
+        get_current_context()["outlet_events"][MODEL_ASSET].extra = extra
 
     @task
     def notify_completion(

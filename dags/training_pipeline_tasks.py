@@ -44,6 +44,22 @@ def features_asset() -> Any:
     return Asset(name=FEATURES_ASSET_NAME, uri=features_asset_uri())
 
 
+MODEL_ASSET_NAME = "ctr_model_registered"
+#: The URI of the Asset register_model updates (deploy_model's schedule).
+MODEL_ASSET_URI_ENV = "CTR_MODEL_ASSET_URI"
+
+
+def model_asset() -> Any:
+    """The Asset ``register_model`` updates with each version it registers (extra:
+    ``model_name``, ``version``); ``deploy_model`` runs after each event.
+    ``$CTR_MODEL_ASSET_URI``, else the ``file://`` URI of the registry's staging dir."""
+    from airflow.sdk import Asset
+
+    configured = os.environ.get(MODEL_ASSET_URI_ENV, "").strip()
+    uri = configured or (paths.resolve(paths.MODELS_DIR) / "staging").as_uri()
+    return Asset(name=MODEL_ASSET_NAME, uri=uri)
+
+
 def training_schedule(value: str | None = None) -> Any:
     """``$CTR_TRAINING_SCHEDULE`` (or ``value``) as an Airflow ``schedule``.
 

@@ -119,9 +119,11 @@ def age_versions(registry: ModelRegistry, name: str, days: float = 2) -> None:
 def expected_state(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Staging and production versions and ``current`` that the history implies."""
     stages: dict[str, set[str]] = {STAGING: set(), PRODUCTION: set()}
-    current = None
+    current = canary = None
     for ev in events:
         kind = ev.get("event")
+        if kind == "canary":
+            canary = ev.get("version")
         if kind == "register":
             stages[STAGING].add(str(ev.get("version")))
         elif kind in ("promote", "rollback"):
@@ -135,6 +137,7 @@ def expected_state(events: list[dict[str, Any]]) -> dict[str, Any]:
         STAGING: sorted(stages[STAGING], key=lambda v: int(v[1:])),
         PRODUCTION: sorted(stages[PRODUCTION], key=lambda v: int(v[1:])),
         "current": current,
+        "canary": canary,
     }
 
 
@@ -143,6 +146,7 @@ def actual_state(registry: ModelRegistry, name: str) -> dict[str, Any]:
         STAGING: registry.list_models(STAGING).get(name, []),
         PRODUCTION: registry.list_models(PRODUCTION).get(name, []),
         "current": registry.current_version(name),
+        "canary": (registry.get_canary(name) or {}).get("version"),
     }
 
 
@@ -157,7 +161,7 @@ def history_problems(registry: ModelRegistry, name: str) -> list[str]:
     expected, actual = expected_state(events), actual_state(registry, name)
     return [
         f"history says {key} = {expected[key]}, the registry has {actual[key]}"
-        for key in (STAGING, PRODUCTION, "current")
+        for key in (STAGING, PRODUCTION, "current", "canary")
         if expected[key] != actual[key]
     ]
 

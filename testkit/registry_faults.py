@@ -1,6 +1,6 @@
 """Fault injection: a fault before each file-system mutation of a registry operation.
 
-For each :class:`Scenario` (register, promote, rollback, delete, gc, retention) a
+For each :class:`Scenario` (register, promote, rollback, delete, canary, gc, retention) a
 template registry is built once, and the operation is run in a forked child that only
 counts the file-system mutations it makes: ``os.mkdir``, ``rename``, ``replace``,
 ``unlink``, ``rmdir``, ``symlink``, ``open`` for writing, ``write``, ``pwrite``,
@@ -120,6 +120,11 @@ SCENARIOS = (
         lambda r, runs: r.delete(NAME, "v2", PRODUCTION, force=True),
     ),
     Scenario("delete-staging", _register_all(3, "v1"), lambda r, runs: r.delete(NAME, "v3")),
+    Scenario(
+        "canary",
+        _register_all(3, "v1"),
+        lambda r, runs: r.set_canary(NAME, "v2", 0.1, by="test", reason="canary"),
+    ),
     Scenario("gc", _prepare_gc, lambda r, runs: r.gc(min_age=0)),
     Scenario("retention", _retention, lambda r, runs: r.gc(min_age=0, keep_last=1, dry_run=False)),
 )
@@ -231,6 +236,7 @@ def signature(reg: ModelRegistry) -> dict[str, Any]:
         STAGING: reg.list_models(STAGING).get(NAME, []),
         PRODUCTION: reg.list_models(PRODUCTION).get(NAME, []),
         "current": reg.current_version(NAME),
+        "canary": (reg.get_canary(NAME) or {}).get("version"),
         "events": [list(e) for e in events],
     }
 

@@ -153,3 +153,58 @@ def write_ab_logs(
     fb.append({"request_id": "unknown", "row": 0, "clicked": True})
     preds.close()
     fb.close()
+
+
+def write_served_logs(
+    log_dir: Path,
+    *,
+    n: int,
+    versions: dict[str, str],
+    shares: dict[str, float] | None = None,
+    noise: dict[str, float] | None = None,
+    bias: dict[str, float] | None = None,
+    coin: bool = False,
+    at: float | None = None,
+    seed: int = 0,
+) -> None:
+    """``n`` one-row requests and their outcomes, clicks drawn from a known truth.
+
+    ``versions``: variant -> version; ``shares``: variant -> share of requests
+    (default: all to the first). Each variant's score is the true logit plus
+    ``noise[variant]`` (default 1.0) and ``bias[variant]`` (a broken model: scores
+    shifted, miscalibrated). ``coin``: clicks are a fair coin's, scores near 0.5 for
+    every variant (feedback that is only noise).
+    """
+    import numpy as np
+
+    from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog
+
+    rng = np.random.default_rng(seed)
+    names = list(versions)
+    shares = shares or {names[0]: 1.0}
+    probs = np.array([shares.get(v, 0.0) for v in names])
+    preds, fb = AppendLog(log_dir / PREDICTIONS_FILE), AppendLog(log_dir / FEEDBACK_FILE)
+    when = time.time() if at is None else at
+    for i in range(n):
+        variant = names[int(rng.choice(len(names), p=probs / probs.sum()))]
+        logit = rng.normal() - 1.0
+        if coin:
+            clicked, score = bool(rng.random() < 0.5), float(rng.uniform(0.45, 0.55))
+        else:
+            clicked = bool(rng.random() < 1 / (1 + np.exp(-logit)))
+            shifted = logit + (bias or {}).get(variant, 0.0)
+            shifted += rng.normal(scale=(noise or {}).get(variant, 1.0))
+            score = float(1 / (1 + np.exp(-shifted)))
+        rid = f"r{seed}-{i}"
+        preds.append(
+            {
+                "at": when,
+                "request_id": rid,
+                "variant": variant,
+                "version": versions[variant],
+                "scores": [score],
+            }
+        )
+        fb.append({"request_id": rid, "row": 0, "clicked": clicked})
+    preds.close()
+    fb.close()

@@ -31,6 +31,9 @@ ALLOWED: dict[str, str] = {
     "scripts/services_stack.py": "the supervised Airflow stack in its start-up order "
     "(environment, database, users and roles, processes, health, stop): apart, the order "
     "that makes it work would be spread over modules",
+    "ml/registry/model_registry.py": "the spec's facade (ModelRegistry): one short, "
+    "documented method per verb over the one-job modules, and the dispatch to the "
+    "object-store registry; the facade is the API, split it would need a second facade",
     "ml/training/job.py": "the training job end to end, in named steps (validate, choose "
     "the run directory, encode, build, train, score, write); each step is short, the "
     "sequence is the point",

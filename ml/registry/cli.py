@@ -12,6 +12,7 @@ import argparse
 from typing import Any
 
 from ml.cli_common import add_registry_root, emit, table
+from ml.errors import UserError
 from ml.fsutil import display_path
 from ml.registry import journal
 from ml.registry.cleanup import DEFAULT_GC_MIN_AGE
@@ -91,6 +92,14 @@ def _add_writing_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("name")
     p.add_argument("--reason", default=None)
     p.set_defaults(func=_rollback)
+
+    p = sub.add_parser("canary", parents=[common], help="send a share of traffic to a version")
+    p.add_argument("name")
+    p.add_argument("version", nargs="?", default=None, help="vN (omit with --off)")
+    p.add_argument("--traffic", type=float, default=0.1, help="share of users (default: 0.1)")
+    p.add_argument("--off", action="store_true", help="turn the canary off")
+    p.add_argument("--reason", default=None)
+    p.set_defaults(func=_canary)
 
     p = sub.add_parser("delete", parents=[common], help="soft-delete (archive) a version")
     p.add_argument("name")
@@ -287,6 +296,22 @@ def _promote(args: argparse.Namespace) -> int:
 def _rollback(args: argparse.Namespace) -> int:
     p = _registry(args).rollback(args.name, args.reason)
     emit(args, p.to_dict(), [f"↩️  {p.name} rolled back: current {p.previous} -> {p.version}"])
+    return 0
+
+
+def _canary(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    if args.off == (args.version is not None):
+        raise UserError(
+            f"registry canary {args.name}: give a version (e.g. v3 --traffic 0.1) or --off, "
+            "not both nor neither"
+        )
+    if args.off:
+        reg.clear_canary(args.name, reason=args.reason)
+        emit(args, None, [f"{args.name}: canary off (every user goes to current)"])
+        return 0
+    setting = reg.set_canary(args.name, args.version, args.traffic, reason=args.reason)
+    emit(args, setting, [f"🐤 {args.name}: {args.version} gets {args.traffic:.0%} of users"])
     return 0
 
 

@@ -1,7 +1,7 @@
 """The history journal (``history.jsonl``) and the intent of the operation in flight.
 
 ``history.jsonl`` holds one JSON object per line, appended under the model's lock and
-fsynced: ``at`` (UTC), ``name``, ``event`` (register, promote, rollback, delete), ``by``,
+fsynced: ``at`` (UTC), ``name``, ``event`` (register, promote, rollback, delete, canary), ``by``,
 ``op`` (the operation's id), the event's fields, and ``recovered: true`` when the line
 was written by recovery after its writer died (see :mod:`ml.registry.recovery`). A line
 torn by a crash is skipped when reading, and the next append starts on a fresh line.
@@ -63,9 +63,14 @@ def append(layout: Layout, name: str, event: dict[str, Any]) -> None:
 
 def describe(event: Mapping[str, Any], *, arrow: str = "->", missing: str = "-") -> str:
     """What ``event`` changed, for a history listing: ``v1 -> v2`` for a promote or a
-    rollback (``missing`` stands for no previous version), else ``stage version``."""
+    rollback (``missing`` stands for no previous version), ``v3 at 10%`` or ``off (was
+    v3)`` for a canary change, else ``stage version``."""
     if event.get("event") in ("promote", "rollback"):
         return f"{event.get('from') or missing} {arrow} {event.get('to')}"
+    if event.get("event") == "canary":
+        if event.get("version") is None:
+            return f"off (was {event.get('from') or missing})"
+        return f"{event.get('version')} at {float(event.get('traffic') or 0):.0%}"
     return f"{event.get('stage', '')} {event.get('version', '')}".strip()
 
 

@@ -6,6 +6,7 @@ A facade over modules with one job each; read them for how things work:
 - :mod:`.catalog`: reading (list, latest, current, resolve, show, find_version);
 - :mod:`.publish`: registering a run as a new version (and the ``extra_files`` hook);
 - :mod:`.production`: promotion to production, the ``current`` link, rollback;
+- :mod:`.canary`: the canary setting beside ``current`` (a share of traffic);
 - :mod:`.journal`: the history journal and the intent of the operation in flight;
 - :mod:`.recovery`: the crash-safety protocol every change follows;
 - :mod:`.integrity`: verify and load; :mod:`.cleanup`: delete, gc, retention;
@@ -23,18 +24,20 @@ from typing import Any
 
 from ml import paths
 from ml.errors import InvalidNameError, ModelNotFoundError
-from ml.registry import catalog, cleanup, integrity, journal, production, publish, recovery
+from ml.registry import (
+    canary,
+    catalog,
+    cleanup,
+    integrity,
+    journal,
+    production,
+    publish,
+    recovery,
+)
 from ml.registry.cleanup import DEFAULT_GC_MIN_AGE, GcReport
 from ml.registry.integrity import VerifyReport
 from ml.registry.journal import Audit
-from ml.registry.layout import (
-    CURRENT,
-    STAGES,
-    STAGING,
-    Layout,
-    validate_name,
-    validate_stage,
-)
+from ml.registry.layout import CURRENT, STAGES, STAGING, Layout, validate_name, validate_stage
 from ml.registry.oserrors import os_errors
 from ml.registry.production import Promotion
 from ml.registry.publish import ExtraFiles, RegisteredVersion
@@ -244,6 +247,45 @@ class ModelRegistry:
             return production.rollback(
                 self._layout, name, lock_timeout=self.lock_timeout, audit=Audit(reason, by)
             )
+
+    def set_canary(
+        self,
+        name: str,
+        version: str,
+        traffic: float,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Send ``traffic`` (0 < t < 1) of running services' users to ``version``.
+
+        Raises:
+            NotFoundError: no such version. VersionInUseError: it is ``current``.
+            ServingError: ``traffic`` is not strictly between 0 and 1.
+        """
+        with os_errors(f"setting the canary of {name!r}", self.base_dir):
+            return production.set_canary(
+                self._layout, name, version, traffic,
+                lock_timeout=self.lock_timeout, audit=Audit(reason, by),
+            )  # fmt: skip
+
+    def clear_canary(self, name: str, *, by: str | None = None, reason: str | None = None) -> None:
+        """Turn the canary off (every user goes to ``current``); a no-op when it is off."""
+        with os_errors(f"clearing the canary of {name!r}", self.base_dir):
+            production.set_canary(
+                self._layout,
+                name,
+                None,
+                0.0,
+                lock_timeout=self.lock_timeout,
+                audit=Audit(reason, by),
+            )
+
+    def get_canary(self, name: str) -> dict[str, Any] | None:
+        """The canary (``version``, ``traffic``, ``since``, ``by``, ``reason``) or None."""
+        validate_name(name)
+        with os_errors(f"reading the canary of {name!r}", self.base_dir):
+            return canary.read(self._layout, name)
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """All recorded events for ``name``, oldest first.

@@ -4,7 +4,8 @@
 the spec's API and the same layout names, over the primitives in
 :mod:`ml.registry.objectstore` (reading) and :mod:`ml.registry.objectstore_write`
 (changing). Errors of the store itself (missing bucket, denied access, endpoint down, a
-lost conditional write) are the storage errors of :mod:`ml.errors`: user errors exit 2, retryable ones 3.
+lost conditional write) are the storage errors of :mod:`ml.errors`: user errors exit 2,
+retryable ones 3.
 
 Not available on an object store yet (they raise :class:`ObjectStoreUnsupportedError`):
 ``gc --keep-last`` (retention). ``path_of`` returns a verified local copy (a cache under

@@ -4,7 +4,8 @@
 every file against the manifest (the same rule as ``verify``: no missing, changed,
 unlisted or linked file), without the model's lock; under the lock it renames the copy
 to ``production/<name>/vN`` and points ``current`` at it. ``rollback`` points
-``current`` back at the version below it on the stack the history implies. The intent,
+``current`` back at the version below it on the stack the history implies;
+``set_canary`` writes the canary setting beside it (:mod:`ml.registry.canary`). The intent,
 the point of no return (the swap of ``current``) and recovery are described in
 :mod:`ml.registry.recovery`.
 """
@@ -23,9 +24,10 @@ from ml.errors import (
     ModelNotFoundError,
     NoPreviousVersionError,
     RetryableError,
+    VersionInUseError,
 )
-from ml.fsutil import fsync_dir
-from ml.registry import _fs, catalog, integrity, journal, recovery
+from ml.fsutil import fsync_dir, utc_now
+from ml.registry import _fs, canary, catalog, integrity, journal, recovery
 from ml.registry._lock import WriterLock
 from ml.registry.layout import (
     MANIFEST,
@@ -232,3 +234,57 @@ def _rollback_locked(session: recovery.Session, audit: journal.Audit) -> Promoti
     recovery.set_current(layout, name, target)  # the point of no return
     session.commit(intent)
     return Promotion(name, target, current, prod_dir / target, True)
+
+
+def set_canary(
+    layout: Layout,
+    name: str,
+    version: str | None,
+    traffic: float,
+    *,
+    lock_timeout: float,
+    audit: journal.Audit,
+) -> dict[str, Any] | None:
+    """Set (``version``) or clear (None) the canary (see :mod:`ml.registry.canary`);
+    returns the new setting."""
+    validate_name(name)
+    if version is not None:
+        validate_version(version)
+        traffic = canary.check_traffic(traffic)
+        if not layout.has_manifest(PRODUCTION, name, version):
+            layout.require_version(STAGING, name, version)
+    prod_dir = layout.model_dir(PRODUCTION, name)
+    with os_errors(f"setting the canary of {name!r}", prod_dir):
+        layout.ensure_dir(prod_dir)
+        with recovery.writing(layout, name, lock_timeout) as session:
+            done = session.take(canary.KIND, to=version)
+            if done is not None:
+                return canary.read(layout, name)
+            return _set_canary_locked(session, version, traffic, audit)
+
+
+def _set_canary_locked(
+    session: recovery.Session, version: str | None, traffic: float, audit: journal.Audit
+) -> dict[str, Any] | None:
+    layout, name = session.layout, session.name
+    old = canary.read(layout, name)
+    if version is not None and version == catalog.current_version(layout, name):
+        raise VersionInUseError(
+            f"Model {name!r} {version} is production's current version already; a canary "
+            "is a version beside it (register and pick another one)"
+        )
+    if old is None and version is None:
+        return None  # already off: nothing to record
+    if old is not None and old.get("version") == version and old.get("traffic") == traffic:
+        return old
+    fields = audit.fields()
+    event = {"event": canary.KIND, "version": version, "traffic": traffic if version else 0.0}
+    event.update({"from": old.get("version") if old else None, **fields})
+    intent = session.begin(canary.KIND, event, to=version)
+    record = None
+    if version is not None:
+        record = {"version": version, "traffic": traffic, "since": utc_now(), **fields}
+        record["op"] = intent["op"]
+    canary.write(layout, name, record, intent["op"])  # the point of no return
+    session.commit(intent)
+    return record

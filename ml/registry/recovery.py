@@ -9,7 +9,8 @@ The invariants, each kept by the code named:
    (:meth:`Session.begin`): the operation, its id and the history event it will record.
 3. **One point of no return.** Each operation takes effect with one atomic rename or
    replace: ``.tmp-<id>`` -> ``vN`` (register, see :mod:`.publish`), a new link over
-   ``current`` (promote, rollback, see :mod:`.production`), ``vN`` -> ``.archive/...``
+   ``current`` (promote, rollback, see :mod:`.production`), a new ``canary.json``
+   (see :mod:`.canary`), ``vN`` -> ``.archive/...``
    or ``.tmp-<id>`` (delete, purge, see :mod:`.cleanup`). Readers see the state before
    it or after it, never between.
 4. **Journal before answer.** After it, the writer updates the bookkeeping (index,
@@ -41,7 +42,7 @@ from typing import Any
 
 from ml.errors import CtrPipelineError, RegistryError, TookEffectError, describe_oserror
 from ml.fsutil import fsync_dir
-from ml.registry import _fs, catalog, index, journal
+from ml.registry import _fs, canary, catalog, index, journal
 from ml.registry._lock import FileLock
 from ml.registry.layout import (
     HISTORY,
@@ -60,6 +61,8 @@ from ml.registry.layout import (
 from ml.registry.oserrors import os_errors
 
 REGISTER, PROMOTE, ROLLBACK, DELETE = "register", "promote", "rollback", "delete"
+#: set or clear the canary (see :mod:`ml.registry.canary`)
+CANARY = canary.KIND
 
 
 @dataclass
@@ -158,6 +161,12 @@ def describe_change(name: str, intent: dict[str, Any]) -> str:
             f"Model {name!r} was rolled back from {intent.get('from')} to {intent['to']} "
             f"(current -> {intent['to']})"
         )
+    if kind == CANARY:
+        event = intent.get("event") or {}
+        if intent.get("to") is None:
+            return f"Model {name!r}'s canary was turned off (was {event.get('from')})"
+        share = float(event.get("traffic") or 0.0)
+        return f"Model {name!r}'s canary is {intent['to']} for {share:.0%} of users"
     done = "purged" if intent["event"].get("purged") else f"archived to {intent['dest']}"
     return f"Model {name!r} {version} was deleted from {intent['stage']} ({done})"
 
@@ -240,6 +249,8 @@ def _took_effect(layout: Layout, name: str, intent: dict[str, Any]) -> bool:
     if kind == DELETE:
         dest = layout.model_dir(intent["stage"], name) / intent["dest"]
         return os.path.lexists(dest)
+    if kind == CANARY:
+        return canary.took_effect(layout, name, intent)
     raise RegistryError(f"unknown operation {kind!r} in the intent of model {name!r}")
 
 
@@ -259,6 +270,8 @@ def _undo(layout: Layout, name: str, intent: dict[str, Any]) -> None:
         and catalog.current_version(layout, name) is None
     ):
         set_current(layout, name, intent["version"])
+    elif kind == CANARY:
+        canary.undo(layout, name, intent)
 
 
 def _backfill(layout: Layout, name: str) -> None:

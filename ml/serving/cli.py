@@ -47,6 +47,19 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--salt", default=None, help="A/B: hash salt (default: <model>:<candidate>)")
     p.add_argument("--shadow", help="also score every request with this version (logged only)")
     p.add_argument("--poll-interval", type=float, default=0.25, help="hot reload check (s)")
+    p.add_argument(
+        "--no-canary",
+        dest="follow_canary",
+        action="store_false",
+        help="ignore the registry's canary setting (a pinned --candidate always does)",
+    )
+    p.add_argument(
+        "--log-features",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="log the feature rows of this share of requests, for drift (%(default)s)",
+    )
     p.add_argument("--check", action="store_true", help="check the versions, print, exit")
     p.add_argument(
         "--auth",
@@ -64,7 +77,7 @@ def add_commands(sub: Any) -> None:
     serve_sub = p.add_subparsers(dest="serve_command", metavar="SUBCOMMAND")
     r = add_command(serve_sub, "report", _report)
     _common(r)
-    r.add_argument("--metric", choices=("auc", "ctr"), default="auc", help="%(default)s")
+    r.add_argument("--metric", choices=("auc", "ctr", "logloss"), default="auc", help="%(default)s")
     r.add_argument("--alpha", type=float, default=0.05, help="1 - confidence (%(default)s)")
     r.add_argument("--json", action="store_true", help="print JSON")
     t = add_command(
@@ -128,8 +141,8 @@ def _serve(args: argparse.Namespace) -> int:
     """HTTP scoring service: hot reload, A/B split, shadow, feedback (docs/serving.md)
 
     Serve production/<model>/current over HTTP (POST /predict, /feedback; GET /healthz,
-    /readyz, /metrics; OpenAPI at /docs). A promotion or rollback is picked up without a
-    restart.
+    /readyz, /metrics; OpenAPI at /docs). A promotion or rollback, and the registry's
+    canary setting (`registry canary`), are picked up without a restart.
     """
     from ml.serving.service.server import preflight, run
 
@@ -151,8 +164,8 @@ def _report(args: argparse.Namespace) -> int:
     """realised CTR and AUC per variant, and whether the candidate is better
 
     Join the service's prediction and feedback logs; per variant: CTR (Wilson interval),
-    mean score, AUC (DeLong interval); candidate vs control on --metric (auc: DeLong test
-    for independent samples; ctr: two-proportion z-test).
+    mean score, log loss and AUC (DeLong) with intervals; candidate vs control on --metric
+    (auc: DeLong test for independent samples; ctr: two-proportion z-test; logloss: Welch).
     """
     from ml.serving.report.ab import ab_report, report_lines
 

@@ -8,9 +8,10 @@ offers the two conditional writes the registry's invariants rest on:
 - :meth:`ObjectStore.put_if_match`: replace only the version read (``If-Match: <ETag>``).
 
 Both raise :class:`~ml.errors.ConditionFailedError` when another writer won.
-Every other failure becomes one of the ``StorageLayerError`` classes of :mod:`ml.errors`, naming the URL (redacted)
-and the cause: missing bucket, denied access and bad keys are user errors (exit 2); an
-endpoint that is down, a timeout or a throttled request is retryable (exit 3).
+Every other failure becomes one of the ``StorageLayerError`` classes of :mod:`ml.errors`,
+naming the URL (redacted) and the cause: missing bucket, denied access and bad keys are
+user errors (exit 2); an endpoint that is down, a timeout or a throttled request is
+retryable (exit 3).
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ class ObjectStore:
 
     @contextmanager
     def _errors(self, action: str, key: str, *, missing_ok: bool = False) -> Iterator[None]:
-        """Translate an obstore error raised inside into one of the storage errors of :mod:`ml.errors`."""
+        """Translate an obstore error raised inside into a storage error (:mod:`ml.errors`)."""
         try:
             yield
         except (obx.BaseError, FileNotFoundError, PermissionError, OSError) as exc:

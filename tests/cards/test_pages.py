@@ -38,6 +38,18 @@ def test_model_section_editor_sees_promote_rollback_and_history() -> None:
     assert "production: <b>v2</b> · 3 staging versions" in html
 
 
+def test_model_section_history_shows_canary_changes_with_who_and_why() -> None:
+    events = [
+        {"at": "2026-01-04T00:00:00Z", "event": "canary", "version": "v3", "traffic": 0.1,
+         "from": None, "by": "deploy_model", "reason": "deploy_model manual__1: canary started"},
+        {"at": "2026-01-05T00:00:00Z", "event": "canary", "version": None, "traffic": 0.0,
+         "from": "v3", "by": "deploy_model", "reason": "finished, not promoted"},
+    ]  # fmt: skip
+    html = pages.model_section("/r", SUMMARY, RECORDS, events, can_edit=False)
+    assert "<td>v3 at 10%</td>" in html and "<td>off (was v3)</td>" in html
+    assert "deploy_model manual__1: canary started" in html
+
+
 def test_model_section_reader_gets_no_buttons() -> None:
     html = pages.model_section("/r", SUMMARY, RECORDS, [], can_edit=False)
     assert "ctrAsk(" not in html and "class=confirm" not in html

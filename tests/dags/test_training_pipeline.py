@@ -15,7 +15,12 @@ DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 def test_dagbag_has_no_import_errors(parsed: dict[str, Any]) -> None:
     assert parsed["import_errors"] == {}
-    assert parsed["dag_ids"] == ["feature_engineering_pipeline", "training_pipeline"]
+    assert parsed["dag_ids"] == [
+        "deploy_model",
+        "feature_engineering_pipeline",
+        "training_pipeline",
+        "watch_production",
+    ]
 
 
 def test_training_pipeline_tasks_and_downstream_ids(parsed: dict[str, Any]) -> None:

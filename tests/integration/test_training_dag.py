@@ -202,6 +202,19 @@ def test_xcoms_are_exactly_the_spec_keys(pipeline: Any, first_run: dict[str, Any
     assert 0.0 <= metrics["test_auc"] <= 1.0 and metrics["champion"] is None
 
 
+def test_register_model_updates_the_model_asset(pipeline: Any, first_run: dict[str, Any]) -> None:
+    uri = (pipeline.home / "models" / "staging").as_uri()
+    with _db(pipeline) as con:
+        events = list(
+            con.execute(
+                "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+                "WHERE a.uri = ? AND a.name = 'ctr_model_registered'",
+                (uri,),
+            )
+        )
+    assert {"model_name": "ctr_model", "version": "v1"} in [json.loads(e) for (e,) in events]
+
+
 def test_success_is_posted_to_the_webhook(pipeline: Any, first_run: dict[str, Any]) -> None:
     (text,) = [t for t in pipeline.webhook.texts() if "Complete" in t]
     assert text.startswith("🎉 Training Pipeline Complete!")

@@ -318,3 +318,28 @@ def test_ctr_pipeline_main_exits_2_for_a_worse_version(
     err = capsys.readouterr().err
     assert "AUC v2 − v1: -0.0196" in err and "pass --force" in err
     assert registry.current_version("ctr_model") == "v1"
+
+
+def test_cli_canary_sets_clears_and_history_shows_it(
+    registry: ModelRegistry, make_run: MakeRun, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register(make_run())
+    registry.register(make_run())
+    registry.promote_to_production("ctr_model", "v1")
+    assert run_cli("canary", "ctr_model", "v2", "--traffic", "0.2", "--reason", "try") == 0
+    assert "v2 gets 20% of users" in capsys.readouterr().out
+    assert registry.get_canary("ctr_model")["traffic"] == 0.2  # type: ignore[index]
+    assert run_cli("canary", "ctr_model", "--off") == 0
+    assert registry.get_canary("ctr_model") is None
+    capsys.readouterr()
+    run_cli("history", "ctr_model")
+    out = capsys.readouterr().out
+    assert "v2 at 20%" in out and "off (was v2)" in out and "try" in out
+
+
+def test_cli_canary_needs_a_version_or_off(registry: ModelRegistry, make_run: MakeRun) -> None:
+    registry.register(make_run())
+    with pytest.raises(UserError, match="give a version"):
+        run_cli("canary", "ctr_model")
+    with pytest.raises(UserError, match="not both"):
+        run_cli("canary", "ctr_model", "v1", "--off")

@@ -80,10 +80,8 @@ def _launch_sqlite(factory: pytest.TempPathFactory, exits: contextlib.ExitStack)
 
     def start() -> kit.Stack:
         kit.prepare_home(home)
-        # The triggerer serves only deferrable tasks (none here): one process less to start.
-        stack = kit.start_stack(
-            home, "sqlite-local", env=kit.stack_env(home), triggerer=False, ignore_sigint=True
-        )
+        # The triggerer serves deploy_model's wait_for_evidence (test_deploy_loop.py).
+        stack = kit.start_stack(home, "sqlite-local", env=kit.stack_env(home), ignore_sigint=True)
         exits.callback(_stop_cleanly, stack)
         stack.info["outside_before"] = before
         return stack
@@ -105,9 +103,8 @@ def _launch_postgres(factory: pytest.TempPathFactory, exits: contextlib.ExitStac
     def start() -> kit.Stack:
         kit.prepare_home(home)
         start = time.monotonic()
-        stack = kit.start_stack(
-            home, "postgres-celery", env=env, worker_queues=queues, triggerer=False
-        )
+        # With its triggerer: deploy_model's wait_for_evidence (test_deploy_loop.py).
+        stack = kit.start_stack(home, "postgres-celery", env=env, worker_queues=queues)
         exits.callback(_stop_cleanly, stack)
         stack.info.update(env=env, queues=queues, healthy_s=time.monotonic() - start)
         return stack

@@ -64,6 +64,21 @@ def test_serve_check_prints_what_would_be_served(
     assert "has no current production version" in capsys.readouterr().err
 
 
+def test_serve_check_names_the_canary_and_bad_log_features_exit_2(
+    registry_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["serve", "--registry", str(registry_dir), "--check"]
+    assert main(args) == 0
+    assert "canary: follows production/ctr_model/canary.json (none now)" in capsys.readouterr().out
+    ModelRegistry(registry_dir).set_canary(NAME, "v3", 0.2)
+    assert main([*args, "--log-features", "0.01"]) == 0
+    assert "(now v3 at 20%)" in capsys.readouterr().out
+    assert main([*args, "--no-canary"]) == 0
+    assert "canary:" not in capsys.readouterr().out
+    assert main([*args, "--log-features", "2"]) == 2
+    assert "--log-features must be in [0, 1], got 2.0" in capsys.readouterr().err
+
+
 def test_serve_report_prints_the_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -73,6 +88,10 @@ def test_serve_report_prints_the_verdict(
     assert "control" in out and "candidate" in out and "BETTER on auc" in out
     assert main(["serve", "report", "--log-dir", str(tmp_path / "logs"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["comparison"]["verdict"] == "better"
+    assert (
+        main(["serve", "report", "--log-dir", str(tmp_path / "logs"), "--metric", "logloss"]) == 0
+    )
+    assert "log loss" in capsys.readouterr().out
 
 
 def test_serve_refuses_a_non_loopback_bind_without_auth(

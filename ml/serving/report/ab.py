@@ -2,9 +2,10 @@
 
 Joins the service's prediction log with its feedback log (:mod:`ml.serving.service.outcomes`),
 then per variant: rows with an outcome, clicks, CTR with its Wilson interval, the mean
-predicted score (calibration at a glance) and the AUC with DeLong's interval. The
-candidate is compared with the control on the chosen metric (``auc`` by default: the
-ranking quality the model is responsible for; or ``ctr``):
+predicted score (calibration at a glance), the log loss with its interval and the AUC
+with DeLong's interval. The candidate is compared with the control on the chosen metric
+(``auc`` by default: the ranking quality the model is responsible for; ``ctr``; or
+``logloss``: ranking and calibration, lower is better, Welch's interval):
 
 - ``auc``: the AUC difference, DeLong's test for independent samples (the two variants
   scored different users);
@@ -28,7 +29,12 @@ from ml.serving.report import stats
 from ml.serving.service.outcomes import JoinedLogs, Outcome, joined_outcomes
 from ml.serving.service.settings import CANDIDATE, CONTROL
 
-METRICS = ("auc", "ctr")
+METRICS = ("auc", "ctr", "logloss")
+_TESTS = {
+    "auc": "DeLong (independent samples)",
+    "ctr": "two-proportion z-test",
+    "logloss": "Welch (independent samples)",
+}
 
 
 def _variant(rows: list[Outcome], alpha: float) -> dict[str, Any]:
@@ -40,6 +46,7 @@ def _variant(rows: list[Outcome], alpha: float) -> dict[str, Any]:
         "clicks": int(y.sum()),
         "ctr": stats.wilson(int(y.sum()), len(rows), alpha).to_dict(),
         "mean_score": float(s.mean()) if len(s) else math.nan,
+        "logloss": stats.mean_with_ci(stats.row_logloss(y, s), alpha).to_dict(),
         "auc": stats.auc_with_ci(y, s, alpha).to_dict(),
     }
 
@@ -48,11 +55,13 @@ def _arrays(rows: list[Outcome]) -> tuple[Any, Any]:
     return np.array([o.clicked for o in rows]), np.array([o.score for o in rows])
 
 
-def ab_report(log_dir: Path, *, alpha: float = 0.05, metric: str = "auc") -> dict[str, Any]:
-    """The report as a dict (``--json`` prints it)."""
+def ab_report(
+    log_dir: Path, *, alpha: float = 0.05, metric: str = "auc", since: float | None = None
+) -> dict[str, Any]:
+    """The report as a dict (``--json`` prints it); ``since``: requests logged from then."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    logs: JoinedLogs = joined_outcomes(log_dir)
+    logs: JoinedLogs = joined_outcomes(log_dir, since)
     groups: dict[str, list[Outcome]] = {CONTROL: [], CANDIDATE: []}
     for o in logs.outcomes:
         groups.setdefault(o.variant, []).append(o)
@@ -75,12 +84,16 @@ def ab_report(log_dir: Path, *, alpha: float = 0.05, metric: str = "auc") -> dic
         yt, st = _arrays(candidate)
         auc = stats.auc_difference(yc, sc, yt, st, alpha)
         ctr = stats.proportion_difference(int(yc.sum()), len(yc), int(yt.sum()), len(yt), alpha)
-        chosen = auc if metric == "auc" else ctr
+        # lower is better: the verdict reads control - candidate
+        gain = stats.mean_difference(stats.row_logloss(yt, st), stats.row_logloss(yc, sc), alpha)
+        loss = stats.Estimate(-gain.value, -gain.high, -gain.low, gain.p_value)
+        chosen = {"auc": auc, "ctr": ctr, "logloss": gain}[metric]
         report["comparison"] = {
             "auc_difference": auc.to_dict(),
             "ctr_difference": ctr.to_dict(),
+            "logloss_difference": loss.to_dict(),
             "verdict": stats.verdict(chosen),
-            "test": "DeLong (independent samples)" if metric == "auc" else "two-proportion z-test",
+            "test": _TESTS[metric],
         }
     shadowed = [o for o in logs.outcomes if o.shadow_score is not None]
     if shadowed:
@@ -133,12 +146,14 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         f"A/B report from {report['log_dir']}: {report['predictions']:,} logged requests, "
         f"{report['outcomes']:,} rows with an outcome" + _notes(report),
         f"{'variant':<10} {'versions':<10} {'rows':>8} {'clicks':>7}  "
-        f"{'CTR (' + level + ' CI)':<26} {'mean score':>10}  AUC ({level} CI, DeLong)",
+        f"{'CTR (' + level + ' CI)':<26} {'mean score':>10}  {'log loss':<26}"
+        f"AUC ({level} CI, DeLong)",
     ]
     for name, v in report["variants"].items():
         lines.append(
             f"{name:<10} {','.join(v['versions']):<10} {v['rows']:>8,} {v['clicks']:>7,}  "
-            f"{_ci(v['ctr']):<26} {v['mean_score']:>10.4f}  {_ci(v['auc'])}"
+            f"{_ci(v['ctr']):<26} {v['mean_score']:>10.4f}  {_ci(v['logloss']):<26}"
+            f"{_ci(v['auc'])}"
         )
     comp = report["comparison"]
     if comp is None:
@@ -146,6 +161,9 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"candidate - control: AUC {_ci(comp['auc_difference'], True)} (DeLong)")
         lines.append(f"candidate - control: CTR {_ci(comp['ctr_difference'], True)} (z-test)")
+        lines.append(
+            f"candidate - control: log loss {_ci(comp['logloss_difference'], True)} (Welch)"
+        )
         lines.append(
             f"verdict: the candidate is {comp['verdict'].upper()} on {report['metric']} "
             f"({comp['test']}, {level} interval"

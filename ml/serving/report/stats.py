@@ -2,6 +2,8 @@
 
 - Click-through rate: the Wilson score interval per variant; the difference of two
   variants with the unpooled normal interval and the pooled two-proportion z-test.
+- Log loss: the mean of each row's loss with the normal interval of a mean; the
+  difference of two variants with Welch's (unpooled) interval.
 - AUC: DeLong's variance (DeLong, DeLong & Clarke-Pearson 1988) computed from midranks
   (Sun & Xu 2014, O(n log n)). Two variants scored *different* users, so the variance
   of their difference is the sum of their variances; a shadow model scored the *same*
@@ -151,6 +153,36 @@ def _auc_difference(
                 cov = np.cov(np.vstack([x, y]), ddof=1)
                 var += float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) / len(x)
     se = math.sqrt(max(var, 0.0))
+    z = z_value(alpha)
+    p_value = two_sided_p(diff / se) if se > 0 else (1.0 if diff == 0 else 0.0)
+    return Estimate(diff, diff - z * se, diff + z * se, p_value)
+
+
+def row_logloss(labels: npt.ArrayLike, scores: npt.ArrayLike, eps: float = 1e-7) -> FloatArray:
+    """Each row's log loss (scores clipped to ``[eps, 1 - eps]``)."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(scores, dtype=np.float64), eps, 1 - eps)
+    out: FloatArray = -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    return out
+
+
+def mean_with_ci(values: npt.ArrayLike, alpha: float = 0.05) -> Estimate:
+    """A mean (e.g. the log loss) with the normal interval of the sample mean."""
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) == 0:
+        return Estimate(math.nan, math.nan, math.nan)
+    m = float(x.mean())
+    half = z_value(alpha) * math.sqrt(_var(x) / len(x)) if len(x) > 1 else math.nan
+    return Estimate(m, m - half, m + half)
+
+
+def mean_difference(a: npt.ArrayLike, b: npt.ArrayLike, alpha: float = 0.05) -> Estimate:
+    """``mean(b) - mean(a)`` of independent samples, Welch's normal interval and p-value."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(x) < 2 or len(y) < 2:
+        return Estimate(math.nan, math.nan, math.nan)
+    diff = float(y.mean() - x.mean())
+    se = math.sqrt(_var(x) / len(x) + _var(y) / len(y))
     z = z_value(alpha)
     p_value = two_sided_p(diff / se) if se > 0 else (1.0 if diff == 0 else 0.0)
     return Estimate(diff, diff - z * se, diff + z * se, p_value)

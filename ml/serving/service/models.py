@@ -12,7 +12,8 @@ request reads :attr:`CurrentWatcher.model` once and scores every row with that o
 so no request mixes versions and none fails during the swap. A version that fails to
 load (a file differs from the manifest, an unreadable checkpoint) is refused and logged;
 the previous model keeps serving and the version is retried every ``retry_s`` seconds
-(it may be repaired, e.g. promoted again).
+(it may be repaired, e.g. promoted again). The same thread runs :attr:`CurrentWatcher.also_poll`
+after each check: the canary setting (:mod:`~ml.serving.service.canary`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ class CurrentWatcher:
         self.on_event = on_event or (lambda outcome, version: None)
         self.last_error: str | None = None
         self._refused: dict[str, float] = {}
+        #: more checks this thread runs after each poll (e.g. the canary setting)
+        self.also_poll: list[Callable[[], object]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.model = self._load_current()
@@ -122,10 +125,11 @@ class CurrentWatcher:
 
     def _run(self) -> None:
         while not self._stop.wait(self.poll_interval):
-            try:
-                self.poll()
-            except Exception as exc:  # the watcher must outlive any surprise
-                log.exception("hot reload check failed: %s", exc)
+            for check in (self.poll, *self.also_poll):
+                try:
+                    check()
+                except Exception as exc:  # the watcher must outlive any surprise
+                    log.exception("hot reload check failed: %s", exc)
 
     def poll(self) -> bool:
         """Check the link once; load and swap when it moved. True when swapped."""

@@ -40,6 +40,10 @@ def preflight(settings: ServeSettings) -> list[str]:
                 f"{role}: {settings.model} {version} ({stage}"
                 f"{share if role == 'candidate' else ', scored and logged, never returned'})"
             )
+    if settings.candidate is None and settings.follow_canary:
+        canary = registry.get_canary(settings.model)
+        now = f"now {canary['version']} at {canary['traffic']:.0%}" if canary else "none now"
+        lines.append(f"canary: follows production/{settings.model}/canary.json ({now})")
     return lines
 
 

@@ -71,6 +71,10 @@ class ServeSettings:
     #: Feedback is accepted for request ids issued at most this many seconds ago.
     feedback_ttl: float = 7 * 24 * 3600.0
     max_feedback_bytes: int = 1 << 20
+    #: follow the registry's canary setting (ignored with a pinned ``candidate``)
+    follow_canary: bool = True
+    #: share of requests whose feature rows are logged (``features``), for drift
+    log_features: float = 0.0
 
     def check(self) -> ServeSettings:
         """Raise :class:`ServingError` naming the first bad value; return self."""
@@ -97,6 +101,8 @@ class ServeSettings:
             raise ServingError("the A/B key field must not be empty")
         if self.auth not in ("required", "off"):
             raise ServingError(f"--auth must be 'required' or 'off', got {self.auth!r}")
+        if not 0.0 <= self.log_features <= 1.0:
+            raise ServingError(f"--log-features must be in [0, 1], got {self.log_features}")
         if not self.feedback_ttl > 0:
             raise ServingError(f"--feedback-ttl must be > 0 seconds, got {self.feedback_ttl}")
         return self

@@ -1,8 +1,10 @@
 """What one worker process of the scoring service holds: :class:`Service`.
 
 The control model (followed through :class:`~ml.serving.service.models.CurrentWatcher`),
-the pinned candidate and shadow, the two append-only logs and the Prometheus counters,
-and the request handling the routes delegate to (``/predict`` reads the control model
+the candidate (pinned, or the registry's canary followed through
+:class:`~ml.serving.service.canary.CanaryFollower`) and the shadow, the two append-only
+logs (a sample of requests' feature rows too, ``log_features``) and the Prometheus
+counters, and the request handling the routes delegate to (``/predict`` reads the control model
 once, picks the variant, scores, answers, and logs after the response is sent; the
 request id it answers is signed, see :mod:`~ml.serving.service.request_ids`), and
 ``/feedback`` (one outcome per issued request id and row, see :meth:`Service.record_feedback`).
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import random
 import time
 import uuid
 from typing import Any
@@ -27,6 +31,7 @@ from ml.config import FeatureSpec
 from ml.errors import BodyTooLargeError, RequestIdRefusedError, RequestValidationError, ServingError
 from ml.serving.service.auth import TOKENS_ENV, TokenStore
 from ml.serving.service.body import read_body
+from ml.serving.service.canary import ActiveCanary, CanaryFollower
 from ml.serving.service.metrics import ServingMetrics
 from ml.serving.service.models import CurrentWatcher, LoadedModel, load_pinned
 from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, now
@@ -47,6 +52,12 @@ def _union_spec(models: list[LoadedModel]) -> FeatureSpec:
     return FeatureSpec(categorical=tuple(cat), numeric=tuple(num))
 
 
+def _jsonable(values: Any) -> list[Any]:
+    """A column of a parsed request as JSON values (NaN → null)."""
+    out = values.tolist() if hasattr(values, "tolist") else list(values)
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in out]
+
+
 class Service:
     """The models, logs and counters of one worker process."""
 
@@ -56,7 +67,7 @@ class Service:
         self.settings = settings.check()
         self.registry = registry or ModelRegistry(settings.registry_dir)
         self.metrics = ServingMetrics()
-        self._specs: tuple[int, FeatureSpec] | None = None
+        self._specs: tuple[tuple[int, int], FeatureSpec] | None = None
         self.watcher = CurrentWatcher(
             self.registry,
             settings.model,
@@ -65,6 +76,12 @@ class Service:
         )
         self.candidate = self._pinned(settings.candidate, CANDIDATE)
         self.shadow = self._pinned(settings.shadow, "shadow")
+        self.canary: CanaryFollower | None = None
+        self._canary_version: str | None = None
+        if settings.follow_canary and self.candidate is None:
+            self.canary = CanaryFollower(self.registry, settings.model, on_change=self._on_canary)
+            self.canary.poll()
+            self.watcher.also_poll.append(self.canary.poll)
         log_dir = settings.log_path()
         self.tokens = self._tokens()
         self.ids = RequestIds(load_or_create_key(log_dir), settings.feedback_ttl)
@@ -97,12 +114,31 @@ class Service:
             previous = getattr(getattr(self, "watcher", None), "model", None)
             self.metrics.set_serving(CONTROL, version, previous.version if previous else None)
 
-    def spec(self, control: LoadedModel) -> FeatureSpec:
-        """The columns a request must carry: every loaded model's (cached per control)."""
+    def _on_canary(self, active: ActiveCanary | None) -> None:
+        before = self._canary_version
+        self._canary_version = active.model.version if active is not None else None
+        if active is not None:
+            self.metrics.set_serving(CANDIDATE, active.model.version, before)
+        elif before is not None:
+            self.metrics.serving.labels(CANDIDATE, before).set(0)
+
+    def routing(self) -> tuple[LoadedModel | None, float, str]:
+        """The candidate, its traffic share and salt: pinned, else the canary, else none."""
+        if self.candidate is not None:
+            return self.candidate, self.settings.traffic, self.settings.experiment_salt
+        active = self.canary.active if self.canary is not None else None
+        if active is None:
+            return None, 0.0, ""
+        return active.model, active.traffic, active.salt
+
+    def spec(self, control: LoadedModel, candidate: LoadedModel | None = None) -> FeatureSpec:
+        """The columns a request must carry: every loaded model's (cached per pair)."""
+        candidate = candidate or self.candidate
+        key = (id(control), id(candidate))
         cached = self._specs
-        if cached is None or cached[0] != id(control):
-            models = [m for m in (control, self.candidate, self.shadow) if m is not None]
-            cached = self._specs = (id(control), _union_spec(models))
+        if cached is None or cached[0] != key:
+            models = [m for m in (control, candidate, self.shadow) if m is not None]
+            cached = self._specs = (key, _union_spec(models))
         return cached[1]
 
     def close(self) -> None:
@@ -121,10 +157,11 @@ class Service:
             rows = f" (send at most {self.settings.max_batch} rows per request)"
             return self._reject(413, "body_too_large", request_id, f"{exc}{rows}")
         control = self.watcher.model  # read once: this request never sees another version
+        candidate, traffic, salt = self.routing()  # the same: one candidate per request
         try:
             parsed = parse_predict(
                 body,
-                self.spec(control),
+                self.spec(control, candidate),
                 max_batch=self.settings.max_batch,
                 key_field=self.settings.key_field,
             )
@@ -132,10 +169,9 @@ class Service:
             return self._reject(422, str(exc.errors[0]["type"]), request_id, exc.errors)
         request_id = self.ids.issue(parsed.rows)
         variant, model = CONTROL, control
-        if self.candidate is not None:
-            s = self.settings
-            variant = choose_variant(parsed.key or request_id, s.experiment_salt, s.traffic)
-            model = self.candidate if variant == CANDIDATE else control
+        if candidate is not None:
+            variant = choose_variant(parsed.key or request_id, salt, traffic)
+            model = candidate if variant == CANDIDATE else control
         try:
             scores = model.scorer.predict_proba(parsed).tolist()
         except Exception as exc:  # never let one request take the worker down
@@ -153,6 +189,9 @@ class Service:
             variant, model.version, len(scores), sum(scores), time.perf_counter() - start
         )
         record = {"at": now(), **payload}
+        rate = self.settings.log_features
+        if rate and random.random() < rate:
+            record["features"] = parsed.columns  # made JSON in the background task
         task = (
             BackgroundTask(self._log_with_shadow, record, parsed)
             if self.shadow is not None
@@ -181,6 +220,8 @@ class Service:
     def _append(self, record: dict[str, Any]) -> None:
         record.pop("model", None)
         record["scores"] = record.pop("probabilities")
+        if "features" in record:
+            record["features"] = {c: _jsonable(v) for c, v in record["features"].items()}
         try:
             self.predictions.append(record)
         except OSError as exc:
@@ -252,13 +293,16 @@ class Service:
         def info(m: LoadedModel | None) -> dict[str, Any] | None:
             return None if m is None else {"version": m.version, "stage": m.stage}
 
+        candidate, traffic, _ = self.routing()
         return {
             "status": "ready",
             "model": self.settings.model,
             "control": info(self.watcher.model),
-            "candidate": info(self.candidate),
-            "traffic": self.settings.traffic if self.candidate else 0.0,
+            "candidate": info(candidate),
+            "traffic": traffic,
+            "canary": self.canary is not None and self.canary.active is not None,
             "shadow": info(self.shadow),
-            "last_reload_error": self.watcher.last_error,
+            "last_reload_error": self.watcher.last_error
+            or (self.canary.last_error if self.canary else None),
             "pid": os.getpid(),
         }

@@ -26,6 +26,18 @@ def test_report_says_a_better_candidate_is_better(tmp_path: Path) -> None:
     assert "candidate - control: CTR" in text and "z-test" in text
 
 
+def test_report_gives_log_loss_per_variant_and_its_verdict(tmp_path: Path) -> None:
+    write_logs(tmp_path, n=6000, candidate_noise=0.2)
+    report = ab_report(tmp_path, metric="logloss")
+    control, candidate = report["variants"]["control"], report["variants"]["candidate"]
+    assert candidate["logloss"]["value"] < control["logloss"]["value"]
+    assert control["logloss"]["low"] < control["logloss"]["value"] < control["logloss"]["high"]
+    assert report["comparison"]["logloss_difference"]["high"] < 0  # candidate - control
+    assert report["comparison"]["verdict"] == "better"
+    assert report["comparison"]["test"] == "Welch (independent samples)"
+    assert "candidate - control: log loss" in "\n".join(report_lines(report))
+
+
 def test_report_is_undecided_for_equal_models_and_on_ctr(tmp_path: Path) -> None:
     write_logs(tmp_path, n=3000, candidate_noise=1.5, seed=1)
     report = ab_report(tmp_path)

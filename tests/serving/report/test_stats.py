@@ -66,3 +66,19 @@ def test_auc_differences_detect_the_better_model() -> None:
     # Pairing removes the shared noise: a narrower interval than treating them apart.
     apart = stats.auc_difference(y, bad, y, good)
     assert paired.high - paired.low < apart.high - apart.low
+
+
+def test_mean_difference_of_equal_samples_contains_zero_and_of_shifted_excludes_it() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=4000), rng.normal(size=4000)
+    assert stats.verdict(stats.mean_difference(a, b)) == "undecided"
+    assert stats.verdict(stats.mean_difference(a, b + 0.2)) == "better"
+    assert math.isnan(stats.mean_difference([1.0], [2.0]).value)
+
+
+def test_row_logloss_matches_the_formula_and_clips() -> None:
+    losses = stats.row_logloss([1, 0, 1], [0.5, 0.5, 0.0])
+    assert losses[0] == pytest.approx(math.log(2)) and losses[1] == pytest.approx(math.log(2))
+    assert math.isfinite(losses[2]) and losses[2] > 10
+    est = stats.mean_with_ci(losses[:2])
+    assert est.value == pytest.approx(math.log(2)) and est.low == pytest.approx(est.high)

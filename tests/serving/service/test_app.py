@@ -336,3 +336,77 @@ def test_promotion_and_rollback_are_picked_up_and_a_corrupt_version_is_refused(
         ready["control"]["version"] == "v2" and "refused ctr_model v3" in ready["last_reload_error"]
     )
     assert 'ctr_serving_reloads_total{outcome="refused"} 1.0' in client.get("/metrics").text
+
+
+def _variants(client: TestClient, rows: list[dict[str, Any]], users: int) -> dict[str, str]:
+    return {
+        f"u{i}": client.post("/predict", json={"rows": rows, "key": f"u{i}"}).json()["version"]
+        for i in range(users)
+    }
+
+
+def test_the_registry_canary_is_followed_without_a_restart(
+    client_for: Any, registry_dir: Path, frame: pd.DataFrame
+) -> None:
+    client = client_for(registry_dir)
+    rows = rows_of(frame.head(2))
+    registry = ModelRegistry(registry_dir)
+    assert set(_variants(client, rows, 20).values()) == {"v1"}
+    registry.set_canary(NAME, "v2", 0.5, by="test", reason="canary test")
+    start = time.monotonic()
+    while client.get("/readyz").json()["candidate"] is None:
+        assert time.monotonic() - start < 5, "the canary was not picked up within 5 s"
+        time.sleep(0.02)
+    seen = _variants(client, rows, 60)
+    assert set(seen.values()) == {"v1", "v2"}
+    assert 10 < list(seen.values()).count("v2") < 50
+    assert _variants(client, rows, 60) == seen  # sticky per user
+    body = client.post("/predict", json={"rows": rows, "key": "u0"}).json()
+    want = expected(registry_dir, body["version"], pd.DataFrame(rows))
+    np.testing.assert_allclose(body["probabilities"], want, 1e-12)
+    ready = client.get("/readyz").json()
+    assert ready["canary"] is True and ready["traffic"] == 0.5
+    gauge = 'ctr_serving_model_version{variant="candidate",version="v2"}'
+    assert f"{gauge} 1.0" in client.get("/metrics").text
+    registry.clear_canary(NAME, reason="done")
+    start = time.monotonic()
+    while client.get("/readyz").json()["candidate"] is not None:
+        assert time.monotonic() - start < 5, "the canary was not cleared within 5 s"
+        time.sleep(0.02)
+    assert set(_variants(client, rows, 20).values()) == {"v1"}
+    assert f"{gauge} 0.0" in client.get("/metrics").text
+
+
+def test_a_pinned_candidate_ignores_the_registry_canary(
+    client_for: Any, registry_dir: Path, frame: pd.DataFrame
+) -> None:
+    ModelRegistry(registry_dir).set_canary(NAME, "v3", 0.5)
+    client = client_for(registry_dir, candidate="v2", traffic=0.5, salt="exp1")
+    rows = rows_of(frame.head(2))
+    assert set(_variants(client, rows, 40).values()) == {"v1", "v2"}
+
+
+def test_feature_rows_of_a_sample_of_requests_are_logged(
+    client_for: Any, registry_dir: Path, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    client = client_for(registry_dir, log_features=1.0)
+    rows = rows_of(frame.head(3))
+    rid = client.post("/predict", json={"rows": rows}).json()["request_id"]
+    records = list(read_jsonl(tmp_path / "logs" / PREDICTIONS_FILE))
+    (record,) = [r for r in records if r["request_id"] == rid]
+    features = record["features"]
+    assert features
+    for column in ("user_id", "ad_id"):
+        if column in features:
+            assert features[column] == [r.get(column) for r in rows]
+    assert all(len(values) == 3 for values in features.values())
+
+
+def test_feature_rows_are_not_logged_by_default(
+    client_for: Any, registry_dir: Path, frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    client = client_for(registry_dir)
+    for _ in range(5):
+        client.post("/predict", json={"rows": rows_of(frame.head(3))})
+    records = list(read_jsonl(tmp_path / "logs" / PREDICTIONS_FILE))
+    assert len(records) == 5 and not any("features" in r for r in records)

@@ -1,0 +1,77 @@
+"""
+### watch_production
+
+Every 15 minutes (`$CTR_WATCH_SCHEDULE`): production's live figures from the serving
+feedback, and an automatic rollback when they degrade.
+
+`watch`: for `current` (the last `window_s` seconds) and the version a rollback would go
+to: outcomes, observed vs predicted CTR, log loss and calibration error, and the served
+rows' drift against the training profile (`serve --log-features RATE`). Beyond the
+thresholds (`max_logloss`, `max_logloss_increase` over the previous version,
+`max_calibration_error`, each needing its whole interval past the limit) with at least
+`min_outcomes` outcomes → `registry rollback` with the figures as the history reason
+(by `watch_production (automatic)`); never within `cooldown_s` of the last change;
+`dry_run` reports only. The step is `ml.pipeline.watch`; see docs/airflow.md.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import deploy_model_tasks as deploy_glue
+import pendulum
+import training_pipeline_tasks as glue
+from airflow.sdk import Param, dag, get_current_context, task
+
+from ml import paths
+
+PARAMS = {
+    "model_name": Param("ctr_model", type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
+    "log_dir": Param(None, type=["null", "string"], description="serving logs"),
+    "window_s": Param(3600, type="number", exclusiveMinimum=0),
+    "min_outcomes": Param(500, type="integer", minimum=1),
+    "max_logloss": Param(None, type=["null", "number"], exclusiveMinimum=0),
+    "max_logloss_increase": Param(0.05, type="number", exclusiveMinimum=0),
+    "max_calibration_error": Param(0.25, type="number", exclusiveMinimum=0),
+    "cooldown_s": Param(3600, type="number", minimum=0),
+    "dry_run": Param(False, type="boolean"),
+}
+
+
+@dag(
+    dag_id="watch_production",
+    schedule=os.environ.get("CTR_WATCH_SCHEDULE", "*/15 * * * *"),
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ml", "ctr", "monitoring"],
+    doc_md=__doc__,
+    params=PARAMS,
+    default_args={
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": glue.notify_failure,
+    },
+)
+def watch_production() -> None:
+    @task
+    def watch() -> dict[str, Any]:
+        """Live figures vs thresholds; roll back a degraded current (see the DAG doc)."""
+        from ml.pipeline.watch import WatchSettings, watch
+        from ml.registry.model_registry import ModelRegistry
+
+        context = get_current_context()
+        s = WatchSettings(**dict(context["params"]))
+        run = f"{context['dag_run'].dag_id} {context['run_id']}"
+        out = glue.run_step("watch", watch, s, ModelRegistry(paths.MODELS_DIR), run=run)
+        if out["action"] in ("rolled_back", "dry_run", "no_previous"):
+            deploy_glue.deliver(out["text"], context, "watch")
+        return dict(out)
+
+    watch()
+
+
+watch_production()
