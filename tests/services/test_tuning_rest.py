@@ -56,7 +56,7 @@ def test_tuning_runs_mapped_workers_with_rdb_storage(kit: Any, pg_stack: Any) ->
 
     storage_url = pg_stack.services.env.get("CTR_TUNING_STORAGE")
     assert storage_url and storage_url.startswith("postgresql"), storage_url
-    (pg_stack.home / "config" / "tune.yaml").write_text(tuning_config(epochs=3))
+    (pg_stack.home / "config" / "tune.yaml").write_text(tuning_config(epochs=1))
     run_id = kit.run_pipeline(pg_stack, CONF, timeout=900)
     workers = _mapped(pg_stack, kit, run_id, "tuning.tune_worker")
     assert [(w["map_index"], w["state"]) for w in workers] == [(0, "success"), (1, "success")]
