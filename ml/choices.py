@@ -6,7 +6,7 @@ the trainer can all name the same sets without importing each other.
 
 from __future__ import annotations
 
-MODEL_NAMES = ("logreg", "dcnv2", "deepfm")
+MODEL_NAMES = ("logreg", "fm", "dcnv2", "deepfm", "finalmlp")
 NUMERIC_NAN_POLICIES = ("error", "impute")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -18,4 +18,6 @@ MODEL_KEYS: dict[str, frozenset[str]] = {
     "logreg": frozenset(),
     "dcnv2": frozenset({"embedding_dim", "hidden_units", "cross_layers", "dropout"}),
     "deepfm": frozenset({"embedding_dim", "hidden_units", "dropout"}),
+    "fm": frozenset({"embedding_dim"}),
+    "finalmlp": frozenset({"embedding_dim", "hidden_units", "dropout"}),
 }

@@ -125,7 +125,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # logreg (baseline), dcnv2 (cross network v2 + MLP) or deepfm (FM + MLP).
+    # logreg (baseline), fm (factorization machine), dcnv2 (cross network v2 + MLP),
+    # deepfm (FM + MLP) or finalmlp (two gated MLP streams, bilinear fusion).
     name: str = "dcnv2"
     embedding_dim: int = 16
     hidden_units: tuple[int, ...] = (256, 128)

@@ -4,7 +4,7 @@ A checkpoint is a dict of plain types and tensors, saved with ``torch.save`` and
 with ``torch.load(..., weights_only=True)`` (no pickled code ever runs)::
 
     format_version   FORMAT_VERSION
-    model_name       logreg | dcnv2 | deepfm
+    model_name       logreg | fm | dcnv2 | deepfm | finalmlp
     model_args       keyword arguments that rebuild the module (build_model(name, **args))
     state_dict       the weights
     preprocessor     the fitted vocabularies and scaling (Preprocessor.state_dict())
