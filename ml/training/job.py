@@ -34,6 +34,7 @@ from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
+from ml.training.calibration import calibrate_run
 from ml.training.hardware import resolve_precision
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
@@ -256,7 +257,9 @@ def _train(job: TrainingJob) -> TrainResult:
             f"no epoch produced a finite {cfg.training.monitor}; check the data and the config"
         )
     model.load_state_dict(trainer.best_state)
+    calibration = calibrate_run(trainer, splits, out / rd.MODEL_BEST, log)
     metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, job.wall_start)
+    metrics["calibration"] = calibration
     run_info = {
         "features_dir": str(feats),
         "data_fingerprint": job.data.fingerprint,
