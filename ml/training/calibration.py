@@ -161,7 +161,8 @@ def calibrate_run(
     val = splits["val"]
     logits = trainer.predict_logits(val).double().cpu().numpy()
     chosen = choose_calibration(logits, val.y.double().cpu().numpy(), log)
-    record = {k: chosen.pop(k) for k in ("cv_logloss", "val_logloss_raw", "reason") if k in chosen}
+    keys = ("cv_logloss", "val_logloss_raw", "reason")
+    record: dict[str, Any] = {k: chosen.pop(k) for k in keys if k in chosen}
     record["method"] = chosen["method"]
     if "test" in splits:
         test = splits["test"]
