@@ -95,13 +95,15 @@ class Predictor:
 
     @torch.no_grad()
     def predict_proba(
-        self, df: pd.DataFrame, batch_size: int = PREDICT_BATCH_SIZE
+        self, df: pd.DataFrame, batch_size: int = PREDICT_BATCH_SIZE, *, calibrated: bool = True
     ) -> npt.NDArray[np.float64]:
         """Click probabilities for the rows of ``df``.
 
         Args:
             df: raw feature columns (extra columns, including the label, are ignored).
             batch_size: rows per forward pass (bounds memory, not the result).
+            calibrated: through the checkpoint's calibration map (``False``: the model's
+                own sigmoid, e.g. for the model card's before/after reliability curve).
 
         Returns:
             float64 array of shape ``(len(df),)``.
@@ -118,6 +120,9 @@ class Predictor:
         ]
         if not out:
             return np.zeros(0, dtype=np.float64)
+        if not calibrated:
+            probs: npt.NDArray[np.float64] = torch.sigmoid(torch.cat(out)).double().cpu().numpy()
+            return probs
         return self.probabilities(torch.cat(out))
 
     def probabilities(self, logits: torch.Tensor) -> npt.NDArray[np.float64]:

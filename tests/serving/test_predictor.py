@@ -146,7 +146,11 @@ def test_predictor_applies_the_checkpoints_calibration_and_reads_format_1(
     np.testing.assert_allclose(
         plain.predict_proba(df.head(20)), torch.sigmoid(logits).double().numpy()
     )
+    calibrated = Predictor.load(tmp_path / "platt.pt")
     np.testing.assert_allclose(
-        Predictor.load(tmp_path / "platt.pt").predict_proba(df.head(20)),
-        apply_calibration(platt, logits.double().numpy()),
+        calibrated.predict_proba(df.head(20)), apply_calibration(platt, logits.double().numpy())
+    )
+    np.testing.assert_allclose(  # the model's own scores, for the card's raw curve
+        calibrated.predict_proba(df.head(20), calibrated=False),
+        torch.sigmoid(logits).double().numpy(),
     )
