@@ -4,9 +4,10 @@ Made for issue 25: a data set on which a one-hot logistic regression is weak and
 of pairwise interactions (a factorization machine) is strong, as on real click logs where
 what matters is *who* sees *what* *where*, not any one of them alone.
 
-- Users (20k, Zipf 0.6) and items (5k, Zipf 0.6): few rows per id at small sizes (100k
-  rows: ~5 per user), each with a weak own effect (std 0.15).
-- Contexts (placements, 300, Zipf 0.8), device (4), hour (24): weak single-field effects.
+- Users (5k, Zipf 0.6) and items (1k, Zipf 0.6): few rows per id at small sizes (a
+  median of 2 rows per user at 10k rows, 13 at 100k), each with a weak own effect (std
+  0.15).
+- Contexts (placements, 100, Zipf 0.8), device (4), hour (24): weak single-field effects.
 - The truth: ``1.3 * <u, i> / sqrt(4)`` (a rank-4 user × item taste, zero-mean vectors so
   no user or item is good on average) ``+ 0.9 * <i', c> / sqrt(3)`` (a rank-3 item ×
   context fit), plus the weak effects and a slot fall-off (numeric ``position``);
@@ -29,9 +30,9 @@ from ml.data.generate.world import (
     zipf_cdf,
 )
 
-N_USERS = 20_000
-N_ITEMS = 5_000
-N_CONTEXTS = 300
+N_USERS = 5_000
+N_ITEMS = 1_000
+N_CONTEXTS = 100
 USER_ITEM_RANK = 4
 ITEM_CONTEXT_RANK = 3
 USER_ITEM_SCALE = 1.3
@@ -131,7 +132,7 @@ def logit(w: PairwiseWorld, r: Rows) -> FloatArray:
 
 
 DESCRIPTION = (
-    "pairs of ids: 20k users, 5k items, 300 placements, ~8% CTR, rank-4 user x item "
+    "pairs of ids: 5k users, 1k items, 100 placements, ~8% CTR, rank-4 user x item "
     "and rank-3 item x placement truth, weak single-field effects"
 )
 WORLD = WorldDef("pairwise", 1, DESCRIPTION, 0.08, COLUMNS, build, draw, logit, salt=0x9A1F)
