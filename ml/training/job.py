@@ -38,7 +38,12 @@ from ml.training.calibration import calibrate_run
 from ml.training.hardware import resolve_precision
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
-from ml.training.sizing import auto_patience, batch_and_decay, steps_per_epoch
+from ml.training.sizing import (
+    auto_patience,
+    batch_and_decay,
+    patience_reason,
+    steps_per_epoch,
+)
 from ml.training.tensors import EncodedSplit
 from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Trainer
 
@@ -317,6 +322,7 @@ def _sizes(cfg: Config, train_rows: int, val_rows: int, log: LogFn) -> dict[str,
             f"Batch size {batch}, weight decay {decay:.2g}, patience {patience} "
             f"({', '.join(auto)} automatic: {train_rows:,} train rows, "
             f"{steps_per_epoch(train_rows, batch)} steps per epoch, {val_rows:,} val rows)"
+            + (f"; patience {patience_reason(val_rows)}" if t.patience is None else "")
         )
     return {"batch_size": batch, "weight_decay": decay, "patience": patience}
 

@@ -84,3 +84,13 @@ def auto_patience(val_rows: int) -> int:
     steady, and two more epochs would only cost time (make bench-full's defaults table).
     """
     return SMALL_VAL_PATIENCE if val_rows < SMALL_VAL_ROWS else PATIENCE
+
+
+def patience_reason(val_rows: int) -> str:
+    """Why :func:`auto_patience` chose its value, for the training log."""
+    if val_rows < SMALL_VAL_ROWS:
+        return (
+            f"{SMALL_VAL_PATIENCE}: under {SMALL_VAL_ROWS:,} validation rows the metric moves "
+            "between epochs by more than the model improves in one"
+        )
+    return f"{PATIENCE}: {SMALL_VAL_ROWS:,}+ validation rows give a steady metric"

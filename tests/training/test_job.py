@@ -223,6 +223,7 @@ def test_train_null_batch_size_and_weight_decay_follow_the_train_rows(cfg: Confi
     assert f", patience {auto_patience(val_rows)} (" in line
     assert f"batch_size, weight_decay, patience automatic: {rows:,} train rows" in line
     assert f"{val_rows:,} val rows" in line
+    assert "; patience 5: under 10,000 validation rows" in line
     assert result.metrics["batch_size"] == batch
     assert result.metrics["weight_decay"] == pytest.approx(auto_weight_decay(rows, batch))
     assert result.metrics["patience"] == auto_patience(val_rows) == 5  # 450 val rows: noisy

@@ -53,3 +53,10 @@ def test_auto_patience_waits_longer_on_a_small_noisy_validation_split() -> None:
     assert auto_patience(9_999) == 5
     assert auto_patience(10_000) == 3
     assert auto_patience(300_000) == 3
+
+
+def test_patience_reason_names_the_rule_for_each_size() -> None:
+    from ml.training.sizing import patience_reason
+
+    assert patience_reason(1_500).startswith("5: under 10,000 validation rows")
+    assert patience_reason(30_000).startswith("3: 10,000+ validation rows")
