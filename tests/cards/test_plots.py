@@ -46,7 +46,7 @@ def test_calibration_and_scores(data: tuple[np.ndarray, ...]) -> None:
 def test_calibration_draws_the_raw_curve_beside_the_calibrated_one(
     data: tuple[np.ndarray, ...],
 ) -> None:
-    y, s, p = data
+    y, s, _ = data
     table = calibration_table(y, s)
     both = plots.calibration_png(table, raw=calibration_table(y, np.clip(s * 1.5, 0, 1)))
     assert _decode(both) == (499, 374)
