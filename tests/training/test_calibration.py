@@ -79,3 +79,10 @@ def test_apply_calibration_none_and_missing_are_the_sigmoid() -> None:
     expected = 1 / (1 + np.exp(-z))
     assert np.allclose(apply_calibration(None, z), expected)
     assert np.allclose(apply_calibration({"method": "none"}, z), expected)
+
+
+def test_choose_calibration_needs_a_significant_gain_to_leave_the_sigmoid() -> None:
+    logits, y = _overconfident(n=1500, scale=1.0, seed=3)  # calibrated: any gain is noise
+    chosen = choose_calibration(logits, y)
+    assert chosen["method"] == "none"
+    assert min(chosen["cv_logloss"].values()) <= chosen["cv_logloss"]["none"]
