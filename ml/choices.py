@@ -12,6 +12,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 #: Early-stopping monitors and whether higher is better.
 MONITORS = {"val_auc": "max", "val_logloss": "min"}
+#: ``training.monitor`` values: a metric, or ``auto`` (ml.training.sizing.auto_monitor).
+MONITOR_CHOICES = ("auto", *MONITORS)
 #: ``model`` keys each model family takes (besides ``name``); the others do not apply to
 #: it. tests/test_config.py checks this against the models' constructors.
 MODEL_KEYS: dict[str, frozenset[str]] = {

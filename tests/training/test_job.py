@@ -214,7 +214,9 @@ def test_train_monitor_val_logloss_keeps_the_lowest_logloss_epoch(cfg: Config) -
 
 def test_train_null_batch_size_and_weight_decay_follow_the_train_rows(cfg: Config) -> None:
     lines: list[str] = []
-    auto = cfg.replace(training={"batch_size": None, "weight_decay": None, "patience": None})
+    auto = cfg.replace(
+        training={"batch_size": None, "weight_decay": None, "patience": None, "monitor": "auto"}
+    )
     result = train(auto, log=lines.append, progress=False)
     rows, val_rows = result.metrics["rows"]["train"], result.metrics["rows"]["val"]
     batch = auto_batch_size(rows)
@@ -230,6 +232,10 @@ def test_train_null_batch_size_and_weight_decay_follow_the_train_rows(cfg: Confi
     recorded = (result.run_dir / "config.yaml").read_text()
     assert "batch_size: null" in recorded and "weight_decay: null" in recorded
     assert "patience: null" in recorded
+    # monitor: auto on 450 validation rows: the log loss (AUC is noisy there)
+    (why,) = [ln for ln in lines if ln.startswith("Early stopping on ")]
+    assert why.startswith(f"Early stopping on val_logloss (monitor automatic: {val_rows:,} val")
+    assert result.metrics["monitor"] == "val_logloss" and "monitor: auto" in recorded
     only_decay = train(auto.replace(training={"batch_size": 64}), log=lines.append, progress=False)
     assert only_decay.metrics["batch_size"] == 64
     assert only_decay.metrics["weight_decay"] == pytest.approx(auto_weight_decay(rows, 64))
