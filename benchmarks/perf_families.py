@@ -46,6 +46,8 @@ def _train(data: Path, world: str, family: str, sets: list[str], runs: Path) -> 
     m = train(cfg, log=lambda _line: None, progress=False).metrics
     keys = ("test_auc", "test_logloss", "val_auc", "val_logloss", "test_logloss_raw")
     out = {k: round(float(m[k]), 5) for k in keys if k in m}
+    if "test_logloss_raw" in m.get("calibration", {}):
+        out["test_logloss_raw"] = round(float(m["calibration"]["test_logloss_raw"]), 5)
     out.update(
         epochs=m["epochs_run"],
         best_epoch=m["best_epoch"],
