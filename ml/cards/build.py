@@ -76,6 +76,9 @@ def make_plots(preds: Predictions | None, metrics: dict[str, Any]) -> dict[str, 
         images[cf.PLOT_CALIBRATION] = plots.calibration_png(
             calibration_table(preds.labels, preds.scores),
             calibration_table(preds.labels, prod) if prod is not None else None,
+            calibration_table(preds.labels, preds.raw_scores)
+            if preds.raw_scores is not None
+            else None,
         )
         images[cf.PLOT_SCORES] = plots.scores_png(preds.labels, preds.scores)
     history = metrics.get("history")

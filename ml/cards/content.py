@@ -117,6 +117,9 @@ def _model_section(
 def _metrics_section(m: Mapping[str, Any], measured: Mapping[str, Any] | None) -> dict[str, Any]:
     keys = ("test_auc", "test_logloss", "test_accuracy", "val_auc", "val_logloss")
     out: dict[str, Any] = {k: m.get(k) for k in keys if m.get(k) is not None}
+    calibration = m.get("calibration") if isinstance(m.get("calibration"), dict) else {}
+    if (calibration or {}).get("test_logloss_raw") is not None:
+        out["test_logloss_raw"] = calibration["test_logloss_raw"]  # type: ignore[index]
     if measured is not None:
         for k in ("auc", "logloss", "accuracy"):
             out.setdefault(f"test_{k}", measured[k])
@@ -214,6 +217,8 @@ def _training_section(
         "samples_per_sec",
     )
     out: dict[str, Any] = {k: m.get(k) for k in keys if m.get(k) is not None}
+    if isinstance(m.get("calibration"), dict):
+        out["calibration"] = m["calibration"].get("method")
     out.update(
         {k: lineage.get(k) for k in ("started_at", "finished_at", "resumed_from_epoch", "seed")}
     )

@@ -18,6 +18,7 @@ import numpy.typing as npt
 SIZE = (5.2, 3.9)
 DPI = 96
 MAX_POINTS = 2000
+RAW_COLOR = "#8c959f"
 MODEL_COLOR = "#1f6feb"
 PRODUCTION_COLOR = "#d4731a"
 GRID = {"color": "#d0d7de", "linewidth": 0.6}
@@ -119,11 +120,18 @@ def _unit_square_png(fig: Any, ax: Any, title: str, axes: tuple[str, str], *, le
     return _png(fig)
 
 
-def calibration_png(table: Mapping[str, Any], production: Mapping[str, Any] | None = None) -> bytes:
-    """Reliability diagram: observed vs predicted CTR per equal-count bin, with ECE."""
+def calibration_png(
+    table: Mapping[str, Any],
+    production: Mapping[str, Any] | None = None,
+    raw: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Reliability diagram: observed vs predicted CTR per equal-count bin, with ECE;
+    ``raw``: this model before its calibration map (the map's effect)."""
     fig = _figure()
     ax = fig.add_subplot()
     series = [("this model", table, MODEL_COLOR)]
+    if raw is not None:
+        series.append(("this model before calibration", raw, RAW_COLOR))
     if production is not None:
         series.append(("production", production, PRODUCTION_COLOR))
     top = 0.0

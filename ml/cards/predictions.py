@@ -3,7 +3,8 @@
 The pipeline's evaluate step scores the new model (the challenger) and, when there is
 one, the production model on the same test rows and saves them in the run directory as
 ``test_predictions.npz`` (:data:`ml.training.run_dir.TEST_PREDICTIONS`): ``labels``
-(int8), ``scores`` and ``production_scores`` (float64, same order), plus a JSON ``meta``
+(int8), ``scores`` and ``production_scores`` (float64, same order), ``raw_scores`` (the
+model's scores before its calibration map, when it has one), plus a JSON ``meta``
 entry (production version, features directory, split, scoring time). Registration
 builds the card from it; ``registry register`` by hand rebuilds it from the run's
 recorded features (:func:`score_run`).
@@ -42,6 +43,7 @@ class Predictions:
     features_dir: str | None = None
     split: str = "test"
     score_seconds: float | None = None
+    raw_scores: npt.NDArray[np.float64] | None = None
 
     def __post_init__(self) -> None:
         n = self.labels.shape[0]
@@ -67,6 +69,8 @@ def save_predictions(run_dir: str | os.PathLike[str], preds: Predictions) -> Pat
     arrays: dict[str, Any] = {"labels": preds.labels, "scores": preds.scores}
     if preds.production_scores is not None:
         arrays["production_scores"] = preds.production_scores
+    if preds.raw_scores is not None:
+        arrays["raw_scores"] = preds.raw_scores
     arrays["meta"] = np.frombuffer(json.dumps(preds.meta()).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -88,6 +92,7 @@ def load_predictions(run_dir: str | os.PathLike[str]) -> Predictions | None:
         with np.load(path, allow_pickle=False) as npz:
             meta = json.loads(bytes(npz["meta"]).decode())
             prod = npz["production_scores"] if "production_scores" in npz.files else None
+            raw = npz["raw_scores"] if "raw_scores" in npz.files else None
             return Predictions(
                 labels=npz["labels"].astype(np.int8),
                 scores=npz["scores"].astype(np.float64),
@@ -96,6 +101,7 @@ def load_predictions(run_dir: str | os.PathLike[str]) -> Predictions | None:
                 features_dir=meta.get("features_dir"),
                 split=str(meta.get("split") or "test"),
                 score_seconds=meta.get("score_seconds"),
+                raw_scores=None if raw is None else raw.astype(np.float64),
             )
     except (OSError, ValueError, KeyError) as exc:
         raise CardError(f"{path} cannot be read ({exc}); delete it and register again") from exc
@@ -124,6 +130,8 @@ def score_model_on(
     scores = predictor.predict_proba(df)
     seconds = time.perf_counter() - start
     prod = production.predict_proba(df) if production is not None else None
+    method = (getattr(predictor, "calibration", None) or {}).get("method", "none")
+    raw = predictor.predict_proba(df, calibrated=False) if method != "none" else None
     return Predictions(
         labels=df[spec.label].to_numpy().astype(np.int8),
         scores=np.asarray(scores, dtype=np.float64),
@@ -132,6 +140,7 @@ def score_model_on(
         features_dir=str(features_dir),
         split=split,
         score_seconds=round(seconds, 4),
+        raw_scores=None if raw is None else np.asarray(raw, dtype=np.float64),
     )
 
 

@@ -22,6 +22,7 @@ PLOT_TITLES = {
 METRIC_LABELS = {
     "test_auc": "test AUC",
     "test_logloss": "test log loss",
+    "test_logloss_raw": "test log loss before calibration",
     "test_accuracy": "test accuracy",
     "test_ece": "test calibration error (ECE)",
     "test_mean_score": "test mean predicted CTR",
@@ -77,6 +78,7 @@ def _rows(c: Mapping[str, Any]) -> dict[str, list[tuple[str, str]]]:
         ],
         "Training": [
             ("monitor / best epoch", f"{fmt(tr.get('monitor'))} / {fmt(tr.get('best_epoch'))}"),
+            ("calibration (on the validation split)", fmt(tr.get("calibration"))),
             (
                 "epochs run",
                 f"{fmt(tr.get('epochs_run'))} (stopped early: {fmt(tr.get('stopped_early'))})",

@@ -25,7 +25,7 @@ import pandas as pd
 
 from ml.config import FeatureSpec
 from ml.data.loading import load_split
-from ml.metrics import roc_auc
+from ml.metrics import log_loss, roc_auc
 
 MAX_ROWS = 500_000
 C_GRID = (0.03, 0.3, 3.0)
@@ -41,6 +41,7 @@ class BaselineResult:
     c: float
     train_rows: int
     seconds: float
+    test_logloss: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,13 +140,14 @@ def fit_baseline(
         assert best is not None
         val_auc, c, model = best
         test = load_split(features_dir, "test", spec)
-        test_auc = roc_auc(
-            test[spec.label].to_numpy(), model.predict_proba(encoder.transform(test))[:, 1]
-        )
+        test_prob = model.predict_proba(encoder.transform(test))[:, 1]
+        test_auc = roc_auc(test[spec.label].to_numpy(), test_prob)
+        test_logloss = log_loss(test[spec.label].to_numpy(), test_prob)
     return BaselineResult(
         test_auc=float(test_auc),
         val_auc=float(val_auc),
         c=c,
         train_rows=len(train),
         seconds=round(time.perf_counter() - start, 3),
+        test_logloss=float(test_logloss),
     )

@@ -1,4 +1,4 @@
-"""CTR models, chosen by name: ``logreg``, ``dcnv2``, ``deepfm``.
+"""CTR models, chosen by name: ``logreg``, ``fm``, ``dcnv2``, ``deepfm``, ``finalmlp``.
 
 Every model is built from keyword arguments (``build_model(name, **model_args)``) and
 maps ``(cat ids (batch, fields) int, numerics (batch, numerics) float)`` to logits of
@@ -17,9 +17,17 @@ from torch import nn
 
 from ml.models.dcnv2 import DCNv2
 from ml.models.deepfm import DeepFM
+from ml.models.finalmlp import FinalMLP
+from ml.models.fm import FM
 from ml.models.logreg import LogReg
 
-MODELS: dict[str, type[nn.Module]] = {"logreg": LogReg, "dcnv2": DCNv2, "deepfm": DeepFM}
+MODELS: dict[str, type[nn.Module]] = {
+    "logreg": LogReg,
+    "fm": FM,
+    "dcnv2": DCNv2,
+    "deepfm": DeepFM,
+    "finalmlp": FinalMLP,
+}
 
 
 def build_model(name: str, **model_args: Any) -> nn.Module:

@@ -26,6 +26,7 @@ from ml.config import FeatureSpec
 from ml.data.preprocessing import Preprocessor
 from ml.errors import CheckpointError
 from ml.models import build_model
+from ml.training.calibration import apply_calibration
 from ml.training.checkpoint import checkpoint_path, load_checkpoint
 
 #: Rows per forward pass: cache-sized, as ml.training.trainer.EVAL_BATCH_SIZE (2.2x the
@@ -58,6 +59,8 @@ class Predictor:
         self.preprocessor = preprocessor
         self.metadata = metadata or {}
         self.path = path
+        # The checkpoint's calibration map (ml.training.calibration); None: sigmoid.
+        self.calibration: dict[str, Any] | None = self.metadata.get("calibration")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Predictor:
@@ -92,13 +95,15 @@ class Predictor:
 
     @torch.no_grad()
     def predict_proba(
-        self, df: pd.DataFrame, batch_size: int = PREDICT_BATCH_SIZE
+        self, df: pd.DataFrame, batch_size: int = PREDICT_BATCH_SIZE, *, calibrated: bool = True
     ) -> npt.NDArray[np.float64]:
         """Click probabilities for the rows of ``df``.
 
         Args:
             df: raw feature columns (extra columns, including the label, are ignored).
             batch_size: rows per forward pass (bounds memory, not the result).
+            calibrated: through the checkpoint's calibration map (``False``: the model's
+                own sigmoid, e.g. for the model card's before/after reliability curve).
 
         Returns:
             float64 array of shape ``(len(df),)``.
@@ -110,10 +115,20 @@ class Predictor:
         cat_t = torch.from_numpy(cat).to(self.device)
         num_t = torch.from_numpy(num).to(self.device)
         out = [
-            torch.sigmoid(self.model(cat_t[lo : lo + batch_size], num_t[lo : lo + batch_size]))
+            self.model(cat_t[lo : lo + batch_size], num_t[lo : lo + batch_size])
             for lo in range(0, len(df), batch_size)
         ]
         if not out:
             return np.zeros(0, dtype=np.float64)
-        probs: npt.NDArray[np.float64] = torch.cat(out).double().cpu().numpy()
+        if not calibrated:
+            probs: npt.NDArray[np.float64] = torch.sigmoid(torch.cat(out)).double().cpu().numpy()
+            return probs
+        return self.probabilities(torch.cat(out))
+
+    def probabilities(self, logits: torch.Tensor) -> npt.NDArray[np.float64]:
+        """The model's ``logits`` as probabilities through the checkpoint's calibration
+        (a plain sigmoid without one); the service's fast path uses it too."""
+        if self.calibration is not None:
+            return apply_calibration(self.calibration, logits.double().cpu().numpy())
+        probs: npt.NDArray[np.float64] = torch.sigmoid(logits).double().cpu().numpy()
         return probs

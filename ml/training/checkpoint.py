@@ -4,13 +4,15 @@ A checkpoint is a dict of plain types and tensors, saved with ``torch.save`` and
 with ``torch.load(..., weights_only=True)`` (no pickled code ever runs)::
 
     format_version   FORMAT_VERSION
-    model_name       logreg | dcnv2 | deepfm
+    model_name       logreg | fm | dcnv2 | deepfm | finalmlp
     model_args       keyword arguments that rebuild the module (build_model(name, **args))
     state_dict       the weights
     preprocessor     the fitted vocabularies and scaling (Preprocessor.state_dict())
     features         the FeatureSpec as a dict
     config           the recorded training config
     epoch, monitor, monitor_value   which epoch it is and why it was kept
+    calibration      (format 2) the probability map fitted on the validation split
+                     (ml.training.calibration); absent in format 1: plain sigmoid
 
 Training writes it (:func:`best_checkpoint`), evaluation and serving read it
 (:func:`load_checkpoint`), and the registry checks it at registration. The resume state
@@ -28,8 +30,9 @@ from ml.errors import CheckpointError
 from ml.fsutil import atomic_write
 from ml.training.run_dir import CHECKPOINT_LAST, MODEL_BEST
 
-FORMAT_VERSION = 1
-SUPPORTED_FORMAT_VERSIONS = (1,)
+#: 2 added the optional ``calibration`` key; format 1 checkpoints still load (no map).
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
 REQUIRED_KEYS = ("format_version", "model_name", "model_args", "state_dict", "preprocessor")
 RESUME_KEYS = ("format_version", "trainer", "config_digest", "preprocessor")
 

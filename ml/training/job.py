@@ -34,10 +34,17 @@ from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
+from ml.training.calibration import calibrate_run
 from ml.training.hardware import resolve_precision
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.reuse import RunChoice, choose_run_dir
-from ml.training.sizing import auto_patience, batch_and_decay, steps_per_epoch
+from ml.training.sizing import (
+    auto_monitor,
+    auto_patience,
+    batch_and_decay,
+    patience_reason,
+    steps_per_epoch,
+)
 from ml.training.tensors import EncodedSplit
 from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Trainer
 
@@ -199,6 +206,7 @@ def _make_trainer(
     meta: dict[str, Any],
     device: torch.device,
     patience: int,
+    monitor: str,
     **kw: Any,
 ) -> Trainer:
     t = cfg.training
@@ -208,7 +216,7 @@ def _make_trainer(
         checkpoint_meta=meta,
         learning_rate=t.learning_rate,
         epochs=t.epochs,
-        early_stopping=EarlyStopping(monitor=t.monitor, patience=patience, min_delta=t.min_delta),
+        early_stopping=EarlyStopping(monitor=monitor, patience=patience, min_delta=t.min_delta),
         seed=cfg.seed,
         device=device,
         **kw,
@@ -256,7 +264,9 @@ def _train(job: TrainingJob) -> TrainResult:
             f"no epoch produced a finite {cfg.training.monitor}; check the data and the config"
         )
     model.load_state_dict(trainer.best_state)
+    calibration = calibrate_run(trainer, splits, out / rd.MODEL_BEST, log)
     metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, job.wall_start)
+    metrics["calibration"] = calibration
     run_info = {
         "features_dir": str(feats),
         "data_fingerprint": job.data.fingerprint,
@@ -303,19 +313,26 @@ def _checkpoint_meta(cfg: Config, model_args: dict[str, Any], pre: Preprocessor)
 
 
 def _sizes(cfg: Config, train_rows: int, val_rows: int, log: LogFn) -> dict[str, Any]:
-    """``training.batch_size``, ``weight_decay`` and ``patience``, the automatic ones
-    for ``null``."""
+    """``training.batch_size``, ``weight_decay``, ``patience`` and ``monitor``, the
+    automatic ones for ``null`` (``auto``)."""
     t = cfg.training
     batch, decay = batch_and_decay(t.batch_size, t.weight_decay, train_rows)
     patience = t.patience if t.patience is not None else auto_patience(val_rows)
+    monitor = t.monitor if t.monitor != "auto" else auto_monitor(val_rows)
+    if t.monitor == "auto":
+        log(
+            f"Early stopping on {monitor} (monitor automatic: {val_rows:,} val rows; val_auc "
+            "from 10,000, where it is steady; the kept epoch is calibrated afterwards)"
+        )
     auto = [k for k in ("batch_size", "weight_decay", "patience") if getattr(t, k) is None]
     if auto:
         log(
             f"Batch size {batch}, weight decay {decay:.2g}, patience {patience} "
             f"({', '.join(auto)} automatic: {train_rows:,} train rows, "
             f"{steps_per_epoch(train_rows, batch)} steps per epoch, {val_rows:,} val rows)"
+            + (f"; patience {patience_reason(val_rows)}" if t.patience is None else "")
         )
-    return {"batch_size": batch, "weight_decay": decay, "patience": patience}
+    return {"batch_size": batch, "weight_decay": decay, "patience": patience, "monitor": monitor}
 
 
 def _start(

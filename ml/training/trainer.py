@@ -31,6 +31,7 @@ from ml.choices import MONITORS
 from ml.errors import TrainingError
 from ml.metrics import binary_metrics
 from ml.training import checkpoint as ck
+from ml.training.calibration import apply_calibration
 from ml.training.progress import ProgressLog, interval_from_env
 from ml.training.run_dir import CHECKPOINT_LAST, MODEL_BEST
 from ml.training.tensors import EncodedSplit
@@ -189,6 +190,8 @@ class Trainer:
         self.early = early_stopping
         self.epoch = 0  # last finished epoch
         self.best_state: dict[str, torch.Tensor] | None = None
+        # ml.training.calibration's map, set once training is over (None: sigmoid).
+        self.calibration: dict[str, Any] | None = None
         self.progress = _Progress(sys.stderr.isatty() if progress is None else progress)
 
     def fit(self, train: EncodedSplit, val: EncodedSplit) -> EarlyStopping:
@@ -278,14 +281,22 @@ class Trainer:
         )
 
     @torch.no_grad()
-    def predict(self, data: EncodedSplit) -> np.ndarray:
-        """Probabilities for every row of ``data`` (float64, on the host)."""
+    def predict_logits(self, data: EncodedSplit) -> torch.Tensor:
+        """The model's logits for every row of ``data`` (on the device)."""
         self.model.eval()
         out = []
         for lo in range(0, len(data), EVAL_BATCH_SIZE):
             cat, num, _ = data.unpack(data.data[lo : lo + EVAL_BATCH_SIZE])
-            out.append(torch.sigmoid(self.model(cat, num)))
-        probs: np.ndarray = torch.cat(out).double().cpu().numpy()
+            out.append(self.model(cat, num))
+        return torch.cat(out)
+
+    def predict(self, data: EncodedSplit) -> np.ndarray:
+        """Probabilities for every row of ``data`` (float64, on the host), through
+        ``self.calibration`` once it is set."""
+        logits = self.predict_logits(data)
+        if self.calibration is not None:
+            return apply_calibration(self.calibration, logits.double().cpu().numpy())
+        probs: np.ndarray = torch.sigmoid(logits).double().cpu().numpy()
         return probs
 
     def evaluate(self, data: EncodedSplit) -> dict[str, Any]:

@@ -90,3 +90,15 @@ def test_missing_predictions_and_a_still_improving_model() -> None:
     assert "test_ece" not in c["metrics"]
     assert "No plots or production comparison: the split is gone." in c["limitations"]
     assert any(x.startswith("Validation val_auc was still improving") for x in c["limitations"])
+
+
+def test_card_shows_the_calibration_and_the_raw_log_loss() -> None:
+    base = _inputs()
+    metrics = {
+        **base.metrics,
+        "calibration": {"method": "platt", "test_logloss_raw": 0.51, "cv_logloss": {}},
+    }
+    content = card_content(_inputs(metrics=metrics), "v1")
+    assert content["metrics"]["test_logloss_raw"] == 0.51
+    assert content["training"]["calibration"] == "platt"
+    assert "calibration" not in card_content(base, "v1")["training"]  # an older run

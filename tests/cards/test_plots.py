@@ -43,6 +43,16 @@ def test_calibration_and_scores(data: tuple[np.ndarray, ...]) -> None:
     assert _decode(plots.scores_png(y, s)) == (499, 374)
 
 
+def test_calibration_draws_the_raw_curve_beside_the_calibrated_one(
+    data: tuple[np.ndarray, ...],
+) -> None:
+    y, s, _ = data
+    table = calibration_table(y, s)
+    both = plots.calibration_png(table, raw=calibration_table(y, np.clip(s * 1.5, 0, 1)))
+    assert _decode(both) == (499, 374)
+    assert both != plots.calibration_png(table)
+
+
 def test_training_curves_mark_the_best_epoch() -> None:
     history = [
         {"epoch": e, "train_loss": 0.6 - 0.02 * e, "val_auc": 0.7 + 0.01 * e, "val_logloss": 0.5}

@@ -29,6 +29,7 @@ def test_round_trip_keeps_every_array_and_field(tmp_path: Path) -> None:
         production_version="v4",
         features_dir="data/features/v1",
         score_seconds=0.01,
+        raw_scores=np.array([0.05, 0.9, 0.7, 0.2]),
     )
     save_predictions(tmp_path, preds)
     back = load_predictions(tmp_path)
@@ -37,6 +38,8 @@ def test_round_trip_keeps_every_array_and_field(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.scores, preds.scores)
     assert back.production_scores is not None
     np.testing.assert_array_equal(back.production_scores, preds.production_scores)
+    assert back.raw_scores is not None
+    np.testing.assert_array_equal(back.raw_scores, preds.raw_scores)
     assert back.meta() == preds.meta()
 
 

@@ -17,7 +17,15 @@ def test_baseline_on_generated_data(tiny_features_dir: Path) -> None:
     result = fit_baseline(tiny_features_dir, DEFAULT_SPEC)
     assert 0.6 < result.test_auc < 1.0 and 0.6 < result.val_auc < 1.0
     assert result.train_rows == 2100 and result.c > 0 and result.seconds > 0
-    assert set(result.to_dict()) == {"test_auc", "val_auc", "c", "train_rows", "seconds"}
+    assert set(result.to_dict()) == {
+        "test_auc",
+        "val_auc",
+        "c",
+        "train_rows",
+        "seconds",
+        "test_logloss",
+    }
+    assert 0 < result.test_logloss < 1
 
 
 def test_baseline_caps_training_rows(tiny_features_dir: Path) -> None:

@@ -116,3 +116,41 @@ def test_predictor_bad_paths_and_files_are_clear_errors(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         Predictor.load(bad)
+
+
+def test_predictor_applies_the_checkpoints_calibration_and_reads_format_1(
+    run_dir: Path, tiny_features_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    import torch
+
+    from ml.metrics import log_loss
+    from ml.training.calibration import apply_calibration
+
+    ckpt = torch.load(run_dir / "model_best.pt", weights_only=True)
+    df = load_split(tiny_features_dir, "test", Predictor.load(run_dir).features)
+    recorded = json.loads((run_dir / "metrics.json").read_text())["test_logloss"]
+    assert log_loss(df["click"].to_numpy(), Predictor.load(run_dir).predict_proba(df)) == (
+        pytest.approx(recorded, abs=1e-6)
+    )
+    platt = {"method": "platt", "a": 0.5, "b": -1.0}
+    torch.save({**ckpt, "calibration": platt}, tmp_path / "platt.pt")
+    old = {k: v for k, v in ckpt.items() if k != "calibration"}
+    torch.save({**old, "format_version": 1}, tmp_path / "v1.pt")
+    plain = Predictor.load(tmp_path / "v1.pt")
+    assert plain.calibration is None
+    cat, num = plain.preprocessor.transform(df.head(20), source="t", numeric_nan="impute")
+    with torch.no_grad():
+        logits = plain.model(torch.from_numpy(cat), torch.from_numpy(num))
+    np.testing.assert_allclose(
+        plain.predict_proba(df.head(20)), torch.sigmoid(logits).double().numpy()
+    )
+    calibrated = Predictor.load(tmp_path / "platt.pt")
+    np.testing.assert_allclose(
+        calibrated.predict_proba(df.head(20)), apply_calibration(platt, logits.double().numpy())
+    )
+    np.testing.assert_allclose(  # the model's own scores, for the card's raw curve
+        calibrated.predict_proba(df.head(20), calibrated=False),
+        torch.sigmoid(logits).double().numpy(),
+    )

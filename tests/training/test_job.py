@@ -72,7 +72,14 @@ def test_train_writes_a_complete_run_directory(cfg: Config, home: Path) -> None:
 def test_train_checkpoint_describes_itself_and_loads_weights_only(cfg: Config) -> None:
     result = train(cfg, log=_quiet, progress=False)
     ckpt = torch.load(result.run_dir / "model_best.pt", weights_only=True)
-    assert ckpt["format_version"] == 1 and ckpt["model_name"] == "dcnv2"
+    assert ckpt["format_version"] == 2 and ckpt["model_name"] == "dcnv2"
+    assert ckpt["calibration"]["method"] == result.metrics["calibration"]["method"]
+    assert set(result.metrics["calibration"]["cv_logloss"]) == {
+        "none",
+        "temperature",
+        "platt",
+        "isotonic",
+    }
     assert ckpt["model_args"]["embedding_dim"] == 4
     assert ckpt["features"] == cfg.features.to_dict()
     assert ckpt["config"] == cfg.recorded_dict()
@@ -198,14 +205,18 @@ def test_train_monitor_val_logloss_keeps_the_lowest_logloss_epoch(cfg: Config) -
     history = result.metrics["history"]
     best = min(history, key=lambda h: h["val_logloss"])
     assert result.metrics["best_epoch"] == best["epoch"]
-    assert result.metrics["val_logloss"] == pytest.approx(best["val_logloss"], abs=1e-9)
+    # the kept epoch's own (uncalibrated) log loss; val_logloss is the calibrated one
+    raw = result.metrics["calibration"]["val_logloss_raw"]
+    assert raw == pytest.approx(best["val_logloss"], abs=1e-6)  # float64 vs float32 sigmoid
     ckpt = torch.load(result.run_dir / "model_best.pt", weights_only=True)
     assert ckpt["monitor"] == "val_logloss"
 
 
 def test_train_null_batch_size_and_weight_decay_follow_the_train_rows(cfg: Config) -> None:
     lines: list[str] = []
-    auto = cfg.replace(training={"batch_size": None, "weight_decay": None, "patience": None})
+    auto = cfg.replace(
+        training={"batch_size": None, "weight_decay": None, "patience": None, "monitor": "auto"}
+    )
     result = train(auto, log=lines.append, progress=False)
     rows, val_rows = result.metrics["rows"]["train"], result.metrics["rows"]["val"]
     batch = auto_batch_size(rows)
@@ -214,12 +225,17 @@ def test_train_null_batch_size_and_weight_decay_follow_the_train_rows(cfg: Confi
     assert f", patience {auto_patience(val_rows)} (" in line
     assert f"batch_size, weight_decay, patience automatic: {rows:,} train rows" in line
     assert f"{val_rows:,} val rows" in line
+    assert "; patience 5: under 10,000 validation rows" in line
     assert result.metrics["batch_size"] == batch
     assert result.metrics["weight_decay"] == pytest.approx(auto_weight_decay(rows, batch))
     assert result.metrics["patience"] == auto_patience(val_rows) == 5  # 450 val rows: noisy
     recorded = (result.run_dir / "config.yaml").read_text()
     assert "batch_size: null" in recorded and "weight_decay: null" in recorded
     assert "patience: null" in recorded
+    # monitor: auto on 450 validation rows: the log loss (AUC is noisy there)
+    (why,) = [ln for ln in lines if ln.startswith("Early stopping on ")]
+    assert why.startswith(f"Early stopping on val_logloss (monitor automatic: {val_rows:,} val")
+    assert result.metrics["monitor"] == "val_logloss" and "monitor: auto" in recorded
     only_decay = train(auto.replace(training={"batch_size": 64}), log=lines.append, progress=False)
     assert only_decay.metrics["batch_size"] == 64
     assert only_decay.metrics["weight_decay"] == pytest.approx(auto_weight_decay(rows, 64))
@@ -325,7 +341,8 @@ def test_train_bf16_reaches_the_fp32_auc_on_tiny_data(cfg: Config) -> None:
     bf16 = train(cfg.replace(training={"precision": "bf16"}), log=_quiet, progress=False).metrics
     assert bf16["test_auc"] != fp32["test_auc"]  # the forward pass really ran in bf16
     assert bf16["test_auc"] == pytest.approx(fp32["test_auc"], abs=0.01)
-    assert bf16["test_logloss"] == pytest.approx(fp32["test_logloss"], abs=0.01)
+    raw = "test_logloss_raw"  # the forward pass's; each run fits its own calibration
+    assert bf16["calibration"][raw] == pytest.approx(fp32["calibration"][raw], abs=0.01)
 
 
 def test_train_bf16_on_a_cpu_without_native_bf16_warns(

@@ -53,3 +53,18 @@ def test_auto_patience_waits_longer_on_a_small_noisy_validation_split() -> None:
     assert auto_patience(9_999) == 5
     assert auto_patience(10_000) == 3
     assert auto_patience(300_000) == 3
+
+
+def test_patience_reason_names_the_rule_for_each_size() -> None:
+    from ml.training.sizing import patience_reason
+
+    assert patience_reason(1_500).startswith("5: under 10,000 validation rows")
+    assert patience_reason(30_000).startswith("3: 10,000+ validation rows")
+
+
+def test_auto_monitor_watches_auc_only_on_a_steady_validation_split() -> None:
+    from ml.training.sizing import auto_monitor
+
+    assert auto_monitor(1_500) == "val_logloss"
+    assert auto_monitor(9_999) == "val_logloss"
+    assert auto_monitor(10_000) == "val_auc"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ml.config import FeatureSpec
-from ml.data.generate import world_default, world_feed, world_marketplace
+from ml.data.generate import world_default, world_feed, world_marketplace, world_pairwise
 from ml.data.generate.world import WorldDef, tune_intercept
 from ml.errors import GenerationError
 
@@ -16,7 +16,13 @@ DEFAULT_WORLD = "default"
 DEFAULT_WORLD_SEED = 20240101
 
 WORLDS: dict[str, WorldDef] = {
-    w.name: w for w in (world_default.WORLD, world_marketplace.WORLD, world_feed.WORLD)
+    w.name: w
+    for w in (
+        world_default.WORLD,
+        world_marketplace.WORLD,
+        world_feed.WORLD,
+        world_pairwise.WORLD,
+    )
 }
 
 

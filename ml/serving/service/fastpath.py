@@ -75,5 +75,4 @@ class FastScorer:
         logits: Any = self.predictor.model(
             torch.from_numpy(np.ascontiguousarray(cat)).to(device), torch.from_numpy(num).to(device)
         )
-        probs: npt.NDArray[np.float64] = torch.sigmoid(logits).double().cpu().numpy()
-        return probs
+        return self.predictor.probabilities(logits)

@@ -55,3 +55,21 @@ def test_fast_path_falls_back_for_strings_in_integer_fields(registry_template: P
     probs = FastScorer(predictor).predict_proba(parsed)
     assert probs[0] == probs[1]
     np.testing.assert_array_equal(probs, predictor.predict_proba(pd.DataFrame([row, row2])))
+
+
+def test_fast_path_applies_the_calibration_as_predict_proba(
+    registry_template: Path, tiny_features_dir: Path
+) -> None:
+    predictor = ModelRegistry(registry_template).load(NAME, "v3", "staging")
+    df = load_split(tiny_features_dir, "test", DEFAULT_SPEC, with_label=False).head(32)
+    parsed = parse_predict(
+        json.dumps({"rows": _rows(df)}).encode(),
+        predictor.features,
+        max_batch=64,
+        key_field="user_id",
+    )
+    before = FastScorer(predictor).predict_proba(parsed)
+    predictor.calibration = {"method": "temperature", "t": 3.0}
+    fast = FastScorer(predictor).predict_proba(parsed)
+    np.testing.assert_array_equal(fast, predictor.predict_proba(df))
+    assert not np.allclose(fast, before)  # the map changed the scores
