@@ -25,16 +25,10 @@ training: {{learning_rate: 0.01, weight_decay: 0.0, monitor: val_auc, batch_size
 """
 
 
-#: A Slack webhook token and an SMTP password the integration tests' pipeline homes use:
-#: distinctive strings the secrets test looks for in every artifact (docs/security.md).
-SLACK_TOKEN = "slackTOKEN-3f9a1c7e5b2d"
-SMTP_PASSWORD = "smtpPASSWORD-8d4e6b0a2c1f"
-
-
 class WebhookRecorder:
     """A local stand-in for Slack's webhook endpoint: records every JSON body posted."""
 
-    def __init__(self, token: str = "XXX") -> None:
+    def __init__(self) -> None:
         self.payloads: list[dict[str, Any]] = []
         recorder = self
 
@@ -50,7 +44,7 @@ class WebhookRecorder:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/{token}"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/XXX"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -134,55 +128,3 @@ def parse_dags(
     code = DAGBAG_PROBE % {"dags": str(dags), "bad": repr(BAD_CONFS)}
     result: dict[str, Any] = run_probe(code, home, extra)
     return result
-
-
-class SmtpInbox:
-    """A local SMTP server (aiosmtpd) that requires a login with ``password``: keeps every
-    message and whether each login matched. :meth:`connection_env` is the
-    ``AIRFLOW_CONN_SMTP_DEFAULT`` value pointing at it."""
-
-    def __init__(self, password: str) -> None:
-        from aiosmtpd.controller import Controller
-
-        from testkit.serving import free_port
-
-        self.password = password
-        self.messages: list[bytes] = []
-        self.logins: list[bool] = []
-        self.controller = Controller(
-            self, hostname="127.0.0.1", port=free_port(), authenticator=self, auth_require_tls=False
-        )
-        self.controller.start()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(bytes(envelope.content))
-        return "250 OK"
-
-    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
-        from aiosmtpd.smtp import AuthResult, LoginPassword
-
-        ok = isinstance(data, LoginPassword) and data.password == self.password.encode()
-        self.logins.append(ok)
-        return AuthResult(success=ok)
-
-    def connection_env(self) -> str:
-        return json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": "127.0.0.1",
-                "port": self.controller.port,
-                "login": "airflow",
-                "password": self.password,
-                "extra": {
-                    "disable_ssl": True,
-                    "disable_tls": True,
-                    "from_email": "airflow@example.com",
-                    "to": "ml-team@example.com",
-                    "timeout": 5,
-                    "retry_limit": 0,
-                },
-            }
-        )
-
-    def close(self) -> None:
-        self.controller.stop()

@@ -8,7 +8,8 @@ lost conditional write) are the storage errors of :mod:`ml.errors`: user errors 
 retryable ones 3.
 
 Not available on an object store yet (they raise :class:`ObjectStoreUnsupportedError`):
-``gc --keep-last`` (retention). ``path_of`` returns a verified local copy (a cache under
+``gc --keep-last`` (retention) and a canary (``get_canary`` answers None, so a service
+sends every user to ``current``). ``path_of`` returns a verified local copy (a cache under
 the base directory), so code that reads a version's directory works unchanged.
 """
 
@@ -26,7 +27,6 @@ from ml.errors import (
     NoPreviousVersionError,
     ObjectStoreUnsupportedError,
 )
-from ml.registry import journal
 from ml.registry import objectstore as obj
 from ml.registry import objectstore_manage as manage
 from ml.registry import objectstore_production as prod
@@ -36,7 +36,6 @@ from ml.registry.integrity import VerifyReport
 from ml.registry.journal import Audit
 from ml.registry.layout import (
     CURRENT,
-    MANIFEST,
     METADATA,
     MODEL_FILE,
     PRODUCTION,
@@ -71,6 +70,16 @@ class ObjectStoreRegistry(ModelRegistry):
     def _url(self, stage: str, name: str, version: str) -> Path:
         # RegisteredVersion/Promotion/VerifyReport hold a Path; here it is the URL as text
         return self._keys.url(stage, name, version)  # type: ignore[return-value]
+
+    def get_canary(self, name: str) -> dict[str, Any] | None:
+        """No canary on an object store yet: every user goes to ``current``."""
+        return None
+
+    def set_canary(self, name: str, version: str, traffic: float, **_: Any) -> Any:
+        raise self._unsupported("a canary (registry canary, deploy_model)")
+
+    def clear_canary(self, name: str, **_: Any) -> None:
+        return None  # there is never one to clear
 
     def _unsupported(self, what: str) -> ObjectStoreUnsupportedError:
         return ObjectStoreUnsupportedError(
@@ -315,4 +324,4 @@ def _merge(
     return out
 
 
-__all__ = ["MANIFEST", "ObjectStoreRegistry", "ObjectStoreUnsupportedError", "journal"]
+__all__ = ["ObjectStoreRegistry"]

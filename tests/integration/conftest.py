@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from testkit.airflow import SLACK_TOKEN, SMTP_PASSWORD, SmtpInbox, WebhookRecorder, small_config
+from testkit.airflow import WebhookRecorder, small_config
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,6 @@ class PipelineHome:
     home: Path
     env: dict[str, str]
     webhook: WebhookRecorder
-    inbox: SmtpInbox
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -39,19 +38,15 @@ def pipeline(
     shutil.copytree(CHECKOUT / "config", home / "config")
     (home / "config" / "small.yaml").write_text(small_config(epochs=1))
     shutil.copytree(tiny_features_dir, home / "data" / "features" / "v1")
-    webhook = WebhookRecorder(token=SLACK_TOKEN)
-    inbox = SmtpInbox(SMTP_PASSWORD)
+    webhook = WebhookRecorder()
     env = airflow_env(
         home,
         {
             "AIRFLOW_CONN_SLACK_WEBHOOK": webhook.connection_env(),
-            "AIRFLOW_CONN_SMTP_DEFAULT": inbox.connection_env(),
             # Where failure messages link to (no server runs here: only the text is checked).
             "AIRFLOW__API__BASE_URL": "http://airflow.test:8080",
         },
     )
     env.pop("CTR_TRAINING_SCHEDULE", None)
-    env.pop("CTR_NOTIFY_EMAIL_TO", None)
-    yield PipelineHome(home, env, webhook, inbox)
+    yield PipelineHome(home, env, webhook)
     webhook.close()
-    inbox.close()

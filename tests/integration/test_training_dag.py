@@ -8,7 +8,6 @@ Airflow process is a subprocess with its own environment.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from testkit.airflow import SLACK_TOKEN, SMTP_PASSWORD
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 SMALL = {
@@ -132,52 +129,6 @@ def test_make_run_registers_v1_with_the_spec_log_lines(
     assert "training " in out and "orchestration " in out
     assert versions(pipeline) == ["v1"]
     assert (pipeline.home / "models" / "production" / "ctr_model" / "current").is_symlink()
-
-
-def _leaks(data: bytes) -> list[str]:
-    return [s for s in (SLACK_TOKEN, SMTP_PASSWORD) if s.encode() in data]
-
-
-def test_the_first_run_leaks_its_secret_connections_nowhere(
-    pipeline: Any, first_run: dict[str, Any]
-) -> None:
-    """The pipeline home's Slack webhook token and SMTP password (distinctive strings) were
-    used (Slack got messages at the token's URL, email logged in) and appear in no file of
-    the home (run directory, registry version and card, summary, task logs, the metadata
-    database with its XComs), in make run's output, nor in any message (docs/security.md)."""
-    webhook, inbox = pipeline.webhook, pipeline.inbox
-    assert webhook.payloads and all(SLACK_TOKEN in p["path"] for p in webhook.payloads)
-    assert inbox.messages and inbox.logins and all(inbox.logins)
-    searched: list[str] = []
-    found: dict[str, list[str]] = {}
-    for root, _dirs, files in os.walk(pipeline.home):
-        for name in files:
-            path = Path(root) / name
-            if path.is_symlink() or not path.is_file():
-                continue
-            searched.append(str(path.relative_to(pipeline.home)))
-            if hits := _leaks(path.read_bytes()):
-                found[searched[-1]] = hits
-    if hits := _leaks(first_run["stdout"].encode()):
-        found["make run output"] = hits
-    for i, payload in enumerate(webhook.payloads):
-        body = json.dumps({k: v for k, v in payload.items() if k != "path"})  # the URL: channel
-        if hits := _leaks(body.encode()):
-            found[f"Slack message {i}"] = hits
-    for i, message in enumerate(inbox.messages):
-        if hits := _leaks(message):
-            found[f"email {i}"] = hits
-    assert found == {}
-    for must in (
-        "experiments/runs/",
-        "experiments/summaries/training_pipeline/",
-        "models/staging/ctr_model/v1/MANIFEST.json",
-        "models/staging/ctr_model/v1/model_card.md",
-        "airflow_home/airflow.db",  # XComs, task instances
-        "train_model.log",
-        "notify_completion.log",
-    ):
-        assert any(must in p for p in searched), (must, searched)
 
 
 def test_xcoms_are_exactly_the_spec_keys(pipeline: Any, first_run: dict[str, Any]) -> None:
