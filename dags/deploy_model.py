@@ -34,7 +34,6 @@ from datetime import timedelta
 from typing import Any
 
 import deploy_model_tasks as deploy_glue
-import pendulum
 import training_pipeline_tasks as glue
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -61,18 +60,10 @@ APPROVAL_TIMEOUT = timedelta(hours=float(os.environ.get("CTR_APPROVAL_TIMEOUT_H"
 @dag(
     dag_id="deploy_model",
     schedule=[glue.model_asset()],
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     tags=["ml", "ctr", "deploy"],
     doc_md=__doc__,
     params=PARAMS,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": glue.notify_failure,
-    },
+    **glue.dag_defaults(),
 )
 def deploy_model() -> None:
     def settings() -> Any:

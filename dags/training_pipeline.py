@@ -48,7 +48,6 @@ import os
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 import training_pipeline_tasks as glue
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
 
@@ -79,18 +78,10 @@ def _push(values: dict[str, Any]) -> None:
 @dag(
     dag_id=glue.DAG_ID,
     schedule=glue.training_schedule(),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     tags=["ml", "ctr", "training"],
     doc_md=__doc__,
     params=PARAMS,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": glue.notify_failure,
-    },
+    **glue.dag_defaults(),
 )
 def training_pipeline() -> None:
     xcom = {"multiple_outputs": True, "do_xcom_push": False}

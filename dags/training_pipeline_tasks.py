@@ -169,3 +169,23 @@ def notify_retry(context: Mapping[str, Any]) -> None:
     from pipeline_notifications import notify_retry as _notify
 
     _notify(context)
+
+
+def dag_defaults() -> dict[str, Any]:
+    """What every DAG of the project shares (``@dag(..., **glue.dag_defaults())``): a fixed
+    start date, no catch-up, one run at a time, one retry after 30 s, failures notified."""
+    from datetime import timedelta
+
+    import pendulum
+
+    return {
+        "start_date": pendulum.datetime(2024, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {
+            "owner": "ml-platform",
+            "retries": 1,
+            "retry_delay": timedelta(seconds=30),
+            "on_failure_callback": notify_failure,
+        },
+    }

@@ -17,11 +17,9 @@ thresholds (`max_logloss`, `max_logloss_increase` over the previous version,
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from typing import Any
 
 import deploy_model_tasks as deploy_glue
-import pendulum
 import training_pipeline_tasks as glue
 from airflow.sdk import Param, dag, get_current_context, task
 
@@ -43,18 +41,10 @@ PARAMS = {
 @dag(
     dag_id="watch_production",
     schedule=os.environ.get("CTR_WATCH_SCHEDULE", "*/15 * * * *"),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     tags=["ml", "ctr", "monitoring"],
     doc_md=__doc__,
     params=PARAMS,
-    default_args={
-        "owner": "ml-platform",
-        "retries": 1,
-        "retry_delay": timedelta(seconds=30),
-        "on_failure_callback": glue.notify_failure,
-    },
+    **glue.dag_defaults(),
 )
 def watch_production() -> None:
     @task
