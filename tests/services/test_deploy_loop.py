@@ -39,7 +39,7 @@ def _wait_state(rest: Any, run_id: str, task: str, state: str, timeout: float) -
 
 
 @pytest.mark.xfail(
-    reason="seen once in CI (LocalExecutor on SQLite, Airflow 3.3.2): the approve task, "
+    reason="fails in CI (LocalExecutor on SQLite, Airflow 3.3.2): the approve task, "
     "resumed after the admin's answer, was killed ('Server indicated the task shouldn't be "
     "running anymore'), so promote never ran; the same flow passes on PostgreSQL + Celery "
     "(the test below). Open: see the stop-20 closing note",
