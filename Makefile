@@ -22,13 +22,19 @@ venv: $(STAMP) ## create or refresh .venv from the lock
 run: $(STAMP) ## the main job: generate data if missing, run the training_pipeline DAG, print a summary
 	@$(BIN)/python -m scripts.run_pipeline $(ARGS)
 
+# Both tiers run on every core (pytest-xdist; TEST_WORKERS=0 runs in one process): the
+# service tests as one group on one worker, every other module wherever a worker is free
+# (testkit/xdist.py).
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP) ## the test suite (what CI runs)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
 
 # The unit tier: everything but end-to-end runs (slow) and Airflow services; what the
 # pre-commit hook runs. `make test` is the whole suite (what CI runs).
 test-fast: $(STAMP) ## the fast unit tier (no Airflow services, no end-to-end runs): a few minutes
-	$(BIN)/python -m pytest -m "not slow and not services and not long" -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not services and not long" -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 test-long: $(STAMP) ## opt-in: a 12-minute training task under the real scheduler
 	$(BIN)/python -m pytest -m long -p no:cacheprovider tests/services/test_long_task.py $(PYTEST_ARGS)

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from testkit import services as kit
+from testkit.xdist import SERVICES_WORKER
 from testkit.worker_crash import CrashResult, worker_crash_trial
 
 SHARED_FIXTURES = ("sqlite_stack", "pg_stack")
@@ -223,6 +224,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # Launch the stacks as soon as the selected tests are known: their minutes of
     # start-up (database migration, a dozen Airflow processes importing) then overlap
     # the tests that run before tests/services instead of adding to the suite's time.
+    # Under pytest-xdist only the worker that runs the service tests starts them here
+    # (tests/conftest.py gives that group to gw0); another worker would start them when
+    # its first test asks for one.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker not in (None, SERVICES_WORKER):
+        return
     if _NEEDED and not session.config.option.collectonly:
         _launch_all(session.config._tmp_path_factory)  # type: ignore[attr-defined]
 
