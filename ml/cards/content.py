@@ -120,9 +120,9 @@ def _model_choice(m: Mapping[str, Any]) -> dict[str, Any] | None:
     choice = m.get("auto")
     if not isinstance(choice, dict) or not choice.get("chosen"):
         return None
-    return {
-        k: choice.get(k) for k in ("chosen", "metric", "reason", "budget_s", "seconds")
-    } | {"candidates": [c for c in choice.get("candidates") or () if isinstance(c, dict)]}
+    return {k: choice.get(k) for k in ("chosen", "metric", "reason", "budget_s", "seconds")} | {
+        "candidates": [c for c in choice.get("candidates") or () if isinstance(c, dict)]
+    }
 
 
 def _metrics_section(m: Mapping[str, Any], measured: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -216,10 +216,10 @@ def choice_text(choice: Mapping[str, Any]) -> str:
 
 def choice_rows(choice: Mapping[str, Any]) -> list[tuple[str, ...]]:
     """One row per candidate family (the chosen one marked)."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for cand in choice.get("candidates") or ():
         mark = " ✔" if cand.get("family") == choice.get("chosen") else ""
-        note = cand.get("skipped") and f"skipped: {cand['skipped']}" or cand.get("cut_short")
+        note = (cand.get("skipped") and f"skipped: {cand['skipped']}") or cand.get("cut_short")
         rows.append(
             (
                 f"{cand.get('family')}{mark}",

@@ -148,14 +148,8 @@ def train(
     if result.resumed_from_epoch:
         log.info("   (resumed from the checkpoint of epoch %d)", result.resumed_from_epoch)
     shown = display_path(result.run_dir)
-    _step(
-        run,
-        "train",
-        start,
-        run_dir=shown,
-        training_seconds=result.metrics.get("train_time_s"),
-        model_choice=result.metrics.get("auto"),
-    )
+    seconds, choice = result.metrics.get("train_time_s"), result.metrics.get("auto")
+    _step(run, "train", start, run_dir=shown, training_seconds=seconds, model_choice=choice)
     return {"run_dir": shown}
 
 

@@ -214,26 +214,15 @@ def choose(
             log(f"   ⏭️  {family}: skipped, {row.skipped}")
             continue
         ccfg, row.settings = candidate_config(cfg, family, train_rows, ids)
-        run_dir = rd.candidate_dir(out, family)
         began = clock()
-        metrics = train_candidate(ccfg, run_dir, None if family == "logreg" else deadline)
-        row.seconds = round(clock() - began, 2)
-        row.run_dir = str(run_dir)
-        row.val_auc = _finite(metrics.get("val_auc"))
-        row.val_logloss = _finite(metrics.get("val_logloss"))
-        row.epochs = metrics.get("epochs_run")
-        row.best_epoch = metrics.get("best_epoch")
-        row.cut_short = str(metrics.get("cut_short") or "")
+        metrics = train_candidate(
+            ccfg, rd.candidate_dir(out, family), None if family == "logreg" else deadline
+        )
+        _record(row, metrics, clock() - began, rd.candidate_dir(out, family), log)
         if family == "logreg":
             # one weight per id (+ one per numeric column + the bias): the rows of every
             # embedding table, for auto_embedding_dim
             ids = int(metrics.get("n_params") or 0) - len(cfg.features.numeric) - 1
-        log(
-            f"   {family}: val AUC {_fmt(row.val_auc)}, val log loss {_fmt(row.val_logloss)}, "
-            f"{row.epochs} epochs, {row.seconds:.1f} s"
-            + (f" ({row.cut_short})" if row.cut_short else "")
-            + (f"; {_settings(row.settings)}" if row.settings else "")
-        )
     best = _best(table, metric)
     if best is None:
         raise TrainingError(
@@ -251,6 +240,25 @@ def choose(
     choice = AutoChoice(best.family, metric, budget, seconds, table, reason)
     assert best.run_dir is not None
     return choice, Path(best.run_dir)
+
+
+def _record(
+    row: Candidate, metrics: dict[str, Any], seconds: float, run_dir: Path, log: Log
+) -> None:
+    """Fill ``row`` from a trained candidate's metrics, and log it."""
+    row.seconds = round(seconds, 2)
+    row.run_dir = str(run_dir)
+    row.val_auc = _finite(metrics.get("val_auc"))
+    row.val_logloss = _finite(metrics.get("val_logloss"))
+    row.epochs = metrics.get("epochs_run")
+    row.best_epoch = metrics.get("best_epoch")
+    row.cut_short = str(metrics.get("cut_short") or "")
+    log(
+        f"   {row.family}: val AUC {_fmt(row.val_auc)}, val log loss {_fmt(row.val_logloss)}, "
+        f"{row.epochs} epochs, {row.seconds:.1f} s"
+        + (f" ({row.cut_short})" if row.cut_short else "")
+        + (f"; {_settings(row.settings)}" if row.settings else "")
+    )
 
 
 def _best(table: list[Candidate], metric: str) -> Candidate | None:

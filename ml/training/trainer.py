@@ -140,8 +140,7 @@ class Trainer:
         precision: ``fp32``, or ``bf16`` to run the training forward pass under
             ``torch.autocast(bfloat16)`` (weights, gradients' accumulation into them,
             the optimizer, the loss and evaluation stay fp32).
-        deadline: a ``time.perf_counter()`` value after which no new epoch starts (the
-            best epoch so far is kept; ``model.name: auto``'s time budget).
+        deadline: ``time.perf_counter()`` after which no epoch starts (auto's budget).
     """
 
     def __init__(
@@ -164,10 +163,8 @@ class Trainer:
         progress_s: float | None = None,
         deadline: float | None = None,
     ) -> None:
-        self.model = model
-        self.deadline = deadline
-        #: Why training ended before early stopping or the epoch cap ("" when it did not).
-        self.cut_short = ""
+        self.model, self.deadline = model, deadline
+        self.cut_short = ""  # why training ended before early stopping or the epoch cap
         if precision not in ("fp32", "bf16"):
             # "auto" is resolved by the caller (ml.training.hardware.resolve_precision).
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
@@ -233,27 +230,18 @@ class Trainer:
             self.checkpoint_and_early_stop(epoch, record)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, record)
-            if self._past_deadline():
+            more = not self.early.stopped and self.epoch < self.epochs
+            if more and self.deadline is not None and time.perf_counter() >= self.deadline:
+                self.cut_short = f"time budget spent after epoch {epoch}"  # keeps the best
                 break
-        if self.early.stopped:
+        if self.cut_short:
+            self.log(f"Stopping: {self.cut_short}; keeping epoch {self.early.best_epoch}")
+        elif self.early.stopped:
             self.log(
                 f"Early stopping: no better {self.early.monitor} for {self.early.patience} "
                 f"epoch(s); best {self.early.best:.4f} at epoch {self.early.best_epoch}"
             )
         return self.early
-
-    def _past_deadline(self) -> bool:
-        """True (and logged) when the time budget is spent with epochs still to run."""
-        if self.deadline is None or self.early.stopped or self.epoch >= self.epochs:
-            return False
-        if time.perf_counter() < self.deadline:
-            return False
-        self.cut_short = f"time budget spent after epoch {self.epoch}"
-        self.log(
-            f"Stopping: the time budget is spent after epoch {self.epoch}; keeping the best "
-            f"epoch so far ({self.early.best_epoch})"
-        )
-        return True
 
     def train_epoch(self, data: EncodedSplit, epoch: int = 0) -> float:
         """One pass over ``data`` in a seeded random order; returns the mean train loss."""
