@@ -7,6 +7,11 @@ the trainer can all name the same sets without importing each other.
 from __future__ import annotations
 
 MODEL_NAMES = ("logreg", "fm", "dcnv2", "deepfm", "finalmlp")
+#: ``model.name: auto``: train candidate families and keep the best on validation
+#: (ml.training.auto).
+AUTO_MODEL = "auto"
+#: ``model.name`` values: a family, or ``auto``.
+MODEL_CHOICES = (AUTO_MODEL, *MODEL_NAMES)
 NUMERIC_NAN_POLICIES = ("error", "impute")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -22,4 +27,8 @@ MODEL_KEYS: dict[str, frozenset[str]] = {
     "deepfm": frozenset({"embedding_dim", "hidden_units", "dropout"}),
     "fm": frozenset({"embedding_dim"}),
     "finalmlp": frozenset({"embedding_dim", "hidden_units", "dropout"}),
+    # auto: every key (its candidates start from them) and its time budget.
+    AUTO_MODEL: frozenset(
+        {"embedding_dim", "hidden_units", "cross_layers", "dropout", "auto_budget"}
+    ),
 }

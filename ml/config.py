@@ -34,8 +34,8 @@ import yaml
 from ml import paths
 from ml.choices import (
     DEVICES,
+    MODEL_CHOICES,
     MODEL_KEYS,
-    MODEL_NAMES,
     MONITOR_CHOICES,
     NUMERIC_NAN_POLICIES,
     PRECISIONS,
@@ -125,17 +125,27 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # logreg (baseline), fm (factorization machine), dcnv2 (cross network v2 + MLP),
-    # deepfm (FM + MLP) or finalmlp (two gated MLP streams, bilinear fusion).
-    name: str = "dcnv2"
+    # auto (train candidate families within auto_budget, keep the best on validation:
+    # ml.training.auto), logreg (baseline), fm (factorization machine), dcnv2 (cross
+    # network v2 + MLP), deepfm (FM + MLP) or finalmlp (two gated MLP streams, bilinear
+    # fusion).
+    name: str = "auto"
     embedding_dim: int = 16
     hidden_units: tuple[int, ...] = (256, 128)
     cross_layers: int = 2  # dcnv2 only
     dropout: float = 0.2
+    # auto only: seconds for all the candidates; null: by the train split's size
+    # (ml.training.auto.auto_budget).
+    auto_budget: float | None = None
 
     def _check(self, where: str) -> None:
-        if self.name not in MODEL_NAMES:
-            raise ConfigError(f"{where}.name must be one of {MODEL_NAMES}, got {self.name!r}")
+        if self.name not in MODEL_CHOICES:
+            raise ConfigError(f"{where}.name must be one of {MODEL_CHOICES}, got {self.name!r}")
+        if self.auto_budget is not None and self.auto_budget <= 0:
+            raise ConfigError(
+                f"{where}.auto_budget must be > 0 seconds or null (by the data size), "
+                f"got {self.auto_budget}"
+            )
         if self.embedding_dim < 1:
             raise ConfigError(f"{where}.embedding_dim must be >= 1, got {self.embedding_dim}")
         if any(h < 1 for h in self.hidden_units):

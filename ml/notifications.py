@@ -73,6 +73,10 @@ def metrics_lines(metrics: Mapping[str, Any], prefix: str = "test_") -> list[str
     return ["📊 Model Metrics:", *(f"   {k}: {_fmt(metrics[k])}" for k in keys)]
 
 
+def _secs(value: Any) -> str:
+    return f"{float(value):.1f}" if _is_number(value) else str(value)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -115,6 +119,7 @@ def success_message(
     drift: Mapping[str, Any] | None = None,
     unchanged_since: str | None = None,
     tuning: Mapping[str, Any] | None = None,
+    model_choice: Mapping[str, Any] | None = None,
 ) -> str:
     """The completion summary, starting with ``🎉 Training Pipeline Complete!``.
 
@@ -133,6 +138,8 @@ def success_message(
         unchanged_since: The version this run found identical inputs for (training and
             registration were skipped), else None.
         tuning: The study the model came from (``ml.tuning.report.summary``), if tuned.
+        model_choice: ``model.name: auto``'s choice and candidates table
+            (``ml.training.auto.AutoChoice.to_dict()``), when it chose.
 
     Returns:
         Multi-line text for the log and for Slack.
@@ -160,6 +167,7 @@ def success_message(
             "and code): training and registration skipped (force_retrain=true overrides)"
         )
     lines += tuning_lines(tuning)
+    lines += model_choice_lines(model_choice)
     if promoted and version is not None:
         lines.append(f"   🚀 Promoted to production: {model_name} {version}")
     elif version is not None:
@@ -180,6 +188,28 @@ def drift_lines(drift: Mapping[str, Any] | None) -> list[str]:
             lines.append(
                 f"      ⚠️ {f.get('field')}: PSI {f.get('psi')} ({f.get('largest_change')})"
             )
+    return lines
+
+
+def model_choice_lines(choice: Mapping[str, Any] | None) -> list[str]:
+    """``model.name: auto``'s block: the family kept, why, and one line per candidate
+    (validation AUC and log loss, epochs, seconds, or why it was skipped)."""
+    if not choice or not choice.get("chosen"):
+        return []
+    lines = [
+        f"   🧭 Model family: {choice['chosen']} (automatic: {choice.get('reason', '')}; "
+        f"{_secs(choice.get('seconds'))} s of a {_secs(choice.get('budget_s'))} s budget)"
+    ]
+    for c in choice.get("candidates") or ():
+        mark = "→" if c.get("family") == choice["chosen"] else " "
+        if c.get("skipped"):
+            lines.append(f"      {mark} {c.get('family')}: skipped, {c['skipped']}")
+            continue
+        lines.append(
+            f"      {mark} {c.get('family')}: val AUC {_fmt(c.get('val_auc'))}, val log loss "
+            f"{_fmt(c.get('val_logloss'))}, {c.get('epochs')} epochs, {_secs(c.get('seconds'))} s"
+            + (f" ({c['cut_short']})" if c.get("cut_short") else "")
+        )
     return lines
 
 

@@ -111,6 +111,7 @@ BAD_CONFS: list[dict[str, Any]] = [
     {"auto_promote": "yes"},
     {"epochs": 0},
     {"epochs": 1.5},
+    {"model_family": "xgboost"},
     {"config_path": ""},
     {"features_path": 3},
     {"max_psi": 0},

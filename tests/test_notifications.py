@@ -121,3 +121,37 @@ def test_success_message_names_the_best_tuning_trial() -> None:
         model_name="m", version="v1", path="p", metrics=None, dag_id="d", run_id="r"
     )
     assert "Tuned" not in plain
+
+
+CHOICE = {
+    "chosen": "fm",
+    "metric": "val_auc",
+    "budget_s": 42.0,
+    "seconds": 30.25,
+    "reason": "best val_auc 0.7400 (vs logreg 0.7000)",
+    "candidates": [
+        {"family": "logreg", "val_auc": 0.7, "val_logloss": 0.3, "epochs": 9, "seconds": 1.5},
+        {"family": "fm", "val_auc": 0.74, "val_logloss": 0.29, "epochs": 12, "seconds": 3.25},
+        {"family": "dcnv2", "skipped": "budget spent (43 s of 42 s)"},
+    ],
+}
+
+
+def test_success_message_shows_the_automatic_model_choice() -> None:
+    text = success_message(
+        model_name="m",
+        version="v1",
+        path="p",
+        metrics=None,
+        dag_id="d",
+        run_id="r",
+        model_choice=CHOICE,
+    )
+    assert "   🧭 Model family: fm (automatic: best val_auc 0.7400 (vs logreg 0.7000); " in text
+    assert "30.2 s of a 42.0 s budget)" in text
+    assert "      → fm: val AUC 0.7400, val log loss 0.2900, 12 epochs, 3.2 s" in text
+    assert "        dcnv2: skipped, budget spent (43 s of 42 s)" in text
+    plain = success_message(
+        model_name="m", version="v1", path="p", metrics=None, dag_id="d", run_id="r"
+    )
+    assert "Model family" not in plain

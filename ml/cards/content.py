@@ -87,6 +87,7 @@ def card_content(inp: CardInputs, version: str) -> dict[str, Any]:
         "built_at": inp.built_at,
         "origin": inp.origin,
         "model": _model_section(m, cfg, inp.model_bytes),
+        "model_choice": _model_choice(m),
         "metrics": _metrics_section(m, measured),
         "gates": _gates_section(inp),
         "production": _production_section(preds, measured, inp),
@@ -111,6 +112,16 @@ def _model_section(
         "parameters": m.get("n_params"),
         "checkpoint_bytes": size,
         "architecture": dict(model_cfg or {}),
+    }
+
+
+def _model_choice(m: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``model.name: auto``'s choice and its candidates table (None: one family was set)."""
+    choice = m.get("auto")
+    if not isinstance(choice, dict) or not choice.get("chosen"):
+        return None
+    return {k: choice.get(k) for k in ("chosen", "metric", "reason", "budget_s", "seconds")} | {
+        "candidates": [c for c in choice.get("candidates") or () if isinstance(c, dict)]
     }
 
 

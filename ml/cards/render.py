@@ -169,6 +169,9 @@ def markdown(c: Mapping[str, Any], plot_names: Sequence[str]) -> str:
     tables = _rows(c)
     lines = [f"# Model card: {c['name']} {c['version']}", ""]
     lines += _md_table(("", ""), tables["Model"])
+    if c.get("model_choice"):
+        lines += ["## Model choice", "", choice_text(c["model_choice"]), ""]
+        lines += _md_table(CHOICE_HEADER, choice_rows(c["model_choice"]))
     lines += ["## Test metrics", "", *_md_table(("metric", "value"), tables["Test metrics"])]
     lines += ["## Quality gates", ""]
     if c["gates"]["results"]:
@@ -198,6 +201,36 @@ def markdown(c: Mapping[str, Any], plot_names: Sequence[str]) -> str:
         lines += _md_table(("field", "vocabulary", "OOV train", "OOV val"), _vocab_rows(vocab))
     lines += ["## Config", "", "```yaml", c["config"].rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+CHOICE_HEADER = ("family", "val AUC", "val log loss", "epochs", "seconds", "note")
+
+
+def choice_text(choice: Mapping[str, Any]) -> str:
+    """The model choice's sentence: which family, by what, in how long."""
+    return (
+        f"model.name auto chose {choice.get('chosen')}: {choice.get('reason')} "
+        f"({fmt(choice.get('seconds'), 1)} s of a {fmt(choice.get('budget_s'), 1)} s budget)."
+    )
+
+
+def choice_rows(choice: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """One row per candidate family (the chosen one marked)."""
+    rows: list[tuple[str, ...]] = []
+    for cand in choice.get("candidates") or ():
+        mark = " ✔" if cand.get("family") == choice.get("chosen") else ""
+        note = (cand.get("skipped") and f"skipped: {cand['skipped']}") or cand.get("cut_short")
+        rows.append(
+            (
+                f"{cand.get('family')}{mark}",
+                fmt(cand.get("val_auc")),
+                fmt(cand.get("val_logloss")),
+                fmt(cand.get("epochs")),
+                fmt(cand.get("seconds"), 1),
+                note or "",
+            )
+        )
+    return rows
 
 
 def _vocab_rows(vocab: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
@@ -301,6 +334,12 @@ def html_page(c: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
     parts += ["<section><h2>Compared with production at registration</h2>", f"<p>{_h(text)}</p>"]
     if rows:
         parts.append(_html_table(("metric", "this model", "production", "difference"), rows))
+    if c.get("model_choice"):
+        parts += [
+            "</section><section><h2>Model choice</h2>",
+            f"<p>{_h(choice_text(c['model_choice']))}</p>",
+            _html_table(CHOICE_HEADER, choice_rows(c["model_choice"])),
+        ]
     parts += ["</section><section><h2>Limitations</h2><ul class=lim>"]
     parts += [f"<li class=warn>{_h(x)}</li>" for x in c["limitations"]] or [
         "<li>None found in what was measured.</li>"

@@ -47,7 +47,7 @@ def add_param_arguments(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) 
             kwargs["type"] = _parser_of(spec)
             kwargs["metavar"] = spec.flag.lstrip("-").replace("-", "_").upper()
             if spec.enum:
-                kwargs["choices"] = spec.enum
+                kwargs["choices"] = (*spec.enum, None) if spec.nullable else spec.enum
         default = "null" if spec.default is None else spec.default
         null = "; 'none' for null" if spec.nullable else ""
         p.add_argument(spec.flag, help=f"{spec.description} (default: {default}{null})", **kwargs)

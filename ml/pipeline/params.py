@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from ml import paths
+from ml.choices import MODEL_CHOICES
 from ml.errors import ConfigError, UserError
 from ml.monitoring import DEFAULT_MAX_PSI, DRIFT_ACTIONS
 from ml.registry.layout import NAME_PATTERN
@@ -73,7 +74,7 @@ class ParamSpec:
             if value is not None:
                 schema[key] = value
         if self.enum is not None:
-            schema["enum"] = list(self.enum)
+            schema["enum"] = list(self.enum) + ([None] if self.nullable else [])
         return schema
 
     def check(self, value: Any) -> Any:
@@ -177,6 +178,13 @@ class Params:
     epochs: int | None = param(
         None, "Override training.epochs from the config (null: keep it).", minimum=1, maximum=10_000
     )
+    model_family: str | None = param(
+        None,
+        "Override model.name from the config: a family (logreg, fm, dcnv2, deepfm, "
+        "finalmlp) trains only it, auto chooses among them on validation; null keeps the "
+        "config's.",
+        enum=MODEL_CHOICES,
+    )
     force_retrain: bool = param(
         False,
         "Train and register even when a registered version was trained on the same data, "
@@ -227,7 +235,8 @@ class Params:
         return cls(**known, config_overrides=overrides, extra=extra)
 
     def config(self) -> Any:
-        """The training config at ``config_path`` with the overrides and ``epochs`` applied."""
+        """The training config at ``config_path`` with the overrides, ``epochs`` and
+        ``model_family`` applied."""
         from ml.config import load_config
 
         cfg = load_config(self.config_path)
@@ -235,6 +244,8 @@ class Params:
             cfg = cfg.replace(**self.config_overrides)
         if self.epochs is not None:
             cfg = cfg.replace(training={"epochs": int(self.epochs)})
+        if self.model_family is not None:
+            cfg = cfg.replace(model={"name": self.model_family})
         return cfg
 
     def features_dir(self, cfg: Any) -> str:

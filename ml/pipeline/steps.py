@@ -148,7 +148,8 @@ def train(
     if result.resumed_from_epoch:
         log.info("   (resumed from the checkpoint of epoch %d)", result.resumed_from_epoch)
     shown = display_path(result.run_dir)
-    _step(run, "train", start, run_dir=shown, training_seconds=result.metrics.get("train_time_s"))
+    seconds, choice = result.metrics.get("train_time_s"), result.metrics.get("auto")
+    _step(run, "train", start, run_dir=shown, training_seconds=seconds, model_choice=choice)
     return {"run_dir": shown}
 
 
@@ -374,6 +375,7 @@ def finish(
         drift=summary.get("drift"),
         unchanged_since=(summary.get("unchanged_since") or {}).get("version"),
         tuning=summary.get("tuning"),
+        model_choice=summary.get("model_choice"),
     )
     text += artifacts.card_link(params.model_name, model_version)
     update_summary(run.dag_id, run.run_id, state="success", message=text)

@@ -13,6 +13,9 @@ Keys (each step adds its own; absent until the step ran)::
     steps        {step: {"state", "seconds", ...}} in the order they ran
     features_path, run_dir, metrics, gates, champion, baseline,
     model_version, registered_path, promoted, unchanged_since,
+    model_choice {"chosen", "metric", "budget_s", "seconds", "reason", "candidates":
+                  [{"family", "val_auc", "val_logloss", "epochs", "seconds", "skipped", ...}]}
+                 when model.name auto chose the family (ml.training.auto)
     failure      {"step", "message"} when a step failed
 """
 

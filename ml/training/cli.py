@@ -14,6 +14,7 @@ import argparse
 import json
 from typing import Any
 
+from ml.choices import MODEL_CHOICES
 from ml.cli_common import add_command, add_config_args, load_config_args
 
 
@@ -22,6 +23,12 @@ def add_commands(sub: Any) -> None:
     p = add_command(sub, "train", _cmd_train)
     add_config_args(p)
     p.add_argument("--features-dir", help="overrides data.features_dir")
+    p.add_argument(
+        "--model-family",
+        choices=MODEL_CHOICES,
+        help="overrides model.name: a family trains only it (no automatic choice), auto "
+        "chooses among the families on validation",
+    )
     p.add_argument(
         "--run-dir",
         help="run directory (default: a new <runs_dir>/<experiment_name>_<timestamp>); an "
@@ -45,8 +52,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     """train a model into a run directory"""
     from ml.training.job import train
 
+    cfg = load_config_args(args)
+    if args.model_family is not None:
+        cfg = cfg.replace(model={"name": args.model_family})
     result = train(
-        load_config_args(args),
+        cfg,
         features_dir=args.features_dir,
         run_dir=args.run_dir,
         resume=not args.no_resume,

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ml import paths
+from ml.choices import AUTO_MODEL
 from ml.config import Config, inapplicable_warning
 from ml.data.lineage import ValidatedData
 from ml.data.loading import check_features_dir
@@ -32,6 +33,7 @@ from ml.data.preprocessing import Preprocessor
 from ml.errors import TrainingError
 from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
+from ml.training import auto
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
 from ml.training.calibration import calibrate_run
@@ -94,6 +96,8 @@ class TrainingJob:
     progress: bool | None
     on_epoch_end: EpochCallback | None
     wall_start: float = field(default_factory=time.perf_counter)
+    deadline: float | None = None
+    resume: bool = True
 
     @property
     def feats(self) -> Path:
@@ -114,8 +118,10 @@ def train(
     log: LogFn | None = None,
     progress: bool | None = None,
     on_epoch_end: EpochCallback | None = None,
+    deadline: float | None = None,
 ) -> TrainResult:
-    """Train ``cfg.model`` on the features and write a complete run directory.
+    """Train ``cfg.model`` on the features and write a complete run directory
+    (``model.name: auto``: the best candidate family's, :mod:`ml.training.auto`).
 
     Args:
         cfg: the typed configuration.
@@ -136,6 +142,7 @@ def train(
         log: receives each log line (default: print to stdout).
         progress: progress bar on stderr (default: only when stderr is a TTY).
         on_epoch_end: called after each epoch's checkpoint as ``(epoch, record)``.
+        deadline: a ``time.perf_counter()`` value after which no new epoch starts.
 
     Raises:
         TrainingError: missing features or columns, bad values, a run directory that
@@ -178,9 +185,11 @@ def train(
         progress,
         on_epoch_end,
         wall_start,
+        deadline,
+        resume,
     )
     try:
-        return _train(job)
+        return _train_auto(job) if cfg.model.name == AUTO_MODEL else _train(job)
     finally:
         torch.set_num_threads(threads)  # the thread count is process-wide: restore it
 
@@ -255,6 +264,7 @@ def _train(job: TrainingJob) -> TrainResult:
         progress=job.progress,
         on_epoch_end=job.on_epoch_end,
         precision=job.precision,
+        deadline=job.deadline,
         **sizes,
     )
     started, resumed_from = _start(trainer, cfg, out, state, pre, job.data.fingerprint)
@@ -267,6 +277,8 @@ def _train(job: TrainingJob) -> TrainResult:
     calibration = calibrate_run(trainer, splits, out / rd.MODEL_BEST, log)
     metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, job.wall_start)
     metrics["calibration"] = calibration
+    if trainer.cut_short:
+        metrics["cut_short"] = trainer.cut_short
     run_info = {
         "features_dir": str(feats),
         "data_fingerprint": job.data.fingerprint,
@@ -286,6 +298,57 @@ def _train(job: TrainingJob) -> TrainResult:
         f"val AUC {metrics['val_auc']:.4f}{test}, {metrics['wall_time_s']:.1f}s → {out}"
     )
     return TrainResult(out, metrics, resumed_from, reused=False)
+
+
+def _train_auto(job: TrainingJob) -> TrainResult:
+    """``model.name: auto``: the candidates train through :func:`train` into the run's
+    ``candidates/`` (reused or resumed there like any run), the best is copied up."""
+    cfg, log = job.cfg, job.log
+    out = _make_run_dir(cfg, job.run, job.run_key, job.started_at, log)
+    started = utc_now()
+
+    def train_candidate(ccfg: Config, run_dir: Path, deadline: float | None) -> dict[str, Any]:
+        return train(
+            ccfg,
+            features_dir=job.feats,
+            data=job.data,
+            run_dir=run_dir,
+            resume=job.resume,
+            evaluate_test=job.evaluate_test,
+            provenance=job.provenance,
+            log=log,
+            progress=job.progress,
+            deadline=deadline,
+        ).metrics
+
+    choice, chosen = auto.choose(
+        cfg,
+        out,
+        train_candidate,
+        train_rows=job.data.rows.get("train", 0),
+        val_rows=job.data.rows.get("val", 0),
+        log=log,
+    )
+    run_info = {
+        "features_dir": str(job.feats),
+        "data_fingerprint": job.data.fingerprint,
+        "config_digest": cfg.digest(),
+        "code_version": code_version(),
+        "seed": cfg.seed,
+        "started_at": started,
+        "finished_at": utc_now(),
+        "resumed_from_epoch": None,
+        **_host(job.device),
+        **job.provenance,
+    }
+    wall = time.perf_counter() - job.wall_start
+    metrics = auto.write_run(out, chosen, choice, run_info, wall)
+    test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""
+    log(
+        f"✅ Training complete (model auto: {choice.chosen}): val AUC "
+        f"{metrics['val_auc']:.4f}{test}, {wall:.1f}s → {out}"
+    )
+    return TrainResult(out, metrics, None, reused=False)
 
 
 def _make_run_dir(

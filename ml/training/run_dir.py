@@ -9,6 +9,8 @@ A run directory ``<runs_dir>/<name>/`` holds::
     run.json             provenance: data fingerprint, config digest, code version, seed,
                          times, host, the pipeline run that asked for it
     COMPLETE             written last; a directory without it is not a finished run
+    candidates/<family>/ model.name auto only: each candidate family's own run directory
+                         (the files above are the chosen one's; ml.training.auto)
 
 Every file is written atomically (``ml.fsutil``), so a crash leaves the old file or the
 new one. This module is the only one that spells these names.
@@ -42,6 +44,8 @@ CONFIG_YAML = "config.yaml"
 METRICS_JSON = "metrics.json"
 RUN_JSON = "run.json"
 COMPLETE = "COMPLETE"
+#: ``model.name: auto``: the candidates' run directories, one per family, inside the run.
+CANDIDATES_DIR = "candidates"
 #: Test-split labels and scores (the challenger's and production's) written by evaluate.
 TEST_PREDICTIONS = "test_predictions.npz"
 #: Every file a complete run holds.
@@ -132,6 +136,11 @@ def new_run_dir(
             continue
         return candidate
     raise TrainingError(f"could not create a unique run directory under {root}")
+
+
+def candidate_dir(run_dir: Path, family: str) -> Path:
+    """The run directory of ``family``'s candidate inside an auto run's ``run_dir``."""
+    return run_dir / CANDIDATES_DIR / family
 
 
 def is_complete(path: str | os.PathLike[str]) -> bool:

@@ -140,6 +140,7 @@ class Trainer:
         precision: ``fp32``, or ``bf16`` to run the training forward pass under
             ``torch.autocast(bfloat16)`` (weights, gradients' accumulation into them,
             the optimizer, the loss and evaluation stay fp32).
+        deadline: ``time.perf_counter()`` after which no epoch starts (auto's budget).
     """
 
     def __init__(
@@ -160,8 +161,10 @@ class Trainer:
         on_epoch_end: EpochCallback | None = None,
         precision: str = "fp32",
         progress_s: float | None = None,
+        deadline: float | None = None,
     ) -> None:
-        self.model = model
+        self.model, self.deadline = model, deadline
+        self.cut_short = ""  # why training ended before early stopping or the epoch cap
         if precision not in ("fp32", "bf16"):
             # "auto" is resolved by the caller (ml.training.hardware.resolve_precision).
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
@@ -227,7 +230,13 @@ class Trainer:
             self.checkpoint_and_early_stop(epoch, record)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, record)
-        if self.early.stopped:
+            more = not self.early.stopped and self.epoch < self.epochs
+            if more and self.deadline is not None and time.perf_counter() >= self.deadline:
+                self.cut_short = f"time budget spent after epoch {epoch}"  # keeps the best
+                break
+        if self.cut_short:
+            self.log(f"Stopping: {self.cut_short}; keeping epoch {self.early.best_epoch}")
+        elif self.early.stopped:
             self.log(
                 f"Early stopping: no better {self.early.monitor} for {self.early.patience} "
                 f"epoch(s); best {self.early.best:.4f} at epoch {self.early.best_epoch}"

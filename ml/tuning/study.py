@@ -8,7 +8,9 @@ config or new data starts another. ``--new-study`` starts a fresh one beside it
 (``<name>-2``, ``-3``...), which later runs then resume.
 
 Trial 0 of a new study is the config as it is (its values enqueued), so the best trial
-by the validation metric is never worse than the shipped defaults on validation.
+by the validation metric is never worse than the shipped defaults on validation; with
+``model.name: auto`` (the shipped default) trial 0 is the automatic choice itself (its
+candidates train in that trial, ``ml.training.auto``).
 """
 
 from __future__ import annotations
@@ -159,7 +161,10 @@ def create(ref: StudyRef, cfg: Config, data_digest: str) -> tuple[optuna.Study, 
                 params, user_attrs={DEFAULTS_ATTR: True, DEFAULT_KEYS_ATTR: sorted(params)}
             )
             notes = [
-                f"trial 0 trains the config's own {key}, outside the search space"
+                "trial 0 is model.name auto's choice (its candidate families train in it, "
+                "the best on validation is the trial's value)"
+                if key.startswith("model.name=auto ")
+                else f"trial 0 trains the config's own {key}, outside the search space"
                 for key in outside
             ]
     except Exception as exc:

@@ -112,6 +112,8 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
         "resumed_from_epoch": result.resumed_from_epoch,
         "reused": result.reused,
     }
+    if isinstance(result.metrics.get("auto"), dict):  # model.name auto: trial 0's choice
+        info["model_choice"] = result.metrics["auto"].get("chosen")
     trial.set_user_attr(RESULT_ATTR, info)
     if not math.isfinite(value):
         raise TrainingError(f"the trial's {metric} is {value}")

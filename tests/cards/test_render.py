@@ -40,3 +40,35 @@ def test_fmt() -> None:
         "nan",
     ]
     assert fmt(np.float64(0.5)) == "0.5000"
+
+
+def test_card_shows_the_model_choice_table() -> None:
+    inputs = CardInputs(
+        name="m",
+        metrics={
+            "test_auc": 0.75,
+            "model": "fm",
+            "auto": {
+                "chosen": "fm",
+                "metric": "val_auc",
+                "reason": "best val_auc 0.7400",
+                "budget_s": 42.0,
+                "seconds": 30.0,
+                "candidates": [
+                    {"family": "logreg", "val_auc": 0.7, "val_logloss": 0.3, "epochs": 9},
+                    {"family": "fm", "val_auc": 0.74, "val_logloss": 0.29, "epochs": 12},
+                    {"family": "dcnv2", "skipped": "budget spent (43 s of 42 s)"},
+                ],
+            },
+        },
+        config_text="seed: 1\n",
+        lineage={},
+        built_at="now",
+    )
+    content = card_content(inputs, "v1")
+    md = markdown(content, [])
+    assert "## Model choice" in md and "model.name auto chose fm: best val_auc 0.7400" in md
+    assert "| fm ✔ | 0.7400 | 0.2900 | 12 |" in md
+    assert "| dcnv2 | – | – | – | – | skipped: budget spent (43 s of 42 s) |" in md
+    assert "<h2>Model choice</h2>" in html_page(content, {})
+    assert "Model choice" not in markdown(_content("seed: 1\n"), [])

@@ -66,6 +66,15 @@ def test_json_schema_of_nullable_and_bounded_params() -> None:
     assert specs["drift_action"].json_schema()["enum"] == ["warn", "fail"]
     assert specs["features_path"].flag == "--features-dir"
     assert specs["auto_promote"].json_schema() == {"type": "boolean"}
+    assert specs["model_family"].json_schema()["enum"][-1] is None  # null: the config's
+
+
+def test_model_family_overrides_the_configs_model_name(project_home: Path) -> None:
+    assert Params().config().model.name == "auto"  # the shipped default
+    assert Params(model_family="fm").config().model.name == "fm"
+    assert Params.from_mapping({"model_family": None}).model_family is None
+    with pytest.raises(UserError, match="param model_family: 'xgb' is not one of auto, logreg"):
+        Params.from_mapping({"model_family": "xgb"})
 
 
 def test_the_docs_params_table_lists_every_param_with_its_default() -> None:
