@@ -99,6 +99,12 @@ class ObjectStore:
             return _info(meta)
         return None
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object (one ranged GET)."""
+        with self._errors("reading", key):
+            return bytes(obstore.get_range(self._store, key, start=start, end=end))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
