@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ml.errors import StorageError, is_environment_oserror, storage_error
+from ml.errors import DataError, StorageError, is_environment_oserror, storage_error
 from ml.fsutil import fsync_dir, fsync_path
 
 
@@ -142,7 +142,7 @@ def staged(
     *,
     overwrite: bool,
     may_replace: tuple[str, ...],
-    error: type[Exception],
+    error: type[DataError],
     command: str,
 ) -> Any:
     """The staging context for ``target``: a local directory renamed into place, or a
@@ -152,9 +152,22 @@ def staged(
 
     from ml.data import layout
 
-    rules = {"overwrite": overwrite, "may_replace": may_replace, "error": error, "command": command}
     if isinstance(target, str):
-        return staged_remote_features_dir(
-            target, functools.partial(layout.check_remote_target, target, **rules)
+        remote = functools.partial(
+            layout.check_remote_target,
+            target,
+            overwrite=overwrite,
+            may_replace=may_replace,
+            error=error,
+            command=command,
         )
-    return staged_features_dir(target, functools.partial(layout.check_target, target, **rules))
+        return staged_remote_features_dir(target, remote)
+    local = functools.partial(
+        layout.check_target,
+        target,
+        overwrite=overwrite,
+        may_replace=may_replace,
+        error=error,
+        command=command,
+    )
+    return staged_features_dir(target, local)

@@ -10,6 +10,10 @@ An upstream value may be missing (``airflow tasks test`` runs each task in a tem
 DAG run of its own): a step then finds what it needs by the run's key — the training run
 directory of the same DAG and logical date — and fails, saying how, when there is none.
 It never falls back on another run's artifacts.
+
+Features and run directories may be URLs (``s3://...``): steps pass the URL on, and a
+step that needs a run's files downloads the complete run itself
+(:mod:`ml.training.remote_run`), so no step reads a local file another step wrote.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from ml import paths
-from ml.errors import GateFailedError, UserError
+from ml.data.layout import features_location
+from ml.errors import GateFailedError, TrainingError, UserError
 from ml.fsutil import display_path
 from ml.notifications import metrics_lines, registered_lines, success_message
 from ml.pipeline import artifacts, unchanged
 from ml.pipeline.params import Params, PipelineRun
 from ml.pipeline.summary import read_summary, update_summary
 from ml.registry.layout import STAGING
+from ml.storage.files import Location
 from ml.training import run_dir as rd
 
 log = logging.getLogger("ml.pipeline")
@@ -73,7 +79,7 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
 
     start = time.perf_counter()
     cfg = params.config()
-    features = paths.resolve(params.features_dir(cfg))
+    features = features_location(params.features_dir(cfg))
     data = validate_data(features, cfg.features, cfg.data.numeric_nan)
     for line in data.lines:
         log.info(line)
@@ -138,7 +144,7 @@ def train(
     log.info("Run directory key for %s: %s (the same for every try)", run.describe(), run.key)
     result = train_job(
         cfg,
-        features_dir=paths.resolve(features_path),
+        features_dir=features_location(features_path),
         data=unchanged.validated_data(run),
         run_key=run.key,
         started_at=run.logical_date or run.started_at,
@@ -147,22 +153,48 @@ def train(
     )
     if result.resumed_from_epoch:
         log.info("   (resumed from the checkpoint of epoch %d)", result.resumed_from_epoch)
-    shown = display_path(result.run_dir)
+    shown = display_path(result.location)
     _step(run, "train", start, run_dir=shown, training_seconds=result.metrics.get("train_time_s"))
     return {"run_dir": shown}
 
 
 def find_run_dir(params: Params, run: PipelineRun, run_dir: str | None) -> Path:
     """The complete training run of this pipeline run: ``run_dir``, or the newest one
-    carrying the run's key when ``run_dir`` is missing.
+    carrying the run's key when ``run_dir`` is missing. A run in a bucket is downloaded
+    (its local copy is returned).
 
     Raises:
         UserError: no such run, or it is not complete; the message says how to get one.
     """
+    return find_run(params, run, run_dir)[0]
+
+
+def find_run(params: Params, run: PipelineRun, run_dir: str | None) -> tuple[Path, str]:
+    """:func:`find_run_dir` and where the run lives (its URL when it is in a bucket, else
+    its path as shown)."""
+    from ml.training.remote_run import complete_run, is_remote, runs_for_key
+
+    cfg = params.config() if run_dir is None else None
+    if run_dir is None and cfg is not None and is_remote(cfg.output.runs_dir):
+        urls = runs_for_key(str(cfg.output.runs_dir), cfg.experiment_name, run.key)
+        if not urls:
+            raise UserError(
+                f"no training run of {run.describe()} (key {run.key}) under "
+                f"{display_path(cfg.output.runs_dir)}: run train_model for the same logical "
+                "date first"
+            )
+        run_dir = urls[-1]
+        log.info("No run_dir from train_model: using this run's %s", display_path(run_dir))
+    if is_remote(run_dir):
+        assert run_dir is not None
+        try:
+            return complete_run(run_dir), run_dir
+        except TrainingError as exc:
+            raise UserError(str(exc)) from exc
     if run_dir is not None:
         path = paths.resolve(run_dir)
     else:
-        cfg = params.config()
+        assert cfg is not None
         found = rd.runs_for_key(cfg.output.runs_dir, cfg.experiment_name, run.key)
         if not found:
             raise UserError(
@@ -178,7 +210,7 @@ def find_run_dir(params: Params, run: PipelineRun, run_dir: str | None) -> Path:
             f"training run {display_path(path)} is not complete (no {rd.COMPLETE} marker); "
             "clear train_model to finish it"
         )
-    return path
+    return path, display_path(path)
 
 
 def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str, Any]:
@@ -196,9 +228,10 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
         log.info("Nothing changed since %s: its metrics stand (no gates re-run)", same["version"])
         return unchanged.skip(run, "evaluate", metrics=same["metrics"])
     start = time.perf_counter()
-    path = find_run_dir(params, run, run_dir)
+    path, location = find_run(params, run, run_dir)
+    shown_run = display_path(location)
     metrics = rd.read_metrics(path)
-    features = Path(
+    features = features_location(
         rd.read_run_info(path).get("features_dir") or params.features_dir(params.config())
     )
     if "test_auc" not in metrics:  # the best tuning trial's run: it never read test
@@ -222,7 +255,7 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
         log.info("   %s gate %s: %s", "✅" if result.passed else "❌", result.name, result.message)
     summary = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
     summary.update(
-        run_dir=display_path(path),
+        run_dir=shown_run,
         champion=comparison.to_dict() if comparison else None,
         baseline=baseline.to_dict() if baseline else None,
         gates=[r.to_dict() for r in report.results],
@@ -230,21 +263,29 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
     _step(run, "evaluate", start, report.passed, metrics=summary, gates=summary["gates"])
     if not report.passed:
         raise GateFailedError(
-            f"{report.summary()} (run {display_path(path)}; nothing was registered)", report
+            f"{report.summary()} (run {shown_run}; nothing was registered)", report
         )
-    _save_test_predictions(params, path, features)
+    _save_test_predictions(params, path, features, location)
     return {"metrics": summary}
 
 
-def _save_test_predictions(params: Params, run_dir: Path, features: Path) -> None:
-    """The model card's test predictions (this model's and production's scores)."""
+def _save_test_predictions(
+    params: Params, run_dir: Path, features: Location, location: str
+) -> None:
+    """The model card's test predictions (this model's and production's scores), uploaded
+    beside the run when it is in a bucket."""
     from ml.cards.predictions import save_run_predictions
     from ml.registry.model_registry import ModelRegistry
+    from ml.training.remote_run import RemoteRun, is_remote
 
-    save_run_predictions(run_dir, features, registry=ModelRegistry(), model_name=params.model_name)
+    saved = save_run_predictions(
+        run_dir, features, registry=ModelRegistry(), model_name=params.model_name
+    )
+    if saved is not None and is_remote(location):
+        RemoteRun(location).push(saved.name)
 
 
-def _comparisons(params: Params, run_dir: Path, features: Path) -> tuple[Any, Any]:
+def _comparisons(params: Params, run_dir: Path, features: Location) -> tuple[Any, Any]:
     """Production's score on the same test split, and the logistic-regression baseline."""
     from ml.evaluation.baseline import fit_baseline
     from ml.evaluation.champion import compare_with_production

@@ -86,7 +86,7 @@ class RangeReader(io.RawIOBase):
         end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
         if end <= self._pos:
             return b""
-        data = self._store.get_range(self._key, self._pos, end)
+        data: bytes = self._store.get_range(self._key, self._pos, end)
         self._pos = end
         return data
 
