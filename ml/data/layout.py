@@ -78,6 +78,15 @@ def schema_file(features_dir: FeaturesDir) -> FileRef:
     return FileRef(join(features_location(features_dir), SCHEMA_FILE))
 
 
+def remote_exists(url: str) -> bool:
+    """True when objects lie below the bucket prefix ``url`` (one LIST: unlike a HEAD, it
+    tells a missing bucket from a missing key, and raises :class:`BucketNotFoundError`)."""
+    from ml.storage.files import store_and_key
+
+    store, prefix = store_and_key(url)
+    return bool(store.list_objects(prefix + "/" if prefix else ""))
+
+
 def is_default_dir(features_dir: FeaturesDir) -> bool:
     """True when ``features_dir`` is the default synthetic directory of the base directory."""
     return features_root(features_dir).resolve() == features_root(None).resolve()

@@ -11,14 +11,13 @@ same columns are read with ranged GETs (:class:`ml.storage.files.FileRef`).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ml.config import FeatureSpec
-from ml.data.layout import SPLITS, features_location, split_file
+from ml.data.layout import SPLITS, features_location, remote_exists, split_file
 from ml.errors import DataLoadError, StorageLayerError
 from ml.storage.files import Location, show
 
@@ -40,9 +39,9 @@ def check_features_dir(
         StorageLayerError: a bucket that is missing, refused or unreachable.
     """
     root = features_location(features_dir)
-    if isinstance(root, Path) and not root.is_dir():
+    if not remote_exists(root) if isinstance(root, str) else not root.is_dir():
         raise DataLoadError(
-            f"features directory {root} does not exist; {_HOW_TO_GET_DATA}, or pass "
+            f"features directory {show(root)} does not exist; {_HOW_TO_GET_DATA}, or pass "
             "--features-dir / set data.features_dir in the config"
         )
     refs = [split_file(root, s) for s in splits]

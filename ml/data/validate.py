@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 
 from ml.choices import NUMERIC_NAN_POLICIES
 from ml.config import FeatureSpec
-from ml.data.layout import DATA_FILE, SPLITS, features_location, split_file
+from ml.data.layout import DATA_FILE, SPLITS, features_location, remote_exists, split_file
 from ml.data.lineage import ValidatedData, fingerprint, short, stamps_of
 from ml.data.parquet_stats import count_positives, int_min_max, nonfinite, null_count
 from ml.data.schema import (
@@ -152,8 +152,11 @@ def validate_features(
         raise ConfigError(f"numeric_nan must be one of {NUMERIC_NAN_POLICIES}, got {numeric_nan!r}")
     start = time.perf_counter()
     root = features_location(features_dir)
-    if isinstance(root, Path) and not root.is_dir():
-        what = "is not a directory" if root.exists() else "does not exist"
+    missing = not remote_exists(root) if isinstance(root, str) else not root.is_dir()
+    if missing:
+        what = (
+            "is not a directory" if isinstance(root, Path) and root.exists() else "does not exist"
+        )
         raise FeatureValidationError(
             [
                 f"features directory {show(root)} {what}; generate the data with "
