@@ -176,7 +176,7 @@ def score_run(
         if version is not None:
             production = registry.load(model_name, "current")
     return score_model_on(
-        predictor, paths.resolve(features_dir), production=production, production_version=version
+        predictor, paths.location(features_dir), production=production, production_version=version
     )
 
 
