@@ -10,10 +10,7 @@ An upstream value may be missing (``airflow tasks test`` runs each task in a tem
 DAG run of its own): a step then finds what it needs by the run's key — the training run
 directory of the same DAG and logical date — and fails, saying how, when there is none.
 It never falls back on another run's artifacts.
-
-Features and run directories may be URLs (``s3://...``): steps pass the URL on, and a
-step that needs a run's files downloads the complete run itself
-(:mod:`ml.training.remote_run`), so no step reads a local file another step wrote.
+Features and runs may be URLs (``s3://...``): a step downloads the run it needs itself.
 """
 
 from __future__ import annotations
@@ -158,53 +155,38 @@ def train(
     return {"run_dir": shown}
 
 
-def find_run_dir(params: Params, run: PipelineRun, run_dir: str | None) -> Path:
-    """The complete training run of this pipeline run: ``run_dir``, or the newest one
-    carrying the run's key when ``run_dir`` is missing. A run in a bucket is downloaded
-    (its local copy is returned).
+def find_run(params: Params, run: PipelineRun, run_dir: str | None) -> tuple[Path, str]:
+    """The complete run of this pipeline run (``run_dir``, or the newest of its key) as a
+    local directory (one in a bucket downloaded) and where it lives (URL or path shown).
 
     Raises:
         UserError: no such run, or it is not complete; the message says how to get one.
     """
-    return find_run(params, run, run_dir)[0]
-
-
-def find_run(params: Params, run: PipelineRun, run_dir: str | None) -> tuple[Path, str]:
-    """:func:`find_run_dir` and where the run lives (its URL when it is in a bucket, else
-    its path as shown)."""
     from ml.training.remote_run import complete_run, is_remote, runs_for_key
 
-    cfg = params.config() if run_dir is None else None
-    if run_dir is None and cfg is not None and is_remote(cfg.output.runs_dir):
-        urls = runs_for_key(str(cfg.output.runs_dir), cfg.experiment_name, run.key)
-        if not urls:
+    if run_dir is None:
+        cfg = params.config()
+        runs, name = cfg.output.runs_dir, cfg.experiment_name
+        found = (
+            runs_for_key(str(runs), name, run.key)
+            if is_remote(runs)
+            else rd.runs_for_key(runs, name, run.key)
+        )
+        if not found:
             raise UserError(
                 f"no training run of {run.describe()} (key {run.key}) under "
-                f"{display_path(cfg.output.runs_dir)}: run train_model for the same logical "
-                "date first"
+                f"{display_path(paths.location(runs))}: run train_model for the "
+                f"same logical date first (`airflow tasks test {run.dag_id} train_model "
+                f"<date>`), or the whole DAG (`airflow dags test {run.dag_id}`)"
             )
-        run_dir = urls[-1]
+        run_dir = str(found[-1])
         log.info("No run_dir from train_model: using this run's %s", display_path(run_dir))
     if is_remote(run_dir):
-        assert run_dir is not None
         try:
             return complete_run(run_dir), run_dir
         except TrainingError as exc:
             raise UserError(str(exc)) from exc
-    if run_dir is not None:
-        path = paths.resolve(run_dir)
-    else:
-        assert cfg is not None
-        found = rd.runs_for_key(cfg.output.runs_dir, cfg.experiment_name, run.key)
-        if not found:
-            raise UserError(
-                f"no training run of {run.describe()} (key {run.key}) under "
-                f"{display_path(paths.resolve(cfg.output.runs_dir))}: run train_model for the "
-                f"same logical date first (`airflow tasks test {run.dag_id} train_model "
-                f"<date>`), or the whole DAG (`airflow dags test {run.dag_id}`)"
-            )
-        path = found[-1]
-        log.info("No run_dir from train_model: using this run's %s", display_path(path))
+    path = paths.resolve(run_dir)
     if not rd.is_complete(path):
         raise UserError(
             f"training run {display_path(path)} is not complete (no {rd.COMPLETE} marker); "
@@ -265,24 +247,8 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
         raise GateFailedError(
             f"{report.summary()} (run {shown_run}; nothing was registered)", report
         )
-    _save_test_predictions(params, path, features, location)
+    artifacts.save_test_predictions(params.model_name, path, features, location)
     return {"metrics": summary}
-
-
-def _save_test_predictions(
-    params: Params, run_dir: Path, features: Location, location: str
-) -> None:
-    """The model card's test predictions (this model's and production's scores), uploaded
-    beside the run when it is in a bucket."""
-    from ml.cards.predictions import save_run_predictions
-    from ml.registry.model_registry import ModelRegistry
-    from ml.training.remote_run import RemoteRun, is_remote
-
-    saved = save_run_predictions(
-        run_dir, features, registry=ModelRegistry(), model_name=params.model_name
-    )
-    if saved is not None and is_remote(location):
-        RemoteRun(location).push(saved.name)
 
 
 def _comparisons(params: Params, run_dir: Path, features: Location) -> tuple[Any, Any]:
@@ -348,7 +314,7 @@ def register(
         log.info("No metrics from evaluate_model: checking the gates here")
         metrics = evaluate(params, run, run_dir)["metrics"]
         run_dir = run_dir or str(metrics["run_dir"])
-    path = find_run_dir(params, run, run_dir)
+    path = find_run(params, run, run_dir)[0]
     registry = ModelRegistry()
     card = artifacts.prepare_card(params.model_name, path, registry, metrics)
     rv = registry.register(
