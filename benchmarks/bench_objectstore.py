@@ -8,6 +8,13 @@
 - contention: 16 processes × 5 registrations → v1..v80, no duplicate, no failed call;
   two processes promoting/rolling back 100 times each while a third resolves ``current``
   → history equals state, 0 misses.
+- ``epoch_2M``: one training epoch on 2M train rows (validate + fingerprint, load and
+  encode every split, one epoch, val scoring) with the features in the bucket vs on
+  local disk, runs directories beside them; paired, target ≤ 1.2×.
+
+Parts (``BENCH_OBJECTSTORE_PARTS``, comma-separated; default all): ``register``,
+``listing``, ``contention``, ``flips``, ``epoch``. ``BENCH_EPOCH_ROWS`` sets the train
+rows of ``epoch`` (default 2,000,000).
 """
 
 from __future__ import annotations
@@ -199,6 +206,49 @@ def bench_flips(url: str, tmp: Path, rounds: int = 100) -> list[dict]:
     ]
 
 
+def bench_epoch(url: str, tmp: Path, train_rows: int = 2_000_000, trials: int = 2) -> list[dict]:
+    """One epoch reading the features from the bucket vs from local disk (paired)."""
+    from ml.config import load_config
+    from ml.data.generate.writer import DEFAULT_SPLIT, generate_features
+    from ml.paths import DEFAULT_CONFIG
+    from ml.training.job import train
+
+    local = tmp / "features"
+    generate_features(local, rows=round(train_rows / DEFAULT_SPLIT[0]), seed=1)
+    remote = f"{url}/features"
+    store = storage.open_store(remote)
+    for path in sorted(local.rglob("*")):
+        if path.is_file():
+            store.upload_file(path.relative_to(local).as_posix(), path)
+    base = load_config(Path(__file__).resolve().parent.parent / DEFAULT_CONFIG)
+    base = base.replace(training={"epochs": 1})
+
+    def one(features: str, runs: str) -> float:
+        cfg = base.replace(data={"features_dir": features}, output={"runs_dir": runs})
+        t = time.perf_counter()
+        train(cfg, evaluate_test=False, log=lambda _: None)
+        return time.perf_counter() - t
+
+    one(str(local), str(tmp / "runs"))  # warm-up: imports, page cache, the code digest
+    ratios, disk, bucket = [], [], []
+    for i in range(trials):
+        disk.append(one(str(local), str(tmp / "runs")))
+        bucket.append(one(remote, f"{url}/runs"))
+        ratios.append(bucket[-1] / disk[-1])
+        del i
+    ratio = statistics.median(ratios)
+    return [
+        _row(f"epoch {train_rows:,} rows: local disk", round(statistics.median(disk), 2), "s"),
+        _row(f"epoch {train_rows:,} rows: s3://", round(statistics.median(bucket), 2), "s"),
+        _row(
+            "epoch: bucket / local (median of paired)", round(ratio, 3), "x", "<= 1.2", ratio <= 1.2
+        ),
+    ]
+
+
+PARTS = ("register", "listing", "contention", "flips", "epoch")
+
+
 def run(full: bool) -> list[dict]:
     tmp = Path(tempfile.mkdtemp(prefix="bench_objectstore_"))
     server = s3kit.S3Server(tmp / "s3").start()
@@ -207,11 +257,19 @@ def run(full: bool) -> list[dict]:
     os.environ.setdefault("CTR_PIPELINE_HOME", str(tmp))
     url = f"s3://{server.bucket}/bench"
     try:
+        parts = [p for p in os.environ.get("BENCH_OBJECTSTORE_PARTS", "").split(",") if p]
+        parts = parts or list(PARTS)
         rows: list[dict] = []
-        rows += bench_register(url, tmp)
-        rows += bench_listing(url)
-        rows += bench_contention(url, tmp)
-        rows += bench_flips(url, tmp, rounds=100)
+        if "register" in parts:
+            rows += bench_register(url, tmp)
+        if "listing" in parts:
+            rows += bench_listing(url)
+        if "contention" in parts:
+            rows += bench_contention(url, tmp)
+        if "flips" in parts:
+            rows += bench_flips(url, tmp, rounds=100)
+        if "epoch" in parts:
+            rows += bench_epoch(url, tmp, int(os.environ.get("BENCH_EPOCH_ROWS", "2000000")))
         return rows
     finally:
         server.stop()

@@ -32,8 +32,13 @@ def utc_now() -> str:
 
 
 def display_path(path: str | os.PathLike[str]) -> str:
-    """``path`` relative to the base directory when it lies inside it, else absolute."""
+    """``path`` relative to the base directory when it lies inside it, else absolute; a
+    URL (``s3://...``) as it is, its secrets redacted."""
     from ml import paths
+    from ml.storage.url import is_url, redact_url
+
+    if is_url(path):
+        return redact_url(str(path))
 
     p = Path(path)
     try:

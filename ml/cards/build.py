@@ -293,13 +293,13 @@ def prepare_version_card(
 def _score_version(
     registry: Any, name: str, version: str, stage: str, features_dir: Any
 ) -> tuple[Predictions | None, str | None]:
-    from ml.data.layout import split_path
+    from ml.data.layout import split_file
 
     if not features_dir:
         return None, "the version records no features directory"
-    features = paths.resolve(str(features_dir))
-    if not split_path(features, "test").is_file():
-        return None, f"its test split ({split_path(features, 'test')}) is gone"
+    features = paths.location(str(features_dir))
+    if not split_file(features, "test").is_file():
+        return None, f"its test split ({split_file(features, 'test')}) is gone"
     try:
         predictor = registry.load(name, version, stage)
         return score_model_on(predictor, features), None

@@ -176,7 +176,7 @@ def score_run(
         if version is not None:
             production = registry.load(model_name, "current")
     return score_model_on(
-        predictor, paths.resolve(features_dir), production=production, production_version=version
+        predictor, paths.location(features_dir), production=production, production_version=version
     )
 
 
@@ -203,12 +203,12 @@ def predictions_for_card(
     recorded = info.get("features_dir")
     if not recorded:
         return None, f"the run's {rd.RUN_JSON} records no features directory"
-    features = paths.resolve(str(recorded))
-    from ml.data.layout import split_path
+    features = paths.location(str(recorded))
+    from ml.data.layout import split_file
 
-    if not split_path(features, "test").is_file():
+    if not split_file(features, "test").is_file():
         return None, (
-            f"the test split the run trained with ({split_path(features, 'test')}) is gone, "
+            f"the test split the run trained with ({split_file(features, 'test')}) is gone, "
             "so no predictions could be made"
         )
     try:

@@ -16,6 +16,11 @@ click counts, and a *writer marker* saying which tool wrote the directory:
 - ``"imported": {"name": "ml.data.importer", ...}``: ``ctr-pipeline data import``; it
   names the source files.
 
+The directory may also be a bucket prefix (``s3://bucket/features/v1``, see
+docs/storage.md): the same keys below it. :func:`features_location` keeps a URL as it is,
+:func:`split_file` and :func:`schema_file` name a file at either kind of location
+(:class:`ml.storage.files.FileRef`), and :func:`features_root` stays the local-only form.
+
 A directory without a marker holds a user's data. The tools never write into it or delete
 it (:func:`check_target`), ``--overwrite`` included. For such data the config's
 ``features`` section is the schema, and oracle figures do not apply.
@@ -34,6 +39,7 @@ from ml import paths
 from ml.config import FeatureSpec
 from ml.errors import DataError, DataLoadError, UserError
 from ml.fsutil import atomic_write_json, display_path, read_json_object
+from ml.storage.files import FileRef, Location, join
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DATA_FILE = "data.parquet"
@@ -57,6 +63,30 @@ def features_root(features_dir: FeaturesDir = None) -> Path:
     return paths.resolve(features_dir if features_dir is not None else paths.FEATURES_DIR)
 
 
+def features_location(features_dir: FeaturesDir = None) -> Location:
+    """The features directory as a URL (kept as it is) or an absolute local path."""
+    return paths.location(features_dir if features_dir is not None else paths.FEATURES_DIR)
+
+
+def split_file(features_dir: FeaturesDir, split: str) -> FileRef:
+    """``<features_dir>/<split>/data.parquet`` at a local path or in a bucket."""
+    return FileRef(join(features_location(features_dir), split, DATA_FILE))
+
+
+def schema_file(features_dir: FeaturesDir) -> FileRef:
+    """``<features_dir>/schema.json`` at a local path or in a bucket."""
+    return FileRef(join(features_location(features_dir), SCHEMA_FILE))
+
+
+def remote_exists(url: str) -> bool:
+    """True when objects lie below the bucket prefix ``url`` (one LIST: unlike a HEAD, it
+    tells a missing bucket from a missing key, and raises :class:`BucketNotFoundError`)."""
+    from ml.storage.files import store_and_key
+
+    store, prefix = store_and_key(url)
+    return bool(store.list_objects(prefix + "/" if prefix else ""))
+
+
 def is_default_dir(features_dir: FeaturesDir) -> bool:
     """True when ``features_dir`` is the default synthetic directory of the base directory."""
     return features_root(features_dir).resolve() == features_root(None).resolve()
@@ -74,7 +104,7 @@ def schema_path(features_dir: FeaturesDir) -> Path:
 
 def missing_splits(features_dir: FeaturesDir) -> list[str]:
     """The splits whose ``data.parquet`` is not a file (empty: the layout is complete)."""
-    return [s for s in SPLITS if not split_path(features_dir, s).is_file()]
+    return [s for s in SPLITS if not split_file(features_dir, s).is_file()]
 
 
 def read_schema(features_dir: FeaturesDir, *, required: bool = True) -> dict[str, Any] | None:
@@ -88,6 +118,9 @@ def read_schema(features_dir: FeaturesDir, *, required: bool = True) -> dict[str
         DataLoadError: the file is missing (when ``required``), unreadable or not a JSON
             object.
     """
+    ref = schema_file(features_dir)
+    if ref.remote:
+        return _read_remote_schema(ref, required)
     path = schema_path(features_dir)
     if not required and not path.exists():
         return None
@@ -98,6 +131,27 @@ def read_schema(features_dir: FeaturesDir, *, required: bool = True) -> dict[str
         hint="generate the data with `ctr-pipeline data generate` or import it with "
         "`ctr-pipeline data import`",
     )
+
+
+def _read_remote_schema(ref: FileRef, required: bool) -> dict[str, Any] | None:
+    import json
+
+    if not ref.is_file():
+        if not required:
+            return None
+        raise DataLoadError(
+            f"schema file {ref} does not exist; import the data with `ctr-pipeline data "
+            "import --out <url>`"
+        )
+    try:
+        value = json.loads(ref.read_bytes())
+    except ValueError as exc:
+        raise DataLoadError(
+            f"schema file {ref} is not valid JSON ({exc}); import it again"
+        ) from exc
+    if not isinstance(value, dict):
+        raise DataLoadError(f"schema file {ref} does not hold a JSON object; import it again")
+    return value
 
 
 def write_schema(features_dir: Path, schema: dict[str, Any]) -> Path:
@@ -142,6 +196,12 @@ def writer_of_schema(schema: dict[str, Any]) -> str | None:
 
 def writer_of(features_dir: FeaturesDir) -> str | None:
     """Which tool wrote ``features_dir`` (its ``schema.json`` marker), or None."""
+    if schema_file(features_dir).remote:
+        try:
+            schema = read_schema(features_dir, required=False)
+        except DataError:
+            return None
+        return writer_of_schema(schema) if schema is not None else None
     path = schema_path(features_dir)
     if not path.is_file() or path.is_symlink():
         return None
@@ -231,3 +291,47 @@ def check_target(
 
 def _verb(writer: str) -> str:
     return "generate" if writer == GENERATOR else "import"
+
+
+def check_remote_target(
+    target: str,
+    *,
+    overwrite: bool,
+    may_replace: Collection[str],
+    error: type[DataError],
+    command: str,
+) -> None:
+    """:func:`check_target` for a bucket prefix: the same rules, read from a listing.
+
+    Raises:
+        error: as :func:`check_target`.
+        StorageLayerError: the bucket is missing, access is denied, the endpoint is down.
+    """
+    from ml.storage.files import show, store_and_key
+
+    store, prefix = store_and_key(target)
+    keys = [o.key[len(prefix) :].lstrip("/") for o in store.list_objects(prefix + "/")]
+    if not keys:
+        return
+    shown = show(target)
+    writer = writer_of(target)
+    listed = f"{len(keys)} object(s): {', '.join(sorted(keys)[:6])}"
+    if writer is None or writer not in may_replace:
+        whose = "data that was not written by " + command
+        if writer is not None:
+            whose = f"data written by `ctr-pipeline data {_verb(writer)}`"
+        raise error(
+            f"{shown} holds {whose} ({listed}); {command} never writes into or deletes such "
+            "a prefix, --overwrite included: choose another --out"
+        )
+    extra = sorted(set(keys) - layout_entries())
+    if extra:
+        raise error(
+            f"{shown} was written by `ctr-pipeline data {_verb(writer)}` but also holds other "
+            f"objects ({', '.join(extra[:6])}); they are never deleted: choose another --out"
+        )
+    if not overwrite:
+        raise error(
+            f"{shown} already holds features; pass --overwrite to replace them (or --out to "
+            "write elsewhere)"
+        )

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 from ml.config import FeatureSpec
 from ml.data import layout
 from ml.errors import FeatureValidationError
-from ml.fsutil import display_path, sha256_file
+from ml.storage.files import Location, Stamp, show
+from ml.storage.url import is_url
 
 
 def fingerprint(features_dir: str | os.PathLike[str] | None, spec: FeatureSpec) -> dict[str, Any]:
@@ -36,25 +37,27 @@ def fingerprint(features_dir: str | os.PathLike[str] | None, spec: FeatureSpec) 
     Raises:
         FeatureValidationError: a split file is missing or unreadable.
     """
-    root = layout.features_root(features_dir)
+    root = layout.features_location(features_dir)
     files: dict[str, str] = {}
     types: dict[str, str] = {}
     problems: list[str] = []
     for name in layout.SPLITS:
-        path = layout.split_path(root, name)
-        if not path.is_file():
-            problems.append(f"{display_path(path)} is missing; cannot fingerprint the features")
+        ref = layout.split_file(root, name)
+        if not ref.is_file():
+            problems.append(f"{ref} is missing; cannot fingerprint the features")
             continue
-        files[f"{name}/{layout.DATA_FILE}"] = sha256_file(path)[0]
+        # the content's hash (not a local mtime or an object's ETag): the same data has
+        # the same digest on disk and in a bucket
+        files[f"{name}/{layout.DATA_FILE}"] = ref.sha256()
         if not types:
             try:
-                schema = pq.read_schema(path)
+                schema = pq.read_schema(ref.open())
             except (pa.ArrowException, OSError) as exc:
-                problems.append(f"{display_path(path)} is not readable parquet ({short(exc)})")
+                problems.append(f"{ref} is not readable parquet ({short(exc)})")
                 continue
             types = {c: str(schema.field(c).type) for c in spec.all_columns if c in schema.names}
     if problems:
-        raise FeatureValidationError(problems, display_path(root))
+        raise FeatureValidationError(problems, show(root))
     schema_part = {**spec.to_dict(), "types": types}
     blob = json.dumps({"schema": schema_part, "files": files}, sort_keys=True)
     return {
@@ -76,14 +79,15 @@ class ValidatedData:
 
     A run validates and hashes its data once and hands this on (the training job, each
     tuning trial, the next DAG task through the run summary). :meth:`current` says whether
-    the files are still the ones seen (same size and modification time), so a step that
-    receives it re-hashes nothing unless the data changed in between.
+    the files are still the ones seen (same size and modification time; in a bucket the
+    same size and ETag), so a step that receives it re-hashes nothing unless the data
+    changed in between.
     """
 
-    root: Path
+    root: Location
     fingerprint: dict[str, Any]
-    #: ``{"train/data.parquet": [size, mtime_ns], ...}`` when it was validated.
-    stamps: dict[str, list[int]]
+    #: ``{"train/data.parquet": [size, mtime_ns or ETag], ...}`` when it was validated.
+    stamps: dict[str, Stamp]
     #: ``{"train": rows, ...}`` (for the log).
     rows: dict[str, int]
     warnings: tuple[str, ...] = ()
@@ -96,12 +100,12 @@ class ValidatedData:
 
     def current(self, features_dir: str | os.PathLike[str] | None = None) -> bool:
         """True when ``features_dir`` (default: the same) still holds the files seen."""
-        root = layout.features_root(features_dir) if features_dir is not None else self.root
+        root = layout.features_location(features_dir) if features_dir is not None else self.root
         return root == self.root and stamps_of(root) == self.stamps
 
     def describe(self) -> str:
         rows = ", ".join(f"{name} {n:,}" for name, n in self.rows.items())
-        return f"{display_path(self.root)} ({rows} rows; data digest {self.digest[:12]})"
+        return f"{show(self.root)} ({rows} rows; data digest {self.digest[:12]})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the run summary's ``data``)."""
@@ -116,8 +120,9 @@ class ValidatedData:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ValidatedData:
+        root = str(raw["root"])
         return cls(
-            Path(raw["root"]),
+            root if is_url(root) else Path(root),
             dict(raw["fingerprint"]),
             {k: list(v) for k, v in raw["stamps"].items()},
             {k: int(v) for k, v in raw["rows"].items()},
@@ -126,12 +131,11 @@ class ValidatedData:
         )
 
 
-def stamps_of(root: Path) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
+def stamps_of(root: Location) -> dict[str, Stamp]:
+    """``{"train/data.parquet": [size, mtime_ns], ...}`` (``[size, ETag]`` in a bucket)."""
+    out: dict[str, Stamp] = {}
     for name in layout.SPLITS:
-        try:
-            st = layout.split_path(root, name).stat()
-        except FileNotFoundError:
-            continue
-        out[f"{name}/{layout.DATA_FILE}"] = [st.st_size, st.st_mtime_ns]
+        stamp = layout.split_file(root, name).stamp()
+        if stamp is not None:
+            out[f"{name}/{layout.DATA_FILE}"] = stamp
     return out

@@ -4,21 +4,22 @@ Only the label and feature columns named by the :class:`~ml.config.FeatureSpec` 
 (parquet column pruning); numeric features become float32, the label int8, string
 categories pandas ``category`` (dictionary-encoded, a few bytes a row) and integer
 categories the narrowest integer type that holds them. At 10M rows that keeps the frame
-well under 1 GB before encoding.
+well under 1 GB before encoding. The directory may be a bucket prefix (``s3://...``): the
+same columns are read with ranged GETs (:class:`ml.storage.files.FileRef`).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ml.config import FeatureSpec
-from ml.data.layout import SPLITS, features_root, split_path
-from ml.errors import DataLoadError
+from ml.data.layout import SPLITS, features_location, remote_exists, split_file
+from ml.errors import DataLoadError, StorageLayerError
+from ml.storage.files import Location, show
 
 __all__ = ["check_features_dir", "load_split"]
 
@@ -30,22 +31,24 @@ _HOW_TO_GET_DATA = (
 
 def check_features_dir(
     features_dir: str | os.PathLike[str], splits: tuple[str, ...] = SPLITS
-) -> Path:
-    """Return the resolved features directory or raise naming what is missing.
+) -> Location:
+    """Return the resolved features directory (or URL) or raise naming what is missing.
 
     Raises:
         DataLoadError: the directory or one of the split files does not exist.
+        StorageLayerError: a bucket that is missing, refused or unreachable.
     """
-    root = features_root(features_dir)
-    if not root.is_dir():
+    root = features_location(features_dir)
+    if not remote_exists(root) if isinstance(root, str) else not root.is_dir():
         raise DataLoadError(
-            f"features directory {root} does not exist; {_HOW_TO_GET_DATA}, or pass "
+            f"features directory {show(root)} does not exist; {_HOW_TO_GET_DATA}, or pass "
             "--features-dir / set data.features_dir in the config"
         )
-    missing = [str(split_path(root, s)) for s in splits if not split_path(root, s).is_file()]
+    refs = [split_file(root, s) for s in splits]
+    missing = [str(r) for r in refs if not r.is_file()]
     if missing:
         raise DataLoadError(
-            f"features directory {root} is incomplete: missing {', '.join(missing)}; "
+            f"features directory {show(root)} is incomplete: missing {', '.join(missing)}; "
             f"every split needs <split>/data.parquet ({_HOW_TO_GET_DATA})"
         )
     return root
@@ -75,11 +78,16 @@ def load_split(
     """
     import pyarrow.parquet as pq
 
-    path = split_path(features_dir, split)
-    if not path.is_file():
+    ref = split_file(features_dir, split)
+    path: Any = str(ref) if ref.remote else ref.location
+    if not ref.is_file():
         raise DataLoadError(f"{path} does not exist; {_HOW_TO_GET_DATA}")
+    # a local file is read by pyarrow itself; an object through ranged GETs
+    source = ref.open()
     try:
-        schema = pq.read_schema(path)
+        schema = pq.read_schema(source)
+    except StorageLayerError:
+        raise  # the bucket or the endpoint, not the file: its own message and exit code
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise DataLoadError(f"{path} is not a readable parquet file: {exc}") from exc
     wanted = list(spec.all_columns if with_label else spec.feature_columns)
@@ -89,7 +97,7 @@ def load_split(
             f"{path} has no column(s) {missing}; its columns are {schema.names}. Fix the data "
             "or the `features` section of the config"
         )
-    table = pq.read_table(path, columns=wanted)
+    table = pq.read_table(source if not ref.remote else ref.open(), columns=wanted)
     if table.num_rows == 0:
         raise DataLoadError(f"{path} has no rows")
     out: dict[str, pd.Series] = {}
@@ -107,7 +115,7 @@ def load_split(
     return pd.DataFrame(out, copy=False)
 
 
-def _label(values: pd.Series, path: Path, name: str) -> pd.Series:
+def _label(values: pd.Series, path: Any, name: str) -> pd.Series:
     if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
         raise DataLoadError(f"{path}: label column {name!r} must be 0/1, got dtype {values.dtype}")
     arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -120,7 +128,7 @@ def _label(values: pd.Series, path: Path, name: str) -> pd.Series:
     return pd.Series(arr.astype(np.int8), name=name)
 
 
-def _numeric(values: pd.Series, path: Path, name: str) -> pd.Series:
+def _numeric(values: pd.Series, path: Any, name: str) -> pd.Series:
     if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
         raise DataLoadError(
             f"{path}: numeric column {name!r} has dtype {values.dtype}; convert it to numbers "

@@ -8,18 +8,26 @@ that :func:`ml.data.layout.check_target` allowed to be replaced) is first rename
 deleted only after the new one is in place. On any failure the temp directory is removed
 and the target is untouched, so a reader sees the old data, the new data or nothing, never
 half of it. A temp directory left by a killed process is removed by the next run.
+
+A bucket prefix (``s3://...``) has no rename: :func:`staged_remote_features_dir` stages
+the files locally, then deletes the old ``schema.json`` (the writer's marker), uploads
+the splits and writes ``schema.json`` last, so a prefix holding a marker holds a whole
+import. A reader that validates during an upload sees the stamps (ETags) change and is
+told to retry (:func:`ml.data.validate.validate_data`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from ml.errors import StorageError, is_environment_oserror, storage_error
+from ml.errors import DataError, StorageError, is_environment_oserror, storage_error
 from ml.fsutil import fsync_dir, fsync_path
 
 
@@ -98,3 +106,68 @@ def _replace_dir(tmp: Path, target: Path) -> None:
     fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def staged_remote_features_dir(target: str, check: Callable[[], None]) -> Iterator[Path]:
+    """Yield a local temp directory whose files are uploaded to ``target`` (a URL) when
+    the ``with`` block succeeds (``schema.json`` last); nothing is uploaded otherwise.
+
+    Raises:
+        StorageLayerError: the bucket is missing, access is denied, the endpoint is down.
+    """
+    from ml import paths
+    from ml.data.layout import DATA_FILE, SCHEMA_FILE, SPLITS
+    from ml.storage.files import store_and_key
+
+    check()
+    cache = paths.base_dir() / ".cache" / "staging"
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="features-", dir=cache) as tmp:
+        yield Path(tmp)
+        check()
+        store, prefix = store_and_key(target)
+        marker = f"{prefix}/{SCHEMA_FILE}"
+        store.delete([marker])
+        for split in SPLITS:
+            local = Path(tmp) / split / DATA_FILE
+            if local.is_file():
+                store.upload_file(f"{prefix}/{split}/{DATA_FILE}", local)
+        if (Path(tmp) / SCHEMA_FILE).is_file():
+            store.upload_file(marker, Path(tmp) / SCHEMA_FILE)
+
+
+def staged(
+    target: Path | str,
+    *,
+    overwrite: bool,
+    may_replace: tuple[str, ...],
+    error: type[DataError],
+    command: str,
+) -> Any:
+    """The staging context for ``target``: a local directory renamed into place, or a
+    bucket prefix uploaded to, after :func:`ml.data.layout.check_target` (or its bucket
+    form) allowed it."""
+    import functools
+
+    from ml.data import layout
+
+    if isinstance(target, str):
+        remote = functools.partial(
+            layout.check_remote_target,
+            target,
+            overwrite=overwrite,
+            may_replace=may_replace,
+            error=error,
+            command=command,
+        )
+        return staged_remote_features_dir(target, remote)
+    local = functools.partial(
+        layout.check_target,
+        target,
+        overwrite=overwrite,
+        may_replace=may_replace,
+        error=error,
+        command=command,
+    )
+    return staged_features_dir(target, local)

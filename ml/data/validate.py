@@ -23,6 +23,10 @@ min/max of the label from row-group statistics). Rows are read only where statis
 cannot answer: the label (to count positives) and float numeric columns (NaN/inf),
 one column and one row group at a time, so memory stays bounded.
 
+The directory may be a bucket prefix (``s3://...``): the same checks, through ranged
+GETs of the footers and the columns they need (:class:`ml.storage.files.FileRef`); a
+bucket that is missing, refused or unreachable raises its storage error instead.
+
 Raises :class:`~ml.errors.FeatureValidationError` (``.problems``: one line each), a
 :class:`~ml.errors.UserError`. The fingerprint of the data lives in :mod:`ml.data.lineage`.
 """
@@ -40,7 +44,7 @@ import pyarrow.parquet as pq
 
 from ml.choices import NUMERIC_NAN_POLICIES
 from ml.config import FeatureSpec
-from ml.data.layout import DATA_FILE, SPLITS, features_root, split_path
+from ml.data.layout import DATA_FILE, SPLITS, features_location, remote_exists, split_file
 from ml.data.lineage import ValidatedData, fingerprint, short, stamps_of
 from ml.data.parquet_stats import count_positives, int_min_max, nonfinite, null_count
 from ml.data.schema import (
@@ -51,7 +55,7 @@ from ml.data.schema import (
     type_kind,
 )
 from ml.errors import ConfigError, FeatureValidationError, StorageError
-from ml.fsutil import display_path
+from ml.storage.files import FileRef, Location, show
 
 __all__ = ["SplitInfo", "ValidationReport", "format_size", "validate_features"]
 
@@ -61,7 +65,7 @@ class SplitInfo:
     """What validation learned about one split's file."""
 
     name: str
-    path: Path
+    path: Location
     size_bytes: int
     rows: int
     positives: int
@@ -77,7 +81,7 @@ class SplitInfo:
 class ValidationReport:
     """The outcome of a successful validation: per-split facts and any warnings."""
 
-    features_dir: Path
+    features_dir: Location
     spec: FeatureSpec
     splits: dict[str, SplitInfo]
     warnings: list[str]
@@ -86,7 +90,7 @@ class ValidationReport:
     def lines(self) -> list[str]:
         """One ``✅ <split> data: <path> (<size>)`` line per split, then warnings."""
         out = [
-            f"✅ {s.name} data: {display_path(s.path)} ({format_size(s.size_bytes)}): "
+            f"✅ {s.name} data: {show(s.path)} ({format_size(s.size_bytes)}): "
             f"{s.rows:,} rows, {s.positives:,} clicks ({s.ctr:.2%})"
             for s in self.splits.values()
         ]
@@ -147,16 +151,19 @@ def validate_features(
     if numeric_nan not in NUMERIC_NAN_POLICIES:
         raise ConfigError(f"numeric_nan must be one of {NUMERIC_NAN_POLICIES}, got {numeric_nan!r}")
     start = time.perf_counter()
-    root = features_root(features_dir)
-    if not root.is_dir():
-        what = "is not a directory" if root.exists() else "does not exist"
+    root = features_location(features_dir)
+    missing = not remote_exists(root) if isinstance(root, str) else not root.is_dir()
+    if missing:
+        what = (
+            "is not a directory" if isinstance(root, Path) and root.exists() else "does not exist"
+        )
         raise FeatureValidationError(
             [
-                f"features directory {display_path(root)} {what}; generate the data with "
+                f"features directory {show(root)} {what}; generate the data with "
                 "`ctr-pipeline data generate` or pass the directory that holds "
                 f"{{train,val,test}}/{DATA_FILE} (--features-dir / data.features_dir)"
             ],
-            display_path(root),
+            show(root),
         )
     found = _Findings()
     infos: dict[str, SplitInfo] = {}
@@ -167,7 +174,7 @@ def validate_features(
             infos[name], schemas[name] = checked
     found.problems += _schema_mismatches(spec, schemas, root)
     if found.problems:
-        raise FeatureValidationError(found.problems, display_path(root))
+        raise FeatureValidationError(found.problems, show(root))
     seconds = round(time.perf_counter() - start, 3)
     return ValidationReport(root, spec, infos, found.warnings, seconds)
 
@@ -181,16 +188,16 @@ class _Findings:
 
 
 def _check_split(
-    root: Path, name: str, spec: FeatureSpec, numeric_nan: str, found: _Findings
+    root: Location, name: str, spec: FeatureSpec, numeric_nan: str, found: _Findings
 ) -> tuple[SplitInfo, pa.Schema] | None:
-    path = split_path(root, name)
-    opened = _open_split(path, name, found.problems)
+    ref = split_file(root, name)
+    opened = _open_split(ref, name, found.problems)
     if opened is None:
         return None
     pf, size = opened
     schema = pf.schema_arrow
     rows = pf.metadata.num_rows
-    shown = display_path(path)
+    shown = str(ref)
     n_before = len(found.problems)
     if rows == 0:
         found.problems.append(f"{shown} has 0 rows; the {name} split needs data")
@@ -208,29 +215,33 @@ def _check_split(
         )
     if len(found.problems) > n_before:
         return None
-    return SplitInfo(name, path, size, rows, positives, pf.num_row_groups, types), schema
+    return SplitInfo(name, ref.location, size, rows, positives, pf.num_row_groups, types), schema
 
 
-def _open_split(path: Path, name: str, problems: list[str]) -> tuple[pq.ParquetFile, int] | None:
-    shown = display_path(path)
-    if not path.exists():
-        where = "" if path.parent.is_dir() else f" (there is no {name}/ directory)"
+def _open_split(ref: FileRef, name: str, problems: list[str]) -> tuple[pq.ParquetFile, int] | None:
+    shown = str(ref)
+    path = Path(ref.location) if not ref.remote else None
+    stamp = ref.stamp()
+    if stamp is None and (path is None or not path.exists()):
+        where = ""
+        if path is not None and not path.parent.is_dir():
+            where = f" (there is no {name}/ directory)"
         problems.append(
             f"{name} data file {shown} is missing{where}; every split needs "
             f"{name}/{DATA_FILE} (import or generate the data again)"
         )
         return None
-    if not path.is_file():
+    if stamp is None:
         problems.append(
             f"{shown} is not a regular file; write the {name} split as one parquet file"
         )
         return None
-    size = path.stat().st_size
+    size = int(stamp[0])
     if size == 0:
         problems.append(f"{shown} is empty (0 bytes); rewrite the {name} split")
         return None
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(ref.open())
         pf.schema_arrow  # noqa: B018 - raises for a file that is not parquet
     except (pa.ArrowException, OSError, ValueError) as exc:
         problems.append(
@@ -358,7 +369,9 @@ def _numeric_message(
         )
 
 
-def _schema_mismatches(spec: FeatureSpec, schemas: dict[str, pa.Schema], root: Path) -> list[str]:
+def _schema_mismatches(
+    spec: FeatureSpec, schemas: dict[str, pa.Schema], root: Location
+) -> list[str]:
     out: list[str] = []
     if len(schemas) < 2:
         return out
@@ -373,8 +386,8 @@ def _schema_mismatches(spec: FeatureSpec, schemas: dict[str, pa.Schema], root: P
             a, b = ref.field(col).type, schema.field(col).type
             if type_kind(a) != type_kind(b):
                 out.append(
-                    f"column {col!r} is {a} in {display_path(split_path(root, ref_name))} but "
-                    f"{b} in {display_path(split_path(root, name))}; every split must use the "
+                    f"column {col!r} is {a} in {split_file(root, ref_name)} but "
+                    f"{b} in {split_file(root, name)}; every split must use the "
                     "same column types (write them with one schema)"
                 )
     return out
@@ -393,13 +406,13 @@ def validate_data(
     Raises:
         FeatureValidationError: the features do not match ``spec``.
     """
-    root = features_root(features_dir)
+    root = features_location(features_dir)
     stamps = stamps_of(root)
     report = validate_features(root, spec, numeric_nan=numeric_nan)
     fp = fingerprint(root, spec)
     if stamps_of(root) != stamps:
         raise StorageError(
-            0, f"the features under {display_path(root)} changed while they were validated; retry"
+            0, f"the features under {show(root)} changed while they were validated; retry"
         )
     rows = {s.name: s.rows for s in report.splits.values()}
     return ValidatedData(root, fp, stamps, rows, tuple(report.warnings), tuple(report.lines()))

@@ -39,7 +39,7 @@ class Comparison:
 
 
 def compare_with_production(
-    registry: Any, model_name: str, run_dir: Path, features_dir: Path
+    registry: Any, model_name: str, run_dir: Path, features_dir: str | Path
 ) -> Comparison | None:
     """Score production's current version and ``run_dir``'s model on the test split.
 

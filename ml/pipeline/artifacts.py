@@ -45,3 +45,15 @@ def card_link(model_name: str, version: str | None) -> str:
 
     url = card_url(model_name, version) if version else None
     return f"\n   Model card: {url}" if url else ""
+
+
+def save_test_predictions(model_name: str, run_dir: Path, features: Any, location: str) -> None:
+    """The model card's test predictions (this model's and production's scores), uploaded
+    beside the run when it lives in a bucket (``location`` its URL)."""
+    from ml.cards.predictions import save_run_predictions
+    from ml.registry.model_registry import ModelRegistry
+    from ml.training.remote_run import RemoteRun, is_remote
+
+    saved = save_run_predictions(run_dir, features, registry=ModelRegistry(), model_name=model_name)
+    if saved is not None and is_remote(location):
+        RemoteRun(location).push(saved.name)

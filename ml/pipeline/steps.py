@@ -10,6 +10,7 @@ An upstream value may be missing (``airflow tasks test`` runs each task in a tem
 DAG run of its own): a step then finds what it needs by the run's key — the training run
 directory of the same DAG and logical date — and fails, saying how, when there is none.
 It never falls back on another run's artifacts.
+Features and runs may be URLs (``s3://...``): a step downloads the run it needs itself.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from ml import paths
-from ml.errors import GateFailedError, UserError
+from ml.data.layout import features_location
+from ml.errors import GateFailedError, TrainingError, UserError
 from ml.fsutil import display_path
 from ml.notifications import metrics_lines, registered_lines, success_message
 from ml.pipeline import artifacts, unchanged
 from ml.pipeline.params import Params, PipelineRun
 from ml.pipeline.summary import read_summary, update_summary
 from ml.registry.layout import STAGING
+from ml.storage.files import Location
 from ml.training import run_dir as rd
 
 log = logging.getLogger("ml.pipeline")
@@ -73,7 +76,7 @@ def validate(params: Params, run: PipelineRun) -> dict[str, Any]:
 
     start = time.perf_counter()
     cfg = params.config()
-    features = paths.resolve(params.features_dir(cfg))
+    features = features_location(params.features_dir(cfg))
     data = validate_data(features, cfg.features, cfg.data.numeric_nan)
     for line in data.lines:
         log.info(line)
@@ -138,7 +141,7 @@ def train(
     log.info("Run directory key for %s: %s (the same for every try)", run.describe(), run.key)
     result = train_job(
         cfg,
-        features_dir=paths.resolve(features_path),
+        features_dir=features_location(features_path),
         data=unchanged.validated_data(run),
         run_key=run.key,
         started_at=run.logical_date or run.started_at,
@@ -147,39 +150,50 @@ def train(
     )
     if result.resumed_from_epoch:
         log.info("   (resumed from the checkpoint of epoch %d)", result.resumed_from_epoch)
-    shown = display_path(result.run_dir)
+    shown = display_path(result.location)
     seconds, choice = result.metrics.get("train_time_s"), result.metrics.get("auto")
     _step(run, "train", start, run_dir=shown, training_seconds=seconds, model_choice=choice)
     return {"run_dir": shown}
 
 
-def find_run_dir(params: Params, run: PipelineRun, run_dir: str | None) -> Path:
-    """The complete training run of this pipeline run: ``run_dir``, or the newest one
-    carrying the run's key when ``run_dir`` is missing.
+def find_run(params: Params, run: PipelineRun, run_dir: str | None) -> tuple[Path, str]:
+    """The complete run of this pipeline run (``run_dir``, or the newest of its key) as a
+    local directory (one in a bucket downloaded) and where it lives (URL or path shown).
 
     Raises:
         UserError: no such run, or it is not complete; the message says how to get one.
     """
-    if run_dir is not None:
-        path = paths.resolve(run_dir)
-    else:
+    from ml.training.remote_run import complete_run, is_remote, runs_for_key
+
+    if run_dir is None:
         cfg = params.config()
-        found = rd.runs_for_key(cfg.output.runs_dir, cfg.experiment_name, run.key)
+        runs, name = cfg.output.runs_dir, cfg.experiment_name
+        found = (
+            runs_for_key(str(runs), name, run.key)
+            if is_remote(runs)
+            else rd.runs_for_key(runs, name, run.key)
+        )
         if not found:
             raise UserError(
                 f"no training run of {run.describe()} (key {run.key}) under "
-                f"{display_path(paths.resolve(cfg.output.runs_dir))}: run train_model for the "
+                f"{display_path(paths.location(runs))}: run train_model for the "
                 f"same logical date first (`airflow tasks test {run.dag_id} train_model "
                 f"<date>`), or the whole DAG (`airflow dags test {run.dag_id}`)"
             )
-        path = found[-1]
-        log.info("No run_dir from train_model: using this run's %s", display_path(path))
+        run_dir = str(found[-1])
+        log.info("No run_dir from train_model: using this run's %s", display_path(run_dir))
+    if is_remote(run_dir):
+        try:
+            return complete_run(run_dir), run_dir
+        except TrainingError as exc:
+            raise UserError(str(exc)) from exc
+    path = paths.resolve(run_dir)
     if not rd.is_complete(path):
         raise UserError(
             f"training run {display_path(path)} is not complete (no {rd.COMPLETE} marker); "
             "clear train_model to finish it"
         )
-    return path
+    return path, display_path(path)
 
 
 def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str, Any]:
@@ -197,9 +211,10 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
         log.info("Nothing changed since %s: its metrics stand (no gates re-run)", same["version"])
         return unchanged.skip(run, "evaluate", metrics=same["metrics"])
     start = time.perf_counter()
-    path = find_run_dir(params, run, run_dir)
+    path, location = find_run(params, run, run_dir)
+    shown_run = display_path(location)
     metrics = rd.read_metrics(path)
-    features = Path(
+    features = features_location(
         rd.read_run_info(path).get("features_dir") or params.features_dir(params.config())
     )
     if "test_auc" not in metrics:  # the best tuning trial's run: it never read test
@@ -223,7 +238,7 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
         log.info("   %s gate %s: %s", "✅" if result.passed else "❌", result.name, result.message)
     summary = {k: metrics[k] for k in SUMMARY_METRICS if k in metrics}
     summary.update(
-        run_dir=display_path(path),
+        run_dir=shown_run,
         champion=comparison.to_dict() if comparison else None,
         baseline=baseline.to_dict() if baseline else None,
         gates=[r.to_dict() for r in report.results],
@@ -231,21 +246,13 @@ def evaluate(params: Params, run: PipelineRun, run_dir: str | None) -> dict[str,
     _step(run, "evaluate", start, report.passed, metrics=summary, gates=summary["gates"])
     if not report.passed:
         raise GateFailedError(
-            f"{report.summary()} (run {display_path(path)}; nothing was registered)", report
+            f"{report.summary()} (run {shown_run}; nothing was registered)", report
         )
-    _save_test_predictions(params, path, features)
+    artifacts.save_test_predictions(params.model_name, path, features, location)
     return {"metrics": summary}
 
 
-def _save_test_predictions(params: Params, run_dir: Path, features: Path) -> None:
-    """The model card's test predictions (this model's and production's scores)."""
-    from ml.cards.predictions import save_run_predictions
-    from ml.registry.model_registry import ModelRegistry
-
-    save_run_predictions(run_dir, features, registry=ModelRegistry(), model_name=params.model_name)
-
-
-def _comparisons(params: Params, run_dir: Path, features: Path) -> tuple[Any, Any]:
+def _comparisons(params: Params, run_dir: Path, features: Location) -> tuple[Any, Any]:
     """Production's score on the same test split, and the logistic-regression baseline."""
     from ml.evaluation.baseline import fit_baseline
     from ml.evaluation.champion import compare_with_production
@@ -308,7 +315,7 @@ def register(
         log.info("No metrics from evaluate_model: checking the gates here")
         metrics = evaluate(params, run, run_dir)["metrics"]
         run_dir = run_dir or str(metrics["run_dir"])
-    path = find_run_dir(params, run, run_dir)
+    path = find_run(params, run, run_dir)[0]
     registry = ModelRegistry()
     card = artifacts.prepare_card(params.model_name, path, registry, metrics)
     rv = registry.register(

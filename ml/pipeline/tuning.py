@@ -198,7 +198,7 @@ def _adopt(source: Path, cfg: Any, run: PipelineRun, tuning: dict[str, Any]) -> 
     return out
 
 
-def score_test(run_dir: Path, metrics: dict[str, Any], features: Path) -> dict[str, Any]:
+def score_test(run_dir: Path, metrics: dict[str, Any], features: str | Path) -> dict[str, Any]:
     """Test metrics of a run that has none (a tuning trial's), added to its metrics file."""
     from ml.evaluation.evaluate import evaluate_run
 

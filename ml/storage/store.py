@@ -99,6 +99,12 @@ class ObjectStore:
             return _info(meta)
         return None
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object (one ranged GET)."""
+        with self._errors("reading", key):
+            return bytes(obstore.get_range(self._store, key, start=start, end=end))
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
@@ -204,6 +210,8 @@ def _info(meta: Any) -> ObjectInfo:
 _STATUS_RE = re.compile(r"status code: (\d{3}[^:<]*)")
 _CODE_RE = re.compile(r"<Code>([^<]+)</Code>")
 _MESSAGE_RE = re.compile(r"<Message>([^<]+)</Message>")
+#: the credential chain ended at the instance metadata endpoint: nothing else was set
+_NO_CREDENTIALS_RE = re.compile(r"169\.254\.169\.254|169\.254\.170\.2|fetching credentials", re.I)
 #: S3 error codes that mean "the credentials or the policy refuse this"
 _DENIED = ("AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "ExpiredToken",
            "InvalidToken", "AllAccessDisabled", "403 Forbidden")  # fmt: skip
@@ -233,6 +241,12 @@ def translate(exc: BaseException, what: str) -> Exception:
     if "NoSuchBucket" in text:
         return BucketNotFoundError(
             f"{what}: the bucket does not exist; create it or fix the URL ({cause})"
+        )
+    if _NO_CREDENTIALS_RE.search(text):
+        return AccessDeniedError(
+            f"{what}: no credentials found (the client fell back to the instance metadata "
+            "endpoint, which refused or did not answer); set AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY, web identity or an instance role"
         )
     denied = (obx.PermissionDeniedError, obx.UnauthenticatedError, PermissionError)
     if isinstance(exc, denied) or any(code in text for code in _DENIED):

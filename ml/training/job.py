@@ -6,7 +6,8 @@ new one), fit the preprocessing on train and encode every split once onto the de
 report each field's vocabulary and out-of-vocabulary share, build the model, run the
 :class:`~ml.training.trainer.Trainer`, score the best checkpoint on val (and test), and
 write ``metrics.json``, ``run.json`` and ``COMPLETE`` last (see
-:mod:`ml.training.run_dir`).
+:mod:`ml.training.run_dir`). Features and runs may be in a bucket: the run is then
+uploaded checkpoint by checkpoint (:mod:`ml.training.remote_run`).
 """
 
 from __future__ import annotations
@@ -24,21 +25,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from ml import paths
 from ml.choices import AUTO_MODEL
 from ml.config import Config, inapplicable_warning
+from ml.data.layout import features_location
 from ml.data.lineage import ValidatedData
 from ml.data.loading import check_features_dir
 from ml.data.preprocessing import Preprocessor
 from ml.errors import TrainingError
 from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
+from ml.storage.files import Location
 from ml.training import auto
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
 from ml.training.calibration import calibrate_run
 from ml.training.hardware import resolve_precision
 from ml.training.prepare import build, encode_splits, vocabulary_report
+from ml.training.remote_run import RemoteRun, is_remote, new_run
 from ml.training.reuse import RunChoice, choose_run_dir
 from ml.training.sizing import (
     auto_monitor,
@@ -59,6 +62,13 @@ class TrainResult:
     metrics: dict[str, Any]
     resumed_from_epoch: int | None = None
     reused: bool = False
+    #: the run's URL when it lives in a bucket (``run_dir`` is then its local copy)
+    url: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the run lives: its URL, or its local path."""
+        return self.url or str(self.run_dir)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -100,7 +110,7 @@ class TrainingJob:
     resume: bool = True
 
     @property
-    def feats(self) -> Path:
+    def feats(self) -> Location:
         return self.data.root
 
 
@@ -150,7 +160,7 @@ def train(
     """
     log = log or (lambda line: print(line, flush=True))
     wall_start = time.perf_counter()
-    feats = paths.resolve(features_dir if features_dir is not None else cfg.data.features_dir)
+    feats = features_location(features_dir if features_dir is not None else cfg.data.features_dir)
     check_features_dir(feats)
     warning = inapplicable_warning(cfg)
     if warning:
@@ -161,8 +171,10 @@ def train(
         log(note)
     if run.reused:
         assert run.out is not None
-        log(f"✅ Training complete (reusing finished run {run.out}: same config and data)")
-        return TrainResult(run.out, rd.read_metrics(run.out), None, reused=True)
+        url = run.remote.url if run.remote else None
+        shown = run.remote or run.out
+        log(f"✅ Training complete (reusing finished run {shown}: same config and data)")
+        return TrainResult(run.out, rd.read_metrics(run.out), None, reused=True, url=url)
 
     device = resolve_device(cfg.training.device)
     precision, note = resolve_precision(cfg.training.precision, device.type)
@@ -194,7 +206,9 @@ def train(
         torch.set_num_threads(threads)  # the thread count is process-wide: restore it
 
 
-def _validated(cfg: Config, feats: Path, data: ValidatedData | None, log: LogFn) -> ValidatedData:
+def _validated(
+    cfg: Config, feats: Location, data: ValidatedData | None, log: LogFn
+) -> ValidatedData:
     """``data`` when it describes ``feats`` as they are now, else a fresh validation."""
     if data is not None and data.current(feats):
         log(f"✅ Features valid (validated earlier in this run): {data.describe()}")
@@ -237,7 +251,7 @@ def _train(job: TrainingJob) -> TrainResult:
     state = run.resume_state
     log(
         f"🚀 Running training command... model={cfg.model.name} features={feats} device={device}"
-        + (f" run_dir={run.out}" if run.out is not None else "")
+        + (f" run_dir={run.remote or run.out}" if run.out is not None else "")
         + (f" (resuming after epoch {state['trainer']['epoch']})" if state else "")
     )
     seed_everything(cfg.seed)
@@ -262,7 +276,7 @@ def _train(job: TrainingJob) -> TrainResult:
         device,
         log=log,
         progress=job.progress,
-        on_epoch_end=job.on_epoch_end,
+        on_epoch_end=_uploading(run.remote, job.on_epoch_end),
         precision=job.precision,
         deadline=job.deadline,
         **sizes,
@@ -292,12 +306,16 @@ def _train(job: TrainingJob) -> TrainResult:
         **job.provenance,
     }
     _write_complete(out, metrics, run_info)
+    if run.remote is not None:
+        run.remote.push_complete()
     test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""
     log(
         f"✅ Training complete: best epoch {metrics['best_epoch']}, "
-        f"val AUC {metrics['val_auc']:.4f}{test}, {metrics['wall_time_s']:.1f}s → {out}"
+        f"val AUC {metrics['val_auc']:.4f}{test}, {metrics['wall_time_s']:.1f}s → "
+        f"{run.remote or out}"
     )
-    return TrainResult(out, metrics, resumed_from, reused=False)
+    url = run.remote.url if run.remote else None
+    return TrainResult(out, metrics, resumed_from, reused=False, url=url)
 
 
 def _train_auto(job: TrainingJob) -> TrainResult:
@@ -343,25 +361,46 @@ def _train_auto(job: TrainingJob) -> TrainResult:
     }
     wall = time.perf_counter() - job.wall_start
     metrics = auto.write_run(out, chosen, choice, run_info, wall)
+    if job.run.remote is not None:
+        job.run.remote.push_complete()
     test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""
     log(
         f"✅ Training complete (model auto: {choice.chosen}): val AUC "
-        f"{metrics['val_auc']:.4f}{test}, {wall:.1f}s → {out}"
+        f"{metrics['val_auc']:.4f}{test}, {wall:.1f}s → {job.run.remote or out}"
     )
-    return TrainResult(out, metrics, None, reused=False)
+    url = job.run.remote.url if job.run.remote else None
+    return TrainResult(out, metrics, None, reused=False, url=url)
 
 
 def _make_run_dir(
     cfg: Config, run: RunChoice, run_key: str | None, started_at: datetime | None, log: LogFn
 ) -> Path:
     """The run directory, created only now (after the data and the model built), so that
-    bad input leaves no empty run behind."""
+    bad input leaves no empty run behind. In a bucket: its name claimed there, and a
+    local working copy (``run.remote`` set)."""
+    if run.out is None and is_remote(cfg.output.runs_dir):
+        url = new_run(str(cfg.output.runs_dir), cfg.experiment_name, key=run_key, when=started_at)
+        run.remote = RemoteRun(url)
+        run.out = run.remote.start_fresh()
     out = run.out or rd.new_run_dir(
         cfg.output.runs_dir, cfg.experiment_name, key=run_key, when=started_at
     )
     out.mkdir(parents=True, exist_ok=True)
-    log(f"Run directory: {out}")
+    log(f"Run directory: {run.remote or out}")
     return out
+
+
+def _uploading(remote: RemoteRun | None, callback: EpochCallback | None) -> EpochCallback | None:
+    """``callback``, preceded by uploading the epoch's checkpoint when the run is in a bucket."""
+    if remote is None:
+        return callback
+
+    def after_epoch(epoch: int, record: dict[str, Any]) -> None:
+        remote.push_checkpoint()
+        if callback is not None:
+            callback(epoch, record)
+
+    return after_epoch
 
 
 def _checkpoint_meta(cfg: Config, model_args: dict[str, Any], pre: Preprocessor) -> dict[str, Any]:

@@ -6,23 +6,23 @@ reported, and the configured model built for the fitted vocabularies.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ml.config import Config
-from ml.data.layout import split_path
+from ml.data.layout import split_file
 from ml.data.loading import load_split
 from ml.data.preprocessing import Preprocessor
 from ml.models import build_model, init_output_bias, model_args_for
+from ml.storage.files import Location
 from ml.training.tensors import EncodedSplit, encode_split
 from ml.training.trainer import LogFn
 
 
 def encode_splits(
     cfg: Config,
-    feats: Path,
+    feats: Location,
     device: torch.device,
     state: dict[str, Any] | None,
     splits: tuple[str, ...],
@@ -38,13 +38,13 @@ def encode_splits(
             min_frequency=cfg.data.min_frequency,
             numeric_nan=cfg.data.numeric_nan,
             numeric_bins=cfg.data.numeric_bins,
-            source=str(split_path(feats, "train")),
+            source=str(split_file(feats, "train")),
         )
         del train_df
     encoded: dict[str, EncodedSplit] = {}
     for name in splits:
         df = load_split(feats, name, cfg.features)
-        encoded[name] = encode_split(pre, df, device, source=str(split_path(feats, name)))
+        encoded[name] = encode_split(pre, df, device, source=str(split_file(feats, name)))
         del df  # the DataFrame is freed as soon as it is encoded
     return pre, encoded
 

@@ -15,6 +15,11 @@ A run directory ``<runs_dir>/<name>/`` holds::
 Every file is written atomically (``ml.fsutil``), so a crash leaves the old file or the
 new one. This module is the only one that spells these names.
 
+``runs_dir`` may be a bucket prefix (``s3://bucket/runs``): the same names as object
+keys, plus ``STARTED``, created with ``If-None-Match: *`` to claim a run's name. Training
+works in a local copy and uploads each checkpoint as it is written, ``COMPLETE`` last
+(:mod:`ml.training.remote_run`), so a retry on another host resumes from the bucket.
+
 Names: ``<experiment_name>_<YYYYmmdd_HHMMSS>`` for a run started by hand, and
 ``<experiment_name>_<YYYYmmdd_HHMMSS>_<key>[_<n>]`` for a run started by a pipeline run,
 where ``key`` (:func:`run_key`) identifies the pipeline run: ``(dag_id, logical date)``
@@ -46,6 +51,8 @@ RUN_JSON = "run.json"
 COMPLETE = "COMPLETE"
 #: ``model.name: auto``: the candidates' run directories, one per family, inside the run.
 CANDIDATES_DIR = "candidates"
+#: In a bucket only: claims the run's name (created once, with If-None-Match).
+STARTED = "STARTED"
 #: Test-split labels and scores (the challenger's and production's) written by evaluate.
 TEST_PREDICTIONS = "test_predictions.npz"
 #: Every file a complete run holds.
@@ -77,6 +84,34 @@ def run_key(dag_id: str, *, logical_date: datetime | None, run_id: str | None) -
 def _parse(name: str, experiment_name: str) -> re.Match[str] | None:
     prefix = f"{experiment_name}_"
     return _NAME_RE.match(name[len(prefix) :]) if name.startswith(prefix) else None
+
+
+def key_runs(names: list[str], experiment_name: str, key: str) -> list[str]:
+    """The names among ``names`` that are runs of ``key``, oldest first (``_<n>`` order)."""
+    found = []
+    for name in names:
+        m = _parse(name, experiment_name)
+        if m and m.group("key") == key:
+            found.append((int(m.group("n") or 1), name))
+    return [name for _, name in sorted(found)]
+
+
+def candidate_names(
+    existing: list[str], experiment_name: str, key: str | None, when: datetime | None
+) -> list[str]:
+    """Names to try, in order, for a new run of ``key`` given its ``existing`` runs."""
+    if when is None:
+        now = datetime.now(timezone.utc) if key else None
+        stamp = now.strftime(STAMP_FORMAT) if now else time.strftime(STAMP_FORMAT)
+    else:
+        stamp = when.astimezone(timezone.utc).strftime(STAMP_FORMAT)
+    first = 1
+    if existing:  # later runs of a key keep its first timestamp and count up
+        m = _parse(existing[-1], experiment_name)
+        assert m is not None
+        stamp, first = m.group("stamp"), int(m.group("n") or 1) + 1
+    base = f"{experiment_name}_{stamp}" + (f"_{key}" if key else "")
+    return [base if n == 1 else f"{base}_{n}" for n in range(first, first + 1000)]
 
 
 def runs_for_key(runs_dir: str | os.PathLike[str], experiment_name: str, key: str) -> list[Path]:
@@ -112,24 +147,9 @@ def new_run_dir(
     """
     root = paths.resolve(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
-    if when is None:
-        stamp = (
-            datetime.now(timezone.utc).strftime(STAMP_FORMAT)
-            if key
-            else time.strftime(STAMP_FORMAT)
-        )
-    else:
-        stamp = when.astimezone(timezone.utc).strftime(STAMP_FORMAT)
-    existing = runs_for_key(root, experiment_name, key) if key else []
-    if existing:  # later runs of a key keep its first timestamp and count up
-        m = _parse(existing[-1].name, experiment_name)
-        assert m is not None
-        stamp, first = m.group("stamp"), int(m.group("n") or 1) + 1
-    else:
-        first = 1
-    base = f"{experiment_name}_{stamp}" + (f"_{key}" if key else "")
-    for n in range(first, first + 1000):
-        candidate = root / (base if n == 1 else f"{base}_{n}")
+    existing = [p.name for p in runs_for_key(root, experiment_name, key)] if key else []
+    for name in candidate_names(existing, experiment_name, key, when):
+        candidate = root / name
         try:
             candidate.mkdir()
         except FileExistsError:

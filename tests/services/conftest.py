@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from testkit import services as kit
-from testkit.xdist import SERVICES_WORKER
 from testkit.worker_crash import CrashResult, worker_crash_trial
+from testkit.xdist import SERVICES_WORKER
 
 SHARED_FIXTURES = ("sqlite_stack", "pg_stack")
 _NEEDED: list[str] = []

@@ -9,7 +9,6 @@ earlier output of the generator (:func:`ml.data.layout.check_target`).
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -24,7 +23,7 @@ import pyarrow.parquet as pq
 from ml.data import layout
 from ml.data.generate.catalog import DEFAULT_WORLD, DEFAULT_WORLD_SEED, build_world, get_world
 from ml.data.generate.world import FloatArray, WorldDef, sigmoid, to_table
-from ml.data.staging import staged_features_dir
+from ml.data.staging import staged
 from ml.errors import GenerationError
 from ml.fsutil import display_path
 from ml.metrics import roc_auc
@@ -130,22 +129,20 @@ def generate_features(
     start = time.perf_counter()
     fractions = check_args(rows, seed, split, world_seed)
     wdef = get_world(world)
-    target = layout.features_root(out_dir)
-    check = functools.partial(
-        layout.check_target,
+    target = layout.features_location(out_dir)
+    counts = split_counts(int(rows), fractions)
+    with staged(
         target,
         overwrite=overwrite,
         may_replace=(layout.GENERATOR,),
         error=GenerationError,
         command="ctr-pipeline data generate",
-    )
-    counts = split_counts(int(rows), fractions)
-    with staged_features_dir(target, check) as tmp:
+    ) as tmp:
         schema = _write_all(tmp, wdef, int(seed), int(world_seed), counts, fractions)
     return {
         "features_dir": str(target),
-        "paths": {name: str(layout.split_path(target, name)) for name in layout.SPLITS},
-        "schema": str(layout.schema_path(target)),
+        "paths": {name: str(layout.split_file(target, name).location) for name in layout.SPLITS},
+        "schema": str(layout.schema_file(target).location),
         "rows": counts,
         "positives": schema["positives"],
         "base_ctr": schema["base_ctr"],

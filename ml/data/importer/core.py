@@ -11,7 +11,6 @@ empty, or earlier output of ``data import`` or ``data generate`` (:func:`check_t
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +29,7 @@ from ml.data.importer.libsvm_source import LibsvmSource
 from ml.data.importer.options import ImportOptions, detect_format
 from ml.data.importer.plan import Plan, check_labels, make_plan
 from ml.data.importer.sources import ParquetSource, Source
-from ml.data.staging import staged_features_dir
+from ml.data.staging import staged
 from ml.errors import DataImportError
 from ml.fsutil import display_path, utc_now
 
@@ -100,10 +99,10 @@ def import_features(opts: ImportOptions) -> dict[str, Any]:
     """
     start = time.perf_counter()
     opts.check()
-    target = layout.features_root(opts.out_dir)
+    target = layout.features_location(opts.out_dir)
     inputs = opts.input_paths()
     for path in inputs:
-        if path.resolve().is_relative_to(target.resolve()):
+        if isinstance(target, Path) and path.resolve().is_relative_to(target.resolve()):
             raise DataImportError(
                 f"source {display_path(path)} lies inside the output directory "
                 f"{display_path(target)}; import into another --out"
@@ -112,15 +111,13 @@ def import_features(opts: ImportOptions) -> dict[str, Any]:
     plan = make_plan(sources[0], opts)
     for source in sources:
         source.configure(plan.read_types)
-    check = functools.partial(
-        layout.check_target,
+    with staged(
         target,
         overwrite=opts.overwrite,
         may_replace=(layout.IMPORTER, layout.GENERATOR),
         error=DataImportError,
         command="ctr-pipeline data import",
-    )
-    with staged_features_dir(target, check) as tmp:
+    ) as tmp:
         writers = {
             s: _SplitWriter(layout.split_path(tmp, s), plan.schema, plan.spec.label)
             for s in layout.SPLITS
