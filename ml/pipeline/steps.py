@@ -168,11 +168,8 @@ def find_run(params: Params, run: PipelineRun, run_dir: str | None) -> tuple[Pat
     if run_dir is None:
         cfg = params.config()
         runs, name = cfg.output.runs_dir, cfg.experiment_name
-        found = (
-            runs_for_key(str(runs), name, run.key)
-            if is_remote(runs)
-            else rd.runs_for_key(runs, name, run.key)
-        )
+        remote = is_remote(runs)
+        found = (runs_for_key if remote else rd.runs_for_key)(str(runs), name, run.key)
         if not found:
             raise UserError(
                 f"no training run of {run.describe()} (key {run.key}) under "
