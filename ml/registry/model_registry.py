@@ -287,6 +287,18 @@ class ModelRegistry:
         with os_errors(f"reading the canary of {name!r}", self.base_dir):
             return canary.read(self._layout, name)
 
+    def rollback_target(self, name: str) -> str | None:
+        """The version ``rollback`` would go back to now, or None (nothing to go back to)."""
+        validate_name(name)
+        with os_errors(f"reading {name!r}'s production history", self.base_dir):
+            current = catalog.current_version(self._layout, name)
+            return production.rollback_target(self._layout, name, current) if current else None
+
+    def cache_dir(self, what: str) -> Path:
+        """A local directory for files derived from versions (rendered cards): ``what``
+        under the registry root here, under ``$CTR_PIPELINE_HOME/.cache`` for a bucket."""
+        return self._layout.base_dir / what
+
     def history(self, name: str) -> list[dict[str, Any]]:
         """All recorded events for ``name``, oldest first.
 
@@ -395,8 +407,7 @@ class ModelRegistry:
             dry_run: report without changing anything. Default: True with ``keep_last``
                 (retention deletes for good), else False.
         """
-        if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 0):
-            raise InvalidNameError(f"keep_last must be a whole number >= 0, got {keep_last!r}")
+        keep_last = check_keep_last(keep_last)
         if dry_run is None:
             dry_run = keep_last is not None
         with os_errors("cleaning the registry", self.base_dir):
@@ -407,3 +418,12 @@ class ModelRegistry:
                 dry_run=dry_run,
                 keep_last=keep_last,
             )
+
+
+def check_keep_last(keep_last: Any) -> int | None:
+    """``keep_last`` when it is None or a whole number >= 0, else :class:`InvalidNameError`."""
+    if keep_last is not None and (
+        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0
+    ):
+        raise InvalidNameError(f"keep_last must be a whole number >= 0, got {keep_last!r}")
+    return keep_last

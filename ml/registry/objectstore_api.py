@@ -7,9 +7,9 @@ the spec's API and the same layout names, over the primitives in
 lost conditional write) are the storage errors of :mod:`ml.errors`: user errors exit 2,
 retryable ones 3.
 
-Not available on an object store yet (they raise :class:`ObjectStoreUnsupportedError`):
-``gc --keep-last`` (retention) and a canary (``get_canary`` answers None, so a service
-sends every user to ``current``). ``path_of`` returns a verified local copy (a cache under
+The canary setting lives in the pointer object beside ``current`` (one GET tells a
+service both); retention (``gc --keep-last``) is :mod:`ml.registry.objectstore_retention`.
+``path_of`` returns a verified local copy (a cache under
 the base directory), so code that reads a version's directory works unchanged.
 """
 
@@ -21,15 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ml import storage
-from ml.errors import (
-    IntegrityError,
-    ModelNotFoundError,
-    NoPreviousVersionError,
-    ObjectStoreUnsupportedError,
-)
+from ml.errors import IntegrityError, ModelNotFoundError, NoPreviousVersionError
 from ml.registry import objectstore as obj
 from ml.registry import objectstore_manage as manage
 from ml.registry import objectstore_production as prod
+from ml.registry import objectstore_retention as retention
 from ml.registry import objectstore_write as write
 from ml.registry.cleanup import DEFAULT_GC_MIN_AGE, GcReport
 from ml.registry.integrity import VerifyReport
@@ -43,7 +39,7 @@ from ml.registry.layout import (
     validate_name,
     validate_version,
 )
-from ml.registry.model_registry import ModelRegistry
+from ml.registry.model_registry import ModelRegistry, check_keep_last
 from ml.registry.production import Promotion
 from ml.registry.publish import ExtraFiles, RegisteredVersion
 
@@ -72,20 +68,38 @@ class ObjectStoreRegistry(ModelRegistry):
         return self._keys.url(stage, name, version)  # type: ignore[return-value]
 
     def get_canary(self, name: str) -> dict[str, Any] | None:
-        """No canary on an object store yet: every user goes to ``current``."""
-        return None
+        """The canary (``version``, ``traffic``, ``since``, ``by``, ``reason``) or None."""
+        return prod.read_canary(self._store, self._keys, validate_name(name))
 
-    def set_canary(self, name: str, version: str, traffic: float, **_: Any) -> Any:
-        raise self._unsupported("a canary (registry canary, deploy_model)")
-
-    def clear_canary(self, name: str, **_: Any) -> None:
-        return None  # there is never one to clear
-
-    def _unsupported(self, what: str) -> ObjectStoreUnsupportedError:
-        return ObjectStoreUnsupportedError(
-            f"{what} is not available for a registry on an object store ({self.base_dir}) "
-            "yet; use a local registry for it (see docs/storage.md)"
+    def set_canary(
+        self,
+        name: str,
+        version: str,
+        traffic: float,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any] | None:
+        fields = Audit(reason, by).fields()
+        return prod.set_canary(
+            self._store, self._keys, validate_name(name), version, traffic, fields
         )
+
+    def clear_canary(self, name: str, *, by: str | None = None, reason: str | None = None) -> None:
+        fields = Audit(reason, by).fields()
+        prod.set_canary(self._store, self._keys, validate_name(name), None, 0.0, fields)
+
+    def rollback_target(self, name: str) -> str | None:
+        current = self.current_version(name)
+        if current is None:
+            return None
+        events = prod.production_events(self._store, self._keys, name)
+        published = set(obj.published(self._store, self._keys, name, PRODUCTION))
+        return prod.rollback_target(events, current, published)
+
+    def cache_dir(self, what: str) -> Path:
+        """``$CTR_PIPELINE_HOME/.cache/registry/<store>/<what>``: derived local files."""
+        return manage.cache_root(self._store) / what
 
     # --- reading ----------------------------------------------------------------------
 
@@ -174,7 +188,7 @@ class ObjectStoreRegistry(ModelRegistry):
         prod.copy_to_production(self._store, self._keys, name, version)
         fields = Audit(reason, by).fields()
 
-        def event(current: str | None, seq: int) -> dict[str, Any] | None:
+        def event(current: str | None, seq: int, _: dict[str, Any]) -> dict[str, Any] | None:
             if current == version:
                 return None
             return {"event": "promote", "from": current, "to": version, **fields}
@@ -191,7 +205,7 @@ class ObjectStoreRegistry(ModelRegistry):
         store, keys = self._store, self._keys
         fields = Audit(reason, by).fields()
 
-        def event(current: str | None, seq: int) -> dict[str, Any] | None:
+        def event(current: str | None, seq: int, _: dict[str, Any]) -> dict[str, Any] | None:
             if current is None:
                 raise NoPreviousVersionError(
                     f"Model {name!r} has no current production version to roll back from; "
@@ -303,9 +317,13 @@ class ObjectStoreRegistry(ModelRegistry):
         dry_run: bool | None = None,
         keep_last: int | None = None,
     ) -> GcReport:
+        keep_last = check_keep_last(keep_last)
+        if dry_run is None:
+            dry_run = keep_last is not None  # retention deletes for good: ask first
+        report = manage.gc(self._store, self._keys, min_age=min_age, dry_run=dry_run)
         if keep_last is not None:
-            raise self._unsupported("gc --keep-last (retention)")
-        return manage.gc(self._store, self._keys, min_age=min_age, dry_run=bool(dry_run))
+            retention.retain(self._store, self._keys, keep_last, report)
+        return report
 
 
 def _merge(

@@ -10,7 +10,6 @@ from ml.errors import (
     IntegrityError,
     ModelNotFoundError,
     NoPreviousVersionError,
-    ObjectStoreUnsupportedError,
     VersionNotFoundError,
 )
 from ml.registry.model_registry import ModelRegistry
@@ -115,14 +114,6 @@ def test_not_found_errors_name_the_model_and_the_url(
         s3reg.resolve("m", "current")
     with pytest.raises(ModelNotFoundError, match="'ghost' not found"):
         s3reg.history("ghost")
-
-
-def test_unsupported_operations_say_so(s3reg: ModelRegistry) -> None:
-    with pytest.raises(
-        ObjectStoreUnsupportedError, match=r"retention\) is not available .* \(s3://"
-    ):
-        s3reg.gc(keep_last=3)
-    assert ObjectStoreUnsupportedError.exit_code == 2
 
 
 def test_registry_errors_of_the_store_name_the_url_and_hide_the_secret(
