@@ -30,6 +30,7 @@ from testkit.registry import history_problems
 
 REQUESTS = (
     "get_versioned",
+    "get_if_changed",
     "head",
     "list_objects",
     "list_dirs",

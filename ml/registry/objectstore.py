@@ -237,6 +237,11 @@ def read_current(
     if found is None:
         return None
     value, version = found
+    return check_pointer(store, keys, name, value), version
+
+
+def check_pointer(store: ObjectStore, keys: Keys, name: str, value: Any) -> dict[str, Any]:
+    """``value`` when it is a pointer object, else :class:`IntegrityError`."""
     pointed = value.get("version") if isinstance(value, dict) else None
     if not isinstance(value, dict) or (
         pointed is not None and version_number(str(pointed)) is None
@@ -245,7 +250,7 @@ def read_current(
             f"{store.show(keys.current(name))} does not hold a version pointer; promote a "
             "version again to rewrite it"
         )
-    return value, version
+    return value
 
 
 def require_version(

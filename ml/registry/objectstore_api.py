@@ -42,6 +42,7 @@ from ml.registry.layout import (
 from ml.registry.model_registry import ModelRegistry, check_keep_last
 from ml.registry.production import Promotion
 from ml.registry.publish import ExtraFiles, RegisteredVersion
+from ml.storage.store import Version
 
 
 class ObjectStoreRegistry(ModelRegistry):
@@ -59,6 +60,8 @@ class ObjectStoreRegistry(ModelRegistry):
         self.base_dir = self._store.show()
         self.lock_timeout = float(lock_timeout)
         self.file_mode = file_mode
+        #: the pointer object last read per model, with its version (see _pointer)
+        self._pointers: dict[str, tuple[Version, dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"ModelRegistry({self.base_dir!r})"
@@ -69,7 +72,7 @@ class ObjectStoreRegistry(ModelRegistry):
 
     def get_canary(self, name: str) -> dict[str, Any] | None:
         """The canary (``version``, ``traffic``, ``since``, ``by``, ``reason``) or None."""
-        return prod.read_canary(self._store, self._keys, validate_name(name))
+        return prod.canary_in(self._store, self._keys, name, self._pointer(validate_name(name)))
 
     def set_canary(
         self,
@@ -114,8 +117,26 @@ class ObjectStoreRegistry(ModelRegistry):
         return obj.latest_version(self._store, self._keys, name, stage)
 
     def current_version(self, name: str) -> str | None:
-        cur = obj.read_current(self._store, self._keys, validate_name(name))
-        return str(cur[0]["version"]) if cur and cur[0].get("version") else None
+        cur = self._pointer(validate_name(name))
+        return str(cur["version"]) if cur and cur.get("version") else None
+
+    def _pointer(self, name: str) -> dict[str, Any] | None:
+        """The pointer object, for readers: a conditional GET against the one read last
+        (``If-None-Match``: a 304 without a body while it is unchanged), so a service
+        polling ``current`` and the canary costs small requests only."""
+        key = self._keys.current(name)
+        cached = self._pointers.get(name)
+        found = self._store.get_if_changed(key, cached[0] if cached else None)
+        if found is None:
+            self._pointers.pop(name, None)
+            return None
+        raw, version = found
+        if raw is None and cached is not None:
+            return cached[1]
+        value = obj.loads(self._store, key, raw or b"")
+        value = obj.check_pointer(self._store, self._keys, name, value)
+        self._pointers[name] = (version, value)
+        return value
 
     def resolve(self, name: str, ref: str = "latest", stage: str | None = None) -> tuple[str, str]:
         return obj.resolve(self._store, self._keys, name, ref, stage)

@@ -254,10 +254,11 @@ def rollback_target(events: list[dict[str, Any]], current: str, published: set[i
 # --- the canary -----------------------------------------------------------------------------
 
 
-def read_canary(store: ObjectStore, keys: Keys, name: str) -> dict[str, Any] | None:
+def canary_in(
+    store: ObjectStore, keys: Keys, name: str, pointer: dict[str, Any] | None
+) -> dict[str, Any] | None:
     """The canary setting in the pointer, or None; a damaged one is an IntegrityError."""
-    cur = read_current(store, keys, name)
-    record = cur[0].get(CANARY) if cur is not None else None
+    record = pointer.get(CANARY) if pointer is not None else None
     if record is None:
         return None
     try:
