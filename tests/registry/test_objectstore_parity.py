@@ -222,3 +222,24 @@ def test_rollback_target_is_the_same_on_both_backends(two: ModelRegistry) -> Non
     assert two.rollback_target("m") == "v1"
     two.rollback("m")
     assert two.rollback_target("m") is None
+
+
+def test_cli_canary_gc_keep_last_and_card_take_a_bucket(
+    aged: ModelRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.cli import main
+
+    url = str(aged.base_dir)
+    assert main(["registry", "canary", "m", "v4", "--traffic", "0.2", "--base-dir", url]) == 0
+    assert aged.get_canary("m")["traffic"] == 0.2  # type: ignore[index]
+    assert main(["registry", "canary", "m", "--off", "--registry", url]) == 0
+    assert aged.get_canary("m") is None
+    assert main(["registry", "gc", "--keep-last", "1", "--base-dir", url]) == 0
+    assert "staging/m/v3" in capsys.readouterr().out  # a dry run: listed, kept
+    assert aged.list_models() == {"m": ["v1", "v2", "v3", "v4"]}
+    assert main(["registry", "gc", "--keep-last", "1", "--apply", "--base-dir", url]) == 0
+    assert aged.list_models() == {"m": ["v1", "v2", "v4"]}
+    assert main(["registry", "card", "m", "v4", "--json", "--base-dir", url]) == 0
+    assert '"cached": true' in capsys.readouterr().out
+    assert main(["registry", "canary", "m", "v9", "--base-dir", url]) == 2
+    assert "version v9 not found" in capsys.readouterr().err
