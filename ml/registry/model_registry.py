@@ -51,7 +51,9 @@ class ModelRegistry:
 
     Args:
         base_dir: registry root; a relative path resolves against the project base
-            directory (``ml.paths.resolve``), never the working directory. The root
+            directory (``ml.paths.resolve``), never the working directory; a URL
+            (``s3://bucket/models``) gives the object-store registry. Default:
+            ``$CTR_PIPELINE_REGISTRY``, else ``models``. The root
             itself may be a symbolic link; nothing below it is ever followed.
         lock_timeout: seconds to wait for another process holding a model's lock
             before raising :class:`~ml.errors.RegistryLockTimeoutError`.
@@ -59,9 +61,9 @@ class ModelRegistry:
             (a private ``0600`` checkpoint stays private).
     """
 
-    def __new__(cls, base_dir: str | os.PathLike[str] = paths.MODELS_DIR, **_: Any) -> Any:
+    def __new__(cls, base_dir: str | os.PathLike[str] | None = None, **_: Any) -> Any:
         """A URL (``s3://bucket/models``) gives the object-store registry (same API)."""
-        if cls is ModelRegistry and is_url(base_dir):
+        if cls is ModelRegistry and is_url(paths.registry_root() if base_dir is None else base_dir):
             from ml.registry.objectstore_api import ObjectStoreRegistry
 
             return super().__new__(ObjectStoreRegistry)
@@ -69,12 +71,12 @@ class ModelRegistry:
 
     def __init__(
         self,
-        base_dir: str | os.PathLike[str] = paths.MODELS_DIR,
+        base_dir: str | os.PathLike[str] | None = None,
         *,
         lock_timeout: float = 60.0,
         file_mode: int | None = None,
     ) -> None:
-        self._layout = Layout(base_dir)
+        self._layout = Layout(paths.registry_root() if base_dir is None else base_dir)
         self.base_dir: Path | str = self._layout.base_dir
         self.lock_timeout = float(lock_timeout)
         self.file_mode = file_mode

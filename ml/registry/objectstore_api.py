@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ml import storage
+from ml import paths, storage
 from ml.errors import IntegrityError, ModelNotFoundError, NoPreviousVersionError
 from ml.registry import objectstore as obj
 from ml.registry import objectstore_manage as manage
@@ -50,12 +50,14 @@ class ObjectStoreRegistry(ModelRegistry):
 
     def __init__(
         self,
-        base_dir: str | os.PathLike[str],
+        base_dir: str | os.PathLike[str] | None = None,
         *,
         lock_timeout: float = 60.0,
         file_mode: int | None = None,
     ) -> None:
-        self._store = storage.open_store(str(base_dir))
+        self._store = storage.open_store(
+            str(paths.registry_root() if base_dir is None else base_dir)
+        )
         self._keys = obj.Keys(self._store)
         self.base_dir = self._store.show()
         self.lock_timeout = float(lock_timeout)

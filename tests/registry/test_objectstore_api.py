@@ -195,3 +195,23 @@ def test_serve_from_a_bucket_scores_and_follows_current(
         assert seen["last_reload_error"] is None
     finally:
         stop_server(proc)
+
+
+def test_ctr_pipeline_registry_sets_the_default_root_everywhere(
+    s3_env: str, home: Path, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from ml.cli import main
+
+    url = f"{s3_env}/models"
+    monkeypatch.setenv("CTR_PIPELINE_REGISTRY", url)
+    reg = ModelRegistry()
+    assert isinstance(reg, ObjectStoreRegistry) and reg.base_dir == url
+    reg.register(make_run("a"), "m")
+    assert main(["registry", "list", "--json"]) == 0
+    assert '"m"' in capsys.readouterr().out
+    assert not (home / "models").exists()
+    local = ModelRegistry("models")  # an explicit root wins
+    assert local.list_models() == {}
+    monkeypatch.delenv("CTR_PIPELINE_REGISTRY")
+    assert ModelRegistry().base_dir == home / "models"

@@ -46,7 +46,7 @@ def preflight(settings: ServeSettings) -> list[str]:
         now = f"now {canary['version']} at {canary['traffic']:.0%}" if canary else "none now"
         where = (
             f"the canary in {registry.base_dir}/production/{settings.model}/current"
-            if is_url(settings.registry_dir)
+            if is_url(str(registry.base_dir))
             else f"production/{settings.model}/canary.json"
         )
         lines.append(f"canary: follows {where} ({now})")
