@@ -112,14 +112,14 @@ def test_an_operation_dying_at_any_request_converges_when_retried(
     from testkit.s3_faults import converges
 
     monkeypatch.setattr(cleanup, "RETENTION_MIN_AGE", -3600.0)  # every version is old
-    runs = [make_run(r) for r in ("a", "b", "c", "d")]
+    runs = [make_run(r) for r in ("a", "b", "c")]
 
     def setup(reg: ModelRegistry) -> None:
-        for run in runs[: 4 if op == "retention" else 2]:
+        for run in runs[: 3 if op == "retention" else 2]:
             reg.register(run, "m")
-        if op == "retention":
-            reg.promote_to_production("m", "v3")
-            reg.delete("m", "v4")  # soft-deleted: its objects are purged too
+        if op == "retention":  # v1 is purged, v2 is current, v3's objects (deleted) go too
+            reg.promote_to_production("m", "v2")
+            reg.delete("m", "v3")
             return
         if op != "register":
             reg.promote_to_production("m", "v1")
