@@ -37,8 +37,6 @@ import deploy_model_tasks as deploy_glue
 import training_pipeline_tasks as glue
 from airflow.sdk import Param, dag, get_current_context, task
 
-from ml import paths
-
 PARAMS = {
     "model_name": Param("ctr_model", type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
     "version": Param(None, type=["null", "string"], pattern=r"^v[1-9][0-9]*$"),
@@ -72,7 +70,7 @@ def deploy_model() -> None:
     def registry() -> Any:
         from ml.registry.model_registry import ModelRegistry
 
-        return ModelRegistry(paths.MODELS_DIR)
+        return ModelRegistry()
 
     @task
     def check_candidate() -> dict[str, Any]:

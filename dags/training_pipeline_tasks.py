@@ -52,11 +52,18 @@ MODEL_ASSET_URI_ENV = "CTR_MODEL_ASSET_URI"
 def model_asset() -> Any:
     """The Asset ``register_model`` updates with each version it registers (extra:
     ``model_name``, ``version``); ``deploy_model`` runs after each event.
-    ``$CTR_MODEL_ASSET_URI``, else the ``file://`` URI of the registry's staging dir."""
+    ``$CTR_MODEL_ASSET_URI``, else the URI of the registry's staging dir (``file://``, or
+    ``s3://bucket/models/staging`` for a registry at ``$CTR_PIPELINE_REGISTRY``)."""
     from airflow.sdk import Asset
 
     configured = os.environ.get(MODEL_ASSET_URI_ENV, "").strip()
-    uri = configured or (paths.resolve(paths.MODELS_DIR) / "staging").as_uri()
+    from ml.storage.url import is_url
+
+    root = paths.registry_root()
+    if is_url(root):
+        uri = configured or f"{root.rstrip('/')}/staging"
+    else:
+        uri = configured or (paths.resolve(root) / "staging").as_uri()
     return Asset(name=MODEL_ASSET_NAME, uri=uri)
 
 

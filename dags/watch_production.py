@@ -23,8 +23,6 @@ import deploy_model_tasks as deploy_glue
 import training_pipeline_tasks as glue
 from airflow.sdk import Param, dag, get_current_context, task
 
-from ml import paths
-
 PARAMS = {
     "model_name": Param("ctr_model", type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"),
     "log_dir": Param(None, type=["null", "string"], description="serving logs"),
@@ -56,7 +54,7 @@ def watch_production() -> None:
         context = get_current_context()
         s = WatchSettings(**dict(context["params"]))
         run = f"{context['dag_run'].dag_id} {context['run_id']}"
-        out = glue.run_step("watch", watch, s, ModelRegistry(paths.MODELS_DIR), run=run)
+        out = glue.run_step("watch", watch, s, ModelRegistry(), run=run)
         if out["action"] in ("rolled_back", "dry_run", "no_previous"):
             deploy_glue.deliver(out["text"], context, "watch")
         return dict(out)

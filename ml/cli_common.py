@@ -60,15 +60,17 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_registry_root(p: argparse.ArgumentParser) -> None:
-    """``--base-dir DIR`` (alias ``--registry``): the registry root, into ``args.base_dir``."""
+    """``--base-dir DIR`` (alias ``--registry``): the registry root, into ``args.base_dir``
+    (None: ``$CTR_PIPELINE_REGISTRY``, else ``models``; see ``ml.paths.registry_root``)."""
     p.add_argument(
         "--base-dir",
         "--registry",
         dest="base_dir",
-        default=paths.MODELS_DIR,
+        default=None,
         metavar="DIR",
-        help="registry root (relative paths resolve against $CTR_PIPELINE_HOME; "
-        "--registry is an alias); default: %(default)s",
+        help="registry root, a path or a URL such as s3://bucket/models (relative paths "
+        f"resolve against $CTR_PIPELINE_HOME; --registry is an alias); default: "
+        f"${paths.REGISTRY_ENV}, else {paths.MODELS_DIR}",
     )
 
 

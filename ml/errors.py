@@ -44,7 +44,6 @@ this drawing is current; ``python -m ml.errors`` prints it)::
   │   ├── NoPreviousVersionError (UserError)            Rollback has nothing to go back to.
   │   ├── IntegrityError (UserError)                    A file differs from its manifest, or a link.
   │   ├── RegistryAccessError (UserError)               Permission denied, a file for a directory.
-  │   │   └── ObjectStoreUnsupportedError               Not offered on an object store yet.
   │   ├── RegistryStorageError (StorageError)           Disk full or I/O error in the registry.
   │   │   └── TookEffectError                           It took effect; recording it then failed.
   │   └── RegistryLockTimeoutError (LockTimeoutError)   A model's lock was held too long.
@@ -309,10 +308,6 @@ class IntegrityError(RegistryError, UserError):
 
 class RegistryAccessError(RegistryError, UserError):
     """Permission denied, a file for a directory."""
-
-
-class ObjectStoreUnsupportedError(RegistryAccessError):
-    """Not offered on an object store yet."""
 
 
 class RegistryStorageError(RegistryError, StorageError):

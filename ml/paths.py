@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ml.errors import BaseDirError
 
-__all__ = ["base_dir", "location", "resolve"]
+__all__ = ["base_dir", "location", "registry_root", "resolve"]
 
 ENV_VAR = "CTR_PIPELINE_HOME"
 
@@ -29,6 +29,8 @@ FEATURES_DIR = "data/features/v1"
 RUNS_DIR = "experiments/runs"
 MODELS_DIR = "models"
 DEFAULT_CONFIG = "config/model_config.yaml"
+#: the registry root when none is given: a path or a URL (``s3://bucket/models``)
+REGISTRY_ENV = "CTR_PIPELINE_REGISTRY"
 
 
 def base_dir() -> Path:
@@ -53,6 +55,12 @@ def base_dir() -> Path:
         f"cannot find the project base directory: set {ENV_VAR} to the directory that "
         "holds data/, experiments/ and models/"
     )
+
+
+def registry_root() -> str:
+    """``$CTR_PIPELINE_REGISTRY`` (a path or a URL such as ``s3://bucket/models``), else
+    ``models`` (under the base directory): where every registry user looks by default."""
+    return os.environ.get(REGISTRY_ENV, "").strip() or MODELS_DIR
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ml import storage
 from ml.errors import StorageUnavailableError
 from ml.registry.model_registry import ModelRegistry
 from ml.storage.store import ObjectStore
@@ -29,6 +30,7 @@ from testkit.registry import history_problems
 
 REQUESTS = (
     "get_versioned",
+    "get_if_changed",
     "head",
     "list_objects",
     "list_dirs",
@@ -71,12 +73,18 @@ def fault_at(point: int | None, kind: str = "kill") -> Iterator[list[str]]:
 
 
 def state(reg: ModelRegistry, name: str) -> dict[str, Any]:
+    """What a retry must reach: the listings, ``current``, the canary, the events and the
+    objects of the versions (so a purge left nothing behind)."""
     events = reg.history(name)
+    store = storage.open_store(str(reg.base_dir))
+    canary = reg.get_canary(name)
     return {
         "staging": reg.list_models("staging").get(name, []),
         "production": reg.list_models("production").get(name, []),
         "current": reg.current_version(name),
+        "canary": canary and (canary["version"], canary["traffic"]),
         "events": [(e["event"], e.get("version"), e.get("to")) for e in events],
+        "objects": [o.key for s in ("staging", "production") for o in store.list_objects(s + "/")],
     }
 
 

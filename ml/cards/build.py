@@ -6,7 +6,8 @@ number inside ``register(..., extra_files=card.files)`` (string formatting only)
 the card files are covered by the version's manifest and published with it, atomically.
 
 A version registered before cards existed gets one rendered on demand into a cache
-outside the immutable version: ``<registry>/.cards/<name>/<version>/``.
+outside the immutable version: ``<registry>/.cards/<name>/<version>/`` (for a registry in
+a bucket, under ``$CTR_PIPELINE_HOME/.cache``: ``registry.cache_dir``).
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def version_card_dir(registry: Any, name: str, version: str) -> Path:
     stage, vdir = _version_dir(registry, name, version)
     if (vdir / CARD_HTML).is_file():
         return vdir
-    cache = Path(registry.base_dir) / CACHE_DIR / name / version
+    cache = Path(registry.cache_dir(CACHE_DIR)) / name / version
     stamp = _manifest_stamp(vdir)
     if (cache / CARD_HTML).is_file() and _cached_stamp(cache) == stamp:
         return cache

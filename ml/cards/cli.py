@@ -64,8 +64,6 @@ def add_registry_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ml.cards.build import version_card_dir
     from ml.cards.files import CACHE_DIR, CARD_HTML, CARD_MD
     from ml.registry.model_registry import ModelRegistry
@@ -73,7 +71,7 @@ def _card(args: argparse.Namespace) -> int:
     registry = ModelRegistry(args.base_dir)
     where = version_card_dir(registry, args.name, args.version)
     html, md = where / CARD_HTML, where / CARD_MD
-    cached = Path(registry.base_dir) / CACHE_DIR in where.parents
+    cached = registry.cache_dir(CACHE_DIR) in where.parents
     data = {
         "name": args.name,
         "version": args.version,

@@ -67,7 +67,7 @@ def cache_key(
 
 
 def cache_dir(registry: Any, name: str) -> Path:
-    return Path(registry.base_dir) / CACHE_DIR / name / "compare"
+    return Path(registry.cache_dir(CACHE_DIR)) / name / "compare"
 
 
 def cached_compare_versions(

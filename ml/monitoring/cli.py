@@ -19,7 +19,11 @@ def add_commands(data_sub: Any) -> None:
     """Add ``drift`` to the ``data`` command's subparsers."""
     p = add_command(data_sub, "drift", _drift)
     p.add_argument("--reference", default="ctr_model", help="NAME or NAME/VERSION (%(default)s)")
-    p.add_argument("--features-dir", required=True, help="the features directory to check")
+    p.add_argument(
+        "--features-dir",
+        required=True,
+        help="the features directory to check (a path or an s3:// URL)",
+    )
     p.add_argument("--split", default="train", help="which split to compare (%(default)s)")
     p.add_argument("--max-psi", type=float, default=DEFAULT_MAX_PSI, help="%(default)s")
     p.add_argument("--action", choices=DRIFT_ACTIONS, default="warn", help="%(default)s")

@@ -39,6 +39,7 @@ from ml.monitoring.profile import (
     split_file,
 )
 from ml.registry.layout import STAGING
+from ml.storage import transfer
 
 log = logging.getLogger("ml.monitoring")
 #: Shares are floored at this before the logarithm (an empty bin would be infinite).
@@ -186,22 +187,22 @@ def compare_with_profile(
     Returns:
         ``(fields, rows, columns the profile does not know)``.
     """
-    path = split_file(features_dir, split)
     fields: list[FieldDrift] = []
     unknown: list[str] = []
     rows = 0
-    for kind, columns, compare in (
-        ("categorical", spec.categorical, compare_categorical),
-        ("numeric", spec.numeric, compare_numeric),
-    ):
-        for column in columns:
-            ref = (profile.get(kind) or {}).get(column)
-            if ref is None:
-                unknown.append(column)
-                continue
-            values = read_column(path, column)
-            rows = len(values)
-            fields.append(compare(column, ref, values, max_psi))
+    with transfer.fetched(split_file(features_dir, split)) as path:  # a URL: downloaded
+        for kind, columns, compare in (
+            ("categorical", spec.categorical, compare_categorical),
+            ("numeric", spec.numeric, compare_numeric),
+        ):
+            for column in columns:
+                ref = (profile.get(kind) or {}).get(column)
+                if ref is None:
+                    unknown.append(column)
+                    continue
+                values = read_column(path, column)
+                rows = len(values)
+                fields.append(compare(column, ref, values, max_psi))
     return fields, rows, unknown
 
 

@@ -31,6 +31,8 @@ from ml import paths
 from ml.config import FeatureSpec
 from ml.errors import DataError
 from ml.fsutil import dumps_json, utc_now
+from ml.storage import transfer
+from ml.storage.url import is_url
 
 PROFILE_FILE = "data_profile.json"
 FORMAT_VERSION = 1
@@ -42,10 +44,13 @@ SUMMARY_QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 FloatArray = npt.NDArray[np.float64]
 
 
-def split_file(features_dir: str | os.PathLike[str], split: str) -> Path:
-    """``<features_dir>/<split>/data.parquet`` (relative paths against the base directory)."""
-    from ml.data.layout import split_path
+def split_file(features_dir: str | os.PathLike[str], split: str) -> Path | str:
+    """``<features_dir>/<split>/data.parquet`` (relative paths against the base directory;
+    a URL stays a URL: read it through :func:`ml.storage.transfer.fetched`)."""
+    from ml.data.layout import DATA_FILE, split_path
 
+    if is_url(features_dir):
+        return transfer.join(str(features_dir), split, DATA_FILE)
     return split_path(paths.resolve(features_dir), split)
 
 
@@ -147,22 +152,22 @@ def build_profile(
     """
     import pyarrow.parquet as pq
 
-    path = split_file(features_dir, split)
-    try:
-        rows = pq.ParquetFile(path).metadata.num_rows
-    except OSError as exc:
-        raise DataError(f"cannot profile {path}: {exc}") from exc
-    return {
-        "format_version": FORMAT_VERSION,
-        "created_at": utc_now(),
-        "source": {"features_dir": str(features_dir), "split": split, "rows": rows},
-        "top_k": top_k,
-        "bins": bins,
-        "categorical": {
-            c: profile_categorical(read_column(path, c), top_k) for c in spec.categorical
-        },
-        "numeric": {c: profile_numeric(read_column(path, c), bins) for c in spec.numeric},
-    }
+    with transfer.fetched(split_file(features_dir, split)) as path:
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except OSError as exc:
+            raise DataError(f"cannot profile {path}: {exc}") from exc
+        return {
+            "format_version": FORMAT_VERSION,
+            "created_at": utc_now(),
+            "source": {"features_dir": str(features_dir), "split": split, "rows": rows},
+            "top_k": top_k,
+            "bins": bins,
+            "categorical": {
+                c: profile_categorical(read_column(path, c), top_k) for c in spec.categorical
+            },
+            "numeric": {c: profile_numeric(read_column(path, c), bins) for c in spec.numeric},
+        }
 
 
 def profile_bytes(profile: dict[str, Any]) -> bytes:

@@ -182,14 +182,11 @@ def watch(s: WatchSettings, registry: Any, *, run: str = "watch_production") -> 
         ``none``, ``too_few_outcomes``, ``rolled_back``, ``dry_run``, ``cooldown`` or
         ``no_previous``.
     """
-    from ml.registry.layout import Layout
-    from ml.registry.production import rollback_target
-
     s = s.check()
     current = registry.current_version(s.model_name)
     if current is None:
         return {"current": None, "action": "none", "text": f"{s.model_name}: no production version"}
-    previous = rollback_target(Layout(registry.base_dir), s.model_name, current)
+    previous = registry.rollback_target(s.model_name)
     live = _live(s, current, previous)
     cur, prev = live[current], live.get(previous) if previous else None
     found = degradations(s, cur, prev)

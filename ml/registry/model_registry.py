@@ -51,7 +51,9 @@ class ModelRegistry:
 
     Args:
         base_dir: registry root; a relative path resolves against the project base
-            directory (``ml.paths.resolve``), never the working directory. The root
+            directory (``ml.paths.resolve``), never the working directory; a URL
+            (``s3://bucket/models``) gives the object-store registry. Default:
+            ``$CTR_PIPELINE_REGISTRY``, else ``models``. The root
             itself may be a symbolic link; nothing below it is ever followed.
         lock_timeout: seconds to wait for another process holding a model's lock
             before raising :class:`~ml.errors.RegistryLockTimeoutError`.
@@ -59,9 +61,9 @@ class ModelRegistry:
             (a private ``0600`` checkpoint stays private).
     """
 
-    def __new__(cls, base_dir: str | os.PathLike[str] = paths.MODELS_DIR, **_: Any) -> Any:
+    def __new__(cls, base_dir: str | os.PathLike[str] | None = None, **_: Any) -> Any:
         """A URL (``s3://bucket/models``) gives the object-store registry (same API)."""
-        if cls is ModelRegistry and is_url(base_dir):
+        if cls is ModelRegistry and is_url(paths.registry_root() if base_dir is None else base_dir):
             from ml.registry.objectstore_api import ObjectStoreRegistry
 
             return super().__new__(ObjectStoreRegistry)
@@ -69,12 +71,12 @@ class ModelRegistry:
 
     def __init__(
         self,
-        base_dir: str | os.PathLike[str] = paths.MODELS_DIR,
+        base_dir: str | os.PathLike[str] | None = None,
         *,
         lock_timeout: float = 60.0,
         file_mode: int | None = None,
     ) -> None:
-        self._layout = Layout(base_dir)
+        self._layout = Layout(paths.registry_root() if base_dir is None else base_dir)
         self.base_dir: Path | str = self._layout.base_dir
         self.lock_timeout = float(lock_timeout)
         self.file_mode = file_mode
@@ -287,6 +289,18 @@ class ModelRegistry:
         with os_errors(f"reading the canary of {name!r}", self.base_dir):
             return canary.read(self._layout, name)
 
+    def rollback_target(self, name: str) -> str | None:
+        """The version ``rollback`` would go back to now, or None (nothing to go back to)."""
+        validate_name(name)
+        with os_errors(f"reading {name!r}'s production history", self.base_dir):
+            current = catalog.current_version(self._layout, name)
+            return production.rollback_target(self._layout, name, current) if current else None
+
+    def cache_dir(self, what: str) -> Path:
+        """A local directory for files derived from versions (rendered cards): ``what``
+        under the registry root here, under ``$CTR_PIPELINE_HOME/.cache`` for a bucket."""
+        return self._layout.base_dir / what
+
     def history(self, name: str) -> list[dict[str, Any]]:
         """All recorded events for ``name``, oldest first.
 
@@ -395,8 +409,7 @@ class ModelRegistry:
             dry_run: report without changing anything. Default: True with ``keep_last``
                 (retention deletes for good), else False.
         """
-        if keep_last is not None and (not isinstance(keep_last, int) or keep_last < 0):
-            raise InvalidNameError(f"keep_last must be a whole number >= 0, got {keep_last!r}")
+        keep_last = check_keep_last(keep_last)
         if dry_run is None:
             dry_run = keep_last is not None
         with os_errors("cleaning the registry", self.base_dir):
@@ -407,3 +420,12 @@ class ModelRegistry:
                 dry_run=dry_run,
                 keep_last=keep_last,
             )
+
+
+def check_keep_last(keep_last: Any) -> int | None:
+    """``keep_last`` when it is None or a whole number >= 0, else :class:`InvalidNameError`."""
+    if keep_last is not None and (
+        isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 0
+    ):
+        raise InvalidNameError(f"keep_last must be a whole number >= 0, got {keep_last!r}")
+    return keep_last

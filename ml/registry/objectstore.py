@@ -4,7 +4,8 @@ The same layout names as on disk, as object keys below the registry URL::
 
     staging/<name>/vN/{model.pt, config.yaml, metrics.json, metadata.json, ..., MANIFEST.json}
     production/<name>/vN/...            a verified copy of staging vN
-    production/<name>/current           the pointer: {"version", "seq", "production", "deleted"}
+    production/<name>/current           the pointer: {"version", "seq", "production", "deleted",
+                                        "canary"}
     .registry/<name>/index.json         the published staging versions (read by listing)
     .registry/<name>/claims/<N>         the claim of number N (created with If-None-Match)
     .registry/<name>/registered/<N>     the register event of vN
@@ -62,6 +63,8 @@ from ml.storage.store import ObjectStore, Version
 INDEX_KEY = "index.json"
 #: the pointer's list of deleted staging versions (the index lists what was published)
 DELETED = "deleted"
+#: the pointer's canary setting (None: no canary); see objectstore_production.canary_record
+CANARY = "canary"
 #: the index's list of claimed numbers gc gave up on (their writer died): never published
 ABANDONED = "abandoned"
 PAD = 19
@@ -234,6 +237,11 @@ def read_current(
     if found is None:
         return None
     value, version = found
+    return check_pointer(store, keys, name, value), version
+
+
+def check_pointer(store: ObjectStore, keys: Keys, name: str, value: Any) -> dict[str, Any]:
+    """``value`` when it is a pointer object, else :class:`IntegrityError`."""
     pointed = value.get("version") if isinstance(value, dict) else None
     if not isinstance(value, dict) or (
         pointed is not None and version_number(str(pointed)) is None
@@ -242,7 +250,7 @@ def read_current(
             f"{store.show(keys.current(name))} does not hold a version pointer; promote a "
             "version again to rewrite it"
         )
-    return value, version
+    return value
 
 
 def require_version(

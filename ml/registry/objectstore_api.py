@@ -7,9 +7,9 @@ the spec's API and the same layout names, over the primitives in
 lost conditional write) are the storage errors of :mod:`ml.errors`: user errors exit 2,
 retryable ones 3.
 
-Not available on an object store yet (they raise :class:`ObjectStoreUnsupportedError`):
-``gc --keep-last`` (retention) and a canary (``get_canary`` answers None, so a service
-sends every user to ``current``). ``path_of`` returns a verified local copy (a cache under
+The canary setting lives in the pointer object beside ``current`` (one GET tells a
+service both); retention (``gc --keep-last``) is :mod:`ml.registry.objectstore_retention`.
+``path_of`` returns a verified local copy (a cache under
 the base directory), so code that reads a version's directory works unchanged.
 """
 
@@ -20,16 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ml import storage
-from ml.errors import (
-    IntegrityError,
-    ModelNotFoundError,
-    NoPreviousVersionError,
-    ObjectStoreUnsupportedError,
-)
+from ml import paths, storage
+from ml.errors import IntegrityError, ModelNotFoundError, NoPreviousVersionError
 from ml.registry import objectstore as obj
 from ml.registry import objectstore_manage as manage
 from ml.registry import objectstore_production as prod
+from ml.registry import objectstore_retention as retention
 from ml.registry import objectstore_write as write
 from ml.registry.cleanup import DEFAULT_GC_MIN_AGE, GcReport
 from ml.registry.integrity import VerifyReport
@@ -43,9 +39,10 @@ from ml.registry.layout import (
     validate_name,
     validate_version,
 )
-from ml.registry.model_registry import ModelRegistry
+from ml.registry.model_registry import ModelRegistry, check_keep_last
 from ml.registry.production import Promotion
 from ml.registry.publish import ExtraFiles, RegisteredVersion
+from ml.storage.store import Version
 
 
 class ObjectStoreRegistry(ModelRegistry):
@@ -53,16 +50,20 @@ class ObjectStoreRegistry(ModelRegistry):
 
     def __init__(
         self,
-        base_dir: str | os.PathLike[str],
+        base_dir: str | os.PathLike[str] | None = None,
         *,
         lock_timeout: float = 60.0,
         file_mode: int | None = None,
     ) -> None:
-        self._store = storage.open_store(str(base_dir))
+        self._store = storage.open_store(
+            str(paths.registry_root() if base_dir is None else base_dir)
+        )
         self._keys = obj.Keys(self._store)
         self.base_dir = self._store.show()
         self.lock_timeout = float(lock_timeout)
         self.file_mode = file_mode
+        #: the pointer object last read per model, with its version (see _pointer)
+        self._pointers: dict[str, tuple[Version, dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"ModelRegistry({self.base_dir!r})"
@@ -72,20 +73,38 @@ class ObjectStoreRegistry(ModelRegistry):
         return self._keys.url(stage, name, version)  # type: ignore[return-value]
 
     def get_canary(self, name: str) -> dict[str, Any] | None:
-        """No canary on an object store yet: every user goes to ``current``."""
-        return None
+        """The canary (``version``, ``traffic``, ``since``, ``by``, ``reason``) or None."""
+        return prod.canary_in(self._store, self._keys, name, self._pointer(validate_name(name)))
 
-    def set_canary(self, name: str, version: str, traffic: float, **_: Any) -> Any:
-        raise self._unsupported("a canary (registry canary, deploy_model)")
-
-    def clear_canary(self, name: str, **_: Any) -> None:
-        return None  # there is never one to clear
-
-    def _unsupported(self, what: str) -> ObjectStoreUnsupportedError:
-        return ObjectStoreUnsupportedError(
-            f"{what} is not available for a registry on an object store ({self.base_dir}) "
-            "yet; use a local registry for it (see docs/storage.md)"
+    def set_canary(
+        self,
+        name: str,
+        version: str,
+        traffic: float,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> dict[str, Any] | None:
+        fields = Audit(reason, by).fields()
+        return prod.set_canary(
+            self._store, self._keys, validate_name(name), version, traffic, fields
         )
+
+    def clear_canary(self, name: str, *, by: str | None = None, reason: str | None = None) -> None:
+        fields = Audit(reason, by).fields()
+        prod.set_canary(self._store, self._keys, validate_name(name), None, 0.0, fields)
+
+    def rollback_target(self, name: str) -> str | None:
+        current = self.current_version(name)
+        if current is None:
+            return None
+        events = prod.production_events(self._store, self._keys, name)
+        published = set(obj.published(self._store, self._keys, name, PRODUCTION))
+        return prod.rollback_target(events, current, published)
+
+    def cache_dir(self, what: str) -> Path:
+        """``$CTR_PIPELINE_HOME/.cache/registry/<store>/<what>``: derived local files."""
+        return manage.cache_root(self._store) / what
 
     # --- reading ----------------------------------------------------------------------
 
@@ -100,8 +119,26 @@ class ObjectStoreRegistry(ModelRegistry):
         return obj.latest_version(self._store, self._keys, name, stage)
 
     def current_version(self, name: str) -> str | None:
-        cur = obj.read_current(self._store, self._keys, validate_name(name))
-        return str(cur[0]["version"]) if cur and cur[0].get("version") else None
+        cur = self._pointer(validate_name(name))
+        return str(cur["version"]) if cur and cur.get("version") else None
+
+    def _pointer(self, name: str) -> dict[str, Any] | None:
+        """The pointer object, for readers: a conditional GET against the one read last
+        (``If-None-Match``: a 304 without a body while it is unchanged), so a service
+        polling ``current`` and the canary costs small requests only."""
+        key = self._keys.current(name)
+        cached = self._pointers.get(name)
+        found = self._store.get_if_changed(key, cached[0] if cached else None)
+        if found is None:
+            self._pointers.pop(name, None)
+            return None
+        raw, version = found
+        if raw is None and cached is not None:
+            return cached[1]
+        value = obj.loads(self._store, key, raw or b"")
+        value = obj.check_pointer(self._store, self._keys, name, value)
+        self._pointers[name] = (version, value)
+        return value
 
     def resolve(self, name: str, ref: str = "latest", stage: str | None = None) -> tuple[str, str]:
         return obj.resolve(self._store, self._keys, name, ref, stage)
@@ -174,7 +211,7 @@ class ObjectStoreRegistry(ModelRegistry):
         prod.copy_to_production(self._store, self._keys, name, version)
         fields = Audit(reason, by).fields()
 
-        def event(current: str | None, seq: int) -> dict[str, Any] | None:
+        def event(current: str | None, seq: int, _: dict[str, Any]) -> dict[str, Any] | None:
             if current == version:
                 return None
             return {"event": "promote", "from": current, "to": version, **fields}
@@ -191,7 +228,7 @@ class ObjectStoreRegistry(ModelRegistry):
         store, keys = self._store, self._keys
         fields = Audit(reason, by).fields()
 
-        def event(current: str | None, seq: int) -> dict[str, Any] | None:
+        def event(current: str | None, seq: int, _: dict[str, Any]) -> dict[str, Any] | None:
             if current is None:
                 raise NoPreviousVersionError(
                     f"Model {name!r} has no current production version to roll back from; "
@@ -303,9 +340,13 @@ class ObjectStoreRegistry(ModelRegistry):
         dry_run: bool | None = None,
         keep_last: int | None = None,
     ) -> GcReport:
+        keep_last = check_keep_last(keep_last)
+        if dry_run is None:
+            dry_run = keep_last is not None  # retention deletes for good: ask first
+        report = manage.gc(self._store, self._keys, min_age=min_age, dry_run=dry_run)
         if keep_last is not None:
-            raise self._unsupported("gc --keep-last (retention)")
-        return manage.gc(self._store, self._keys, min_age=min_age, dry_run=bool(dry_run))
+            retention.retain(self._store, self._keys, keep_last, report)
+        return report
 
 
 def _merge(

@@ -81,7 +81,7 @@ def delete(
         same = (done.get("event"), done.get("stage"), done.get("version"))
         return same == ("delete", stage, version)
 
-    def event(current: str | None, seq: int) -> dict[str, Any] | None:
+    def event(current: str | None, seq: int, _: dict[str, Any]) -> dict[str, Any] | None:
         if int(version[1:]) not in published(store, keys, name, stage):
             require_version(store, keys, name, version, stage)  # the not-found error
             raise VersionNotFoundError(f"Model {name!r} version {version} was just deleted")
@@ -221,6 +221,11 @@ def _abandon(store: ObjectStore, keys: Keys, name: str, n: int) -> bool:
     return isinstance(final, dict) and n in numbers(final, ABANDONED)
 
 
+def cache_root(store: ObjectStore) -> Path:
+    """``$CTR_PIPELINE_HOME/.cache/registry/<store>``: local files derived from the bucket's."""
+    return paths.base_dir() / CACHE / hashlib.sha256(str(store.url).encode()).hexdigest()[:12]
+
+
 def local_copy(store: ObjectStore, keys: Keys, name: str, version: str, stage: str) -> Path:
     """A verified local copy of a version, for code that reads a version's directory.
 
@@ -231,9 +236,8 @@ def local_copy(store: ObjectStore, keys: Keys, name: str, version: str, stage: s
     """
     require_version(store, keys, name, version, stage)
     manifest = store.get(keys.version(stage, name, version, MANIFEST))
-    where = hashlib.sha256(str(store.url).encode()).hexdigest()[:12]
     digest = hashlib.sha256(manifest).hexdigest()[:16]
-    parent = paths.base_dir() / CACHE / where / stage / name / digest
+    parent = cache_root(store) / stage / name / digest
     final = parent / version
     if (final / MANIFEST).is_file():
         return final

@@ -7,8 +7,10 @@ production event k is created conditionally, then the pointer is swapped from se
 to k with ``If-Match``. A writer that finds event k written but the pointer still at
 k-1 (its writer died, or is about to apply it) applies it first (:func:`settle`), marked
 ``recovered``; the dead writer's retry takes that event as its own instead of moving
-``current`` twice. Readers never write: for them the state is the pointer, and the
-history stops at its seq.
+``current`` twice. The canary setting lives in the same pointer (``canary``), changed
+by a ``canary`` event through the same :func:`move_current`, so one GET of the pointer
+tells a service both what is current and what the canary is. Readers never write: for
+them the state is the pointer, and the history stops at its seq.
 """
 
 from __future__ import annotations
@@ -23,18 +25,22 @@ from ml.errors import (
     AlreadyExistsError,
     ConditionFailedError,
     IntegrityError,
+    ServingError,
     StorageUnavailableError,
+    VersionInUseError,
 )
 from ml.fsutil import utc_now
-from ml.registry import journal
-from ml.registry.layout import MANIFEST, MODEL_FILE, PRODUCTION, STAGING
+from ml.registry import canary, journal
+from ml.registry.layout import MANIFEST, MODEL_FILE, PRODUCTION, STAGING, validate_version
 from ml.registry.objectstore import (
+    CANARY,
     DELETED,
     Keys,
     cas_update,
     dumps,
     loads,
     numbers,
+    published,
     read_current,
     read_json,
     require_version,
@@ -94,13 +100,13 @@ def move_current(
     store: ObjectStore,
     keys: Keys,
     name: str,
-    make_event: Callable[[str | None, int], dict[str, Any] | None],
+    make_event: Callable[[str | None, int, dict[str, Any]], dict[str, Any] | None],
     retry_of: Callable[[dict[str, Any]], bool] | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """Write production event k, then swap the pointer from seq k-1 to k.
 
-    ``make_event(current version, seq of current)`` returns the event to record, or None
-    for no change. When the last event was applied by a helper (its writer died) and
+    ``make_event(current version, seq of current, pointer)`` returns the event to record,
+    or None for no change. When the last event was applied by a helper (its writer died) and
     ``retry_of(event)`` says this call is that writer's retry, the event is acknowledged
     and returned instead of making a new one. Returns ``(event or None, previous)``.
     """
@@ -113,7 +119,7 @@ def move_current(
                 return done, done.get("from")
         version = str(cur["version"]) if cur and cur.get("version") else None
         seq = int(cur["seq"]) if cur else 0
-        event = make_event(version, seq)
+        event = make_event(version, seq, cur or {})
         if event is None:
             return None, version
         record = {"at": utc_now(), "name": name, "seq": seq + 1, **event}
@@ -169,13 +175,25 @@ def next_pointer(base: dict[str, Any] | None, event: dict[str, Any]) -> dict[str
             version = None if event.get("was_current") else version
         else:
             deleted.add(n)
+    canary = base.get(CANARY)
+    if event.get("event") == CANARY:
+        canary = canary_record(event)
     return {
         "version": version,
         "seq": event["seq"],
         "at": event.get("at"),
         PRODUCTION: sorted(production),
         DELETED: sorted(deleted),
+        CANARY: canary,
     }
+
+
+def canary_record(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The canary setting a ``canary`` event leaves (as ``canary.json`` holds locally)."""
+    if event.get("version") is None:
+        return None
+    fields = ("version", "traffic", "by", "reason", "op")
+    return {"since": event.get("at"), **{k: event.get(k) for k in fields}}
 
 
 def _acknowledge(store: ObjectStore, keys: Keys, name: str, seq: int) -> None:
@@ -231,3 +249,69 @@ def rollback_target(events: list[dict[str, Any]], current: str, published: set[i
     while stack and (stack[-1] == current or int(stack[-1][1:]) not in published):
         stack.pop()
     return stack[-1] if stack else None
+
+
+# --- the canary -----------------------------------------------------------------------------
+
+
+def canary_in(
+    store: ObjectStore, keys: Keys, name: str, pointer: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The canary setting in the pointer, or None; a damaged one is an IntegrityError."""
+    record = pointer.get(CANARY) if pointer is not None else None
+    if record is None:
+        return None
+    try:
+        if not isinstance(record, dict):
+            raise ValueError("not an object")
+        validate_version(str(record.get("version")))
+        canary.check_traffic(record.get("traffic"))
+    except (ValueError, ServingError) as exc:
+        raise IntegrityError(
+            f"the canary in {store.show(keys.current(name))} is damaged ({exc}); set it "
+            f"again (`ctr-pipeline registry canary {name} vN --traffic 0.1`) or turn it "
+            "off (`--off`)"
+        ) from exc
+    return dict(record)
+
+
+def set_canary(
+    store: ObjectStore,
+    keys: Keys,
+    name: str,
+    version: str | None,
+    traffic: float,
+    fields: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Set (``version``) or clear (None) the canary: a ``canary`` event applied to the
+    pointer like a promotion (:func:`move_current`). Returns the setting now in force."""
+    if version is not None:
+        validate_version(version)
+        traffic = canary.check_traffic(traffic)
+        if int(version[1:]) not in published(store, keys, name, PRODUCTION):
+            require_version(store, keys, name, version, STAGING)  # the not-found error
+    shares = traffic if version is not None else 0.0
+    left: list[dict[str, Any] | None] = [None]
+
+    def event(current: str | None, seq: int, pointer: dict[str, Any]) -> dict[str, Any] | None:
+        old = pointer.get(CANARY) if isinstance(pointer.get(CANARY), dict) else None
+        left[0] = old
+        if version is not None and version == current:
+            raise VersionInUseError(
+                f"Model {name!r} {version} is production's current version already; a canary "
+                "is a version beside it (register and pick another one)"
+            )
+        if old is None and version is None:
+            return None  # already off: nothing to record
+        if old is not None and (old.get("version"), old.get("traffic")) == (version, shares):
+            return None  # the same setting: nothing to record
+        previous = old.get("version") if old else None
+        return {"event": CANARY, "version": version, "traffic": shares, "from": previous,
+                "op": journal.new_op_id(), **fields}  # fmt: skip
+
+    def mine(done: dict[str, Any]) -> bool:
+        same = [done.get(k) for k in ("event", "version", "traffic", "by", "reason")]
+        return same == [CANARY, version, shares, fields["by"], fields["reason"]]
+
+    record, _ = move_current(store, keys, name, event, mine)
+    return canary_record(record) if record is not None else left[0]

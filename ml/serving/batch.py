@@ -10,6 +10,11 @@ input order: the ``--id-column`` (or ``row``, the row number within its file), `
 (the file, relative to the input directory, when the input is a directory) and
 ``probability``, equal to ``Predictor.predict_proba`` on the same rows. It is written to
 a temporary file beside the target and renamed into place when complete.
+
+Input and output may be URLs (``s3://bucket/in/``, ``s3://bucket/out/scores.parquet``):
+each input object is downloaded whole into a temporary directory and scored from there;
+the output is written locally and uploaded when complete, so the object appears whole
+or not at all (:mod:`ml.storage.transfer`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from ml.errors import DataError, UserError, is_environment_oserror, storage_erro
 from ml.fsutil import display_path
 from ml.serving.predictor import Predictor
 from ml.serving.service.settings import DEFAULT_CHUNK_ROWS
+from ml.storage import transfer
+from ml.storage.url import is_url, redact_url
 
 INPUT_SUFFIXES = (".parquet", ".csv")
 OUTPUT_SUFFIXES = (".parquet", ".csv")
@@ -36,7 +43,7 @@ PROBABILITY = "probability"
 
 @dataclass(frozen=True)
 class BatchReport:
-    output: Path
+    output: Path | str  # a URL as text
     files: int
     rows: int
     seconds: float
@@ -46,12 +53,26 @@ class BatchReport:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
 
-def input_files(path: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
-    """``(root, files)``: the file itself, or the data files under a directory.
+Location = str | Path
+
+
+def show(location: Location) -> str:
+    """A location for messages: a URL redacted, a path relative to the base directory."""
+    return redact_url(str(location)) if is_url(location) else display_path(location)
+
+
+def input_files(path: str | os.PathLike[str]) -> tuple[Location, list[Location]]:
+    """``(root, files)``: the file itself, or the data files under a directory (or below a
+    URL prefix, by key).
 
     Raises:
         UserError: nothing to score there.
     """
+    if is_url(path):
+        found = transfer.list_files(str(path), INPUT_SUFFIXES)
+        if not found:
+            raise UserError(f"{redact_url(str(path))} holds no .parquet or .csv object to score")
+        return str(path), list(found)
     root = paths.resolve(path)
     if root.is_file():
         if root.suffix not in INPUT_SUFFIXES:
@@ -62,10 +83,21 @@ def input_files(path: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
     files = sorted(p for p in root.rglob("*") if p.suffix in INPUT_SUFFIXES and p.is_file())
     if not files:
         raise UserError(f"{display_path(root)} holds no .parquet or .csv file to score")
-    return root, files
+    return root, list(files)
 
 
-def _chunks(file: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _relative(root: Location, file: Location) -> str | None:
+    """The file's name below the input directory; None when the input is the file itself."""
+    if str(file) == str(root):
+        return None
+    if isinstance(root, Path) and isinstance(file, Path):
+        return str(file.relative_to(root))
+    return str(file)[len(str(root).rstrip("/")) + 1 :]
+
+
+def _chunks(
+    file: Path, columns: list[str], chunk_rows: int, *, shown: str | None = None
+) -> Iterator[pd.DataFrame]:
     if file.suffix == ".csv":
         yield from pd.read_csv(file, usecols=columns, chunksize=chunk_rows)
         return
@@ -75,7 +107,8 @@ def _chunks(file: Path, columns: list[str], chunk_rows: int) -> Iterator[pd.Data
     missing = [c for c in columns if c not in pf.schema_arrow.names]
     if missing:
         raise DataError(
-            f"{display_path(file)} lacks column(s) {missing}; it has {pf.schema_arrow.names}"
+            f"{shown or display_path(file)} lacks column(s) {missing}; it has "
+            f"{pf.schema_arrow.names}"
         )
     for batch in pf.iter_batches(batch_size=chunk_rows, columns=columns):
         yield batch.to_pandas()
@@ -137,38 +170,60 @@ def score_files(
     """
     if chunk_rows < 1:
         raise UserError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    if not str(output).endswith(OUTPUT_SUFFIXES):
+        raise UserError(f"--output {show(str(output))} must end in .parquet or .csv")
     root, files = input_files(input_path)
     features = list(predictor.features.feature_columns)
     columns = features + ([id_column] if id_column and id_column not in features else [])
-    writer = _Writer(paths.resolve(output))
     start = time.perf_counter()
     rows = 0
-    try:
-        for file in files:
-            offset = 0
-            for chunk in _chunks(file, columns, chunk_rows):
-                ids = chunk[id_column] if id_column else range(offset, offset + len(chunk))
-                out = pd.DataFrame({id_column or "row": ids})
-                if root.is_dir():
-                    out["source"] = str(file.relative_to(root))
-                out[PROBABILITY] = predictor.predict_proba(chunk)
-                writer.write(out)
-                offset += len(chunk)
-            rows += offset
-            if progress:
-                progress(f"   {display_path(file)}: {offset:,} rows")
-        writer.commit()
-    except OSError as exc:
-        writer.abort()
-        if is_environment_oserror(exc):
-            raise storage_error(exc, "writing the scores to", writer.target) from exc
-        raise UserError(f"cannot score into {display_path(writer.target)}: {exc}") from exc
-    except (ValueError, KeyError) as exc:
-        writer.abort()
-        if isinstance(exc, UserError):
+    target: Location = str(output) if is_url(output) else paths.resolve(output)
+    with transfer.published(target) as local_target:  # a URL: uploaded once complete
+        writer = _Writer(local_target)
+        try:
+            for file in files:
+                with transfer.fetched(file) as local:
+                    offset = _score_file(predictor, local, root, file, columns, chunk_rows,
+                                         id_column, writer)  # fmt: skip
+                rows += offset
+                if progress:
+                    progress(f"   {show(file)}: {offset:,} rows")
+            writer.commit()
+        except OSError as exc:
+            writer.abort()
+            if is_environment_oserror(exc):
+                raise storage_error(exc, "writing the scores to", show(target)) from exc
+            raise UserError(f"cannot score into {show(target)}: {exc}") from exc
+        except (ValueError, KeyError) as exc:
+            writer.abort()
+            if isinstance(exc, UserError):
+                raise
+            raise DataError(f"cannot score {show(root)}: {exc}") from exc
+        except BaseException:
+            writer.abort()
             raise
-        raise DataError(f"cannot score {display_path(root)}: {exc}") from exc
-    except BaseException:
-        writer.abort()
-        raise
-    return BatchReport(writer.target, len(files), rows, time.perf_counter() - start)
+    return BatchReport(target, len(files), rows, time.perf_counter() - start)
+
+
+def _score_file(
+    predictor: Predictor,
+    local: Path,
+    root: Location,
+    file: Location,
+    columns: list[str],
+    chunk_rows: int,
+    id_column: str | None,
+    writer: _Writer,
+) -> int:
+    """Score one input file into ``writer``; its row count."""
+    source = _relative(root, file)
+    offset = 0
+    for chunk in _chunks(local, columns, chunk_rows, shown=show(file)):
+        ids = chunk[id_column] if id_column else range(offset, offset + len(chunk))
+        out = pd.DataFrame({id_column or "row": ids})
+        if source is not None:
+            out["source"] = source
+        out[PROBABILITY] = predictor.predict_proba(chunk)
+        writer.write(out)
+        offset += len(chunk)
+    return offset

@@ -95,8 +95,10 @@ def add_commands(sub: Any) -> None:
 
     p = add_command(sub, "predict", _predict)
     p.add_argument("--model", required=True, help="NAME (current), NAME/vN or NAME/latest")
-    p.add_argument("--input", required=True, help="a .parquet/.csv file or a directory")
-    p.add_argument("--output", required=True, help="output .parquet or .csv")
+    p.add_argument(
+        "--input", required=True, help="a .parquet/.csv file or a directory (or s3:// URL)"
+    )
+    p.add_argument("--output", required=True, help="output .parquet or .csv (or s3:// URL)")
     p.add_argument("--id-column", default=None, help="input column written beside the score")
     p.add_argument(
         "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (%(default)s)"
@@ -210,11 +212,11 @@ def _predict(args: argparse.Namespace) -> int:
     """batch-score parquet/CSV files with a registered model
 
     Score a file or every .parquet/.csv under a directory in chunks; write the id column
-    (or row number) and the probability to --output (.parquet or .csv).
+    (or row number) and the probability to --output (.parquet or .csv). --input, --output
+    and --registry may be URLs (s3://bucket/prefix).
     """
-    from ml.fsutil import display_path
     from ml.registry.model_registry import ModelRegistry
-    from ml.serving.batch import score_files
+    from ml.serving.batch import score_files, show
     from ml.serving.refs import resolve_ref
     from ml.serving.service.models import load_version
 
@@ -235,7 +237,7 @@ def _predict(args: argparse.Namespace) -> int:
         "model": name,
         "version": version,
         "stage": stage,
-        "output": display_path(report.output),
+        "output": show(report.output),
         "files": report.files,
         "rows": report.rows,
         "seconds": round(report.seconds, 3),

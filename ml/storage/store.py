@@ -7,7 +7,9 @@ offers the two conditional writes the registry's invariants rest on:
 - :meth:`ObjectStore.put_if_absent`: create only (``If-None-Match: *``);
 - :meth:`ObjectStore.put_if_match`: replace only the version read (``If-Match: <ETag>``).
 
-Both raise :class:`~ml.errors.ConditionFailedError` when another writer won.
+Both raise :class:`~ml.errors.ConditionFailedError` when another writer won. For polling,
+:meth:`ObjectStore.get_if_changed` sends ``If-None-Match: <ETag>`` on a GET: a 304
+without a body while the object is unchanged.
 Every other failure becomes one of the ``StorageLayerError`` classes of :mod:`ml.errors`,
 naming the URL (redacted) and the cause: missing bucket, denied access and bad keys are
 user errors (exit 2); an endpoint that is down, a timeout or a throttled request is
@@ -88,6 +90,25 @@ class ObjectStore:
         """``(bytes, version)`` of the object, or None when there is none."""
         with self._errors("reading", key, missing_ok=True):
             res = obstore.get(self._store, key)
+            meta = res.meta
+            return bytes(res.bytes()), Version(meta.get("e_tag"), meta.get("version"))
+        return None
+
+    def get_if_changed(
+        self, key: str, known: Version | None
+    ) -> tuple[bytes | None, Version] | None:
+        """``get_versioned`` sent with ``If-None-Match: <known ETag>``, for polling: while
+        the object keeps that ETag the store answers 304 without a body, and this returns
+        ``(None, known)``. None when there is no object."""
+        etag = known.etag if known is not None else None
+        with self._errors("reading", key, missing_ok=True):
+            try:
+                res = obstore.get(
+                    self._store, key, options={"if_none_match": etag} if etag else None
+                )
+            except obx.NotModifiedError:
+                assert known is not None  # only with an ETag to compare
+                return None, known
             meta = res.meta
             return bytes(res.bytes()), Version(meta.get("e_tag"), meta.get("version"))
         return None

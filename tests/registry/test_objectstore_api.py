@@ -10,7 +10,6 @@ from ml.errors import (
     IntegrityError,
     ModelNotFoundError,
     NoPreviousVersionError,
-    ObjectStoreUnsupportedError,
     VersionNotFoundError,
 )
 from ml.registry.model_registry import ModelRegistry
@@ -117,14 +116,6 @@ def test_not_found_errors_name_the_model_and_the_url(
         s3reg.history("ghost")
 
 
-def test_unsupported_operations_say_so(s3reg: ModelRegistry) -> None:
-    with pytest.raises(
-        ObjectStoreUnsupportedError, match=r"retention\) is not available .* \(s3://"
-    ):
-        s3reg.gc(keep_last=3)
-    assert ObjectStoreUnsupportedError.exit_code == 2
-
-
 def test_registry_errors_of_the_store_name_the_url_and_hide_the_secret(
     s3_env: str, home: Path, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,3 +195,23 @@ def test_serve_from_a_bucket_scores_and_follows_current(
         assert seen["last_reload_error"] is None
     finally:
         stop_server(proc)
+
+
+def test_ctr_pipeline_registry_sets_the_default_root_everywhere(
+    s3_env: str, home: Path, make_run: MakeRun, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from ml.cli import main
+
+    url = f"{s3_env}/models"
+    monkeypatch.setenv("CTR_PIPELINE_REGISTRY", url)
+    reg = ModelRegistry()
+    assert isinstance(reg, ObjectStoreRegistry) and reg.base_dir == url
+    reg.register(make_run("a"), "m")
+    assert main(["registry", "list", "--json"]) == 0
+    assert '"m"' in capsys.readouterr().out
+    assert not (home / "models").exists()
+    local = ModelRegistry("models")  # an explicit root wins
+    assert local.list_models() == {}
+    monkeypatch.delenv("CTR_PIPELINE_REGISTRY")
+    assert ModelRegistry().base_dir == home / "models"

@@ -102,27 +102,40 @@ def test_eight_processes_registering_five_each_get_v1_to_v40(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("op", ["register", "promote", "rollback", "delete"])
+@pytest.mark.parametrize(
+    "op", ["register", "promote", "rollback", "delete", "canary", "canary_off", "retention"]
+)
 def test_an_operation_dying_at_any_request_converges_when_retried(
-    base_url: str, make_run: MakeRun, op: str
+    base_url: str, make_run: MakeRun, op: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from ml.registry import cleanup
     from testkit.s3_faults import converges
 
+    monkeypatch.setattr(cleanup, "RETENTION_MIN_AGE", -3600.0)  # every version is old
     runs = [make_run(r) for r in ("a", "b", "c")]
 
     def setup(reg: ModelRegistry) -> None:
-        for run in runs[:2]:
+        for run in runs[: 3 if op == "retention" else 2]:
             reg.register(run, "m")
+        if op == "retention":  # v1 is purged, v2 is current, v3's objects (deleted) go too
+            reg.promote_to_production("m", "v2")
+            reg.delete("m", "v3")
+            return
         if op != "register":
             reg.promote_to_production("m", "v1")
         if op in ("rollback", "delete"):
             reg.promote_to_production("m", "v2")
+        if op == "canary_off":
+            reg.set_canary("m", "v2", 0.2)
 
     operations = {
         "register": lambda reg: reg.register(runs[2], "m"),
         "promote": lambda reg: reg.promote_to_production("m", "v2", reason="r", by="me"),
         "rollback": lambda reg: reg.rollback("m", reason="r", by="me"),
         "delete": lambda reg: reg.delete("m", "v1", stage="production", reason="r", by="me"),
+        "canary": lambda reg: reg.set_canary("m", "v2", 0.1, reason="r", by="me"),
+        "canary_off": lambda reg: reg.clear_canary("m", reason="r", by="me"),
+        "retention": lambda reg: reg.gc(min_age=0, keep_last=1, dry_run=False),
     }
     result = converges(base_url, setup, operations[op], "m")
     assert result["requests"] >= 3

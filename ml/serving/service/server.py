@@ -28,6 +28,7 @@ def preflight(settings: ServeSettings) -> list[str]:
     """
     from ml.registry.model_registry import ModelRegistry
     from ml.serving.refs import resolve_ref
+    from ml.storage.url import is_url
 
     registry = ModelRegistry(settings.registry_dir)
     stage, version = registry.resolve(settings.model, "current")
@@ -43,7 +44,12 @@ def preflight(settings: ServeSettings) -> list[str]:
     if settings.candidate is None and settings.follow_canary:
         canary = registry.get_canary(settings.model)
         now = f"now {canary['version']} at {canary['traffic']:.0%}" if canary else "none now"
-        lines.append(f"canary: follows production/{settings.model}/canary.json ({now})")
+        where = (
+            f"the canary in {registry.base_dir}/production/{settings.model}/current"
+            if is_url(str(registry.base_dir))
+            else f"production/{settings.model}/canary.json"
+        )
+        lines.append(f"canary: follows {where} ({now})")
     return lines
 
 

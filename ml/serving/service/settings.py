@@ -52,7 +52,7 @@ class ServeSettings:
     """Everything a worker needs to build the app (JSON round-trips through the env)."""
 
     model: str = "ctr_model"
-    registry_dir: str = paths.MODELS_DIR
+    registry_dir: str | None = None  # None: $CTR_PIPELINE_REGISTRY, else models
     log_dir: str | None = None
     max_batch: int = DEFAULT_MAX_BATCH
     max_body_bytes: int = 32 << 20
