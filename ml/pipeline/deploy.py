@@ -239,11 +239,23 @@ def finish(
     outcome = "promoted" if current == version else "not promoted"
     setting = registry.get_canary(s.model_name)
     if setting is not None and setting.get("version") == version:  # never another's canary
-        registry.clear_canary(s.model_name, by=by, reason=f"{s.run}: finished, {outcome}")
+        why = f"{s.run}: finished, {outcome}" + (f" ({note})" if note else "")
+        registry.clear_canary(s.model_name, by=by, reason=why)
     text = f"{s.model_name} {version}: {outcome}; canary off, production serves {current}"
     text += f" ({note})" if note else ""
     log.info("🏁 %s", text)
     return {"outcome": outcome, "current": current, "text": text}
+
+
+#: The tasks between the canary's start and ``finish``, in order.
+STEPS = ("wait_for_evidence", "decide", "approve", "promote")
+
+
+def failures(states: dict[str, str | None]) -> str:
+    """What went wrong before ``finish``, from the run's task states ("" when nothing
+    failed): ``"approve failed; promote upstream_failed"``."""
+    bad = [f"{t} {states[t]}" for t in STEPS if states.get(t) in ("failed", "upstream_failed")]
+    return "; ".join(bad)
 
 
 def links(name: str, version: str, base_url: str | None = None) -> dict[str, str]:
