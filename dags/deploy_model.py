@@ -147,11 +147,17 @@ def deploy_model() -> None:
         from ml.pipeline import deploy
 
         context = get_current_context()
-        started = context["ti"].xcom_pull(task_ids="start_canary")
+        ti = context["ti"]
+        started = ti.xcom_pull(task_ids="start_canary")
         if not started:
             return  # no canary was started
         s = settings()
-        note = deploy.failures(deploy_glue.task_states(context, deploy.STEPS))
+        note = deploy.finish_note(
+            deploy_glue.task_states(context, deploy.STEPS),
+            ti.xcom_pull(task_ids="decide"),
+            ti.xcom_pull(task_ids="approve"),
+            deploy_glue.AUTO_BY,
+        )
         version = started["version"]
         out = glue.run_step("finish", deploy.finish, s, registry(), version, s.run, note)
         deploy_glue.deliver(out["text"], context, "finish")

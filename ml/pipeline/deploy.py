@@ -251,11 +251,24 @@ def finish(
 STEPS = ("wait_for_evidence", "decide", "approve", "promote")
 
 
-def failures(states: dict[str, str | None]) -> str:
-    """What went wrong before ``finish``, from the run's task states ("" when nothing
-    failed): ``"approve failed; promote upstream_failed"``."""
-    bad = [f"{t} {states[t]}" for t in STEPS if states.get(t) in ("failed", "upstream_failed")]
-    return "; ".join(bad)
+def finish_note(
+    states: dict[str, str | None], decision: dict[str, Any] | None, response: Any, default: str
+) -> str:
+    """Why the canary ends, for ``finish``'s history line and message ("" when there is
+    nothing to add): who rejected it (``response``: the approval's result), the verdict
+    (``decision``: ``decide``'s result), and what failed (the run's task ``states``):
+    ``"rejected by bob (Airflow UI); verdict better"``, ``"approve failed; promote
+    upstream_failed"``."""
+    parts = []
+    chosen = (response or {}).get("chosen_options") if isinstance(response, dict) else None
+    if chosen and "Approve" not in chosen:
+        parts.append(f"{chosen[0].lower()}ed by {approver(response, default)}")
+    if decision and decision.get("action") == END:
+        parts.append(f"approval: auto ended it, verdict {decision.get('verdict')}")
+    elif decision and parts:
+        parts.append(f"verdict {decision.get('verdict')}")
+    parts += [f"{t} {states[t]}" for t in STEPS if states.get(t) in ("failed", "upstream_failed")]
+    return "; ".join(parts)
 
 
 def links(name: str, version: str, base_url: str | None = None) -> dict[str, str]:
