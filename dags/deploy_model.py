@@ -111,7 +111,7 @@ def deploy_model() -> None:
         s = settings()
         links = deploy.links(s.model_name, started["version"])
         out = glue.run_step("decide", deploy.decide, s, started["version"], started["since"], links)
-        deploy_glue.deliver(out["markdown"], get_current_context(), "decide")
+        deploy_glue.deliver(out["text"], get_current_context(), "decide")
         return dict(out)
 
     approve = deploy_glue.DeployApproval(

@@ -55,9 +55,7 @@ def html(events: Sequence[Mapping[str, Any]], version: str) -> str:
     """The trail as a self-styled HTML section (it sits inside the card's own page)."""
     h = _html.escape
     cell = "style='text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2'"
-    head = "".join(
-        f"<th {cell}>{c}</th>" for c in ("when (UTC)", "event", "what", "by", "reason")
-    )
+    head = "".join(f"<th {cell}>{c}</th>" for c in ("when (UTC)", "event", "what", "by", "reason"))
     rows = "".join(
         "<tr>" + "".join(f"<td {cell}>{h(c)}</td>" for c in _row(ev)) + "</tr>" for ev in events
     )

@@ -173,10 +173,12 @@ def decide(s: DeploySettings, version: str, since: float, links: dict[str, str])
     """The A/B report since ``since`` and what to do.
 
     Returns:
-        ``{"verdict", "action", "reason", "report", "markdown"}``: ``action`` is
-        ``promote`` (auto and a significant win), ``end`` (auto otherwise) or ``ask``
-        (manual: a person decides).
+        ``{"verdict", "action", "reason", "report", "markdown", "text"}``: ``action``
+        is ``promote`` (auto and a significant win), ``end`` (auto otherwise) or ``ask``
+        (manual: a person decides); ``markdown`` is the approval's body, ``text`` the
+        Slack/email message (:func:`ml.notifications.decision_message`).
     """
+    from ml.notifications import decision_message
     from ml.serving.report.ab import ab_report, report_lines
 
     report = ab_report(s.log_path(), alpha=s.alpha, metric=s.metric, since=since)
@@ -202,6 +204,17 @@ def decide(s: DeploySettings, version: str, since: float, links: dict[str, str])
     ]
     md += ["", "```", *lines, "```", ""]
     md += [f"- [{label}]({url})" for label, url in links.items() if url]
+    text = decision_message(
+        model_name=s.model_name,
+        version=version,
+        traffic=s.canary_traffic,
+        why=why,
+        evidence=n,
+        action=action,
+        report_lines=lines,
+        links=links,
+        run=s.run,
+    )
     log.info("⚖️  %s -> %s", reason, action)
     return {
         "verdict": verdict,
@@ -209,6 +222,7 @@ def decide(s: DeploySettings, version: str, since: float, links: dict[str, str])
         "reason": reason,
         "report": _finite(report),
         "markdown": "\n".join(md),
+        "text": text,
     }
 
 

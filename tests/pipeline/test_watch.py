@@ -160,5 +160,5 @@ def test_settings_take_the_config_and_a_param_that_is_not_null_overrides_it() ->
     s = WatchSettings.from_config(cfg, {**params, "dry_run": True, "max_logloss": None})
     assert (s.model_name, s.min_outcomes, s.cooldown_s, s.max_logloss) == ("m", 50, 0, 0.7)
     assert s.dry_run and s.window_s == 3600.0
-    with pytest.raises(ConfigError, match="^min_outcomes must be >= 1"):
+    with pytest.raises(ConfigError, match=r"^min_outcomes must be >= 1"):
         WatchSettings.from_config(cfg, {"min_outcomes": 0}).check()
