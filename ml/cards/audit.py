@@ -52,12 +52,17 @@ def markdown(events: Sequence[Mapping[str, Any]], version: str) -> list[str]:
 
 
 def html(events: Sequence[Mapping[str, Any]], version: str) -> str:
-    """The trail as a self-styled HTML section (it sits inside the card's own page)."""
+    """The trail as a self-styled HTML section (it sits inside the card's own page, as
+    wide as the card: ``main`` of ``ml.cards.render``)."""
     h = _html.escape
-    cell = "style='text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2'"
-    head = "".join(f"<th {cell}>{c}</th>" for c in ("when (UTC)", "event", "what", "by", "reason"))
+    cell = "text-align:left;padding:4px 8px;border-bottom:1px solid #eaeef2;vertical-align:top"
+    short = f"style='{cell};white-space:nowrap'"
+    head = "".join(f"<th {short}>{c}</th>" for c in ("when (UTC)", "event", "what", "by", "reason"))
     rows = "".join(
-        "<tr>" + "".join(f"<td {cell}>{h(c)}</td>" for c in _row(ev)) + "</tr>" for ev in events
+        "<tr>"
+        + "".join(f"<td {short}>{h(c)}</td>" for c in _row(ev)[:4])
+        + f"<td style='{cell}'>{h(_row(ev)[4])}</td></tr>"
+        for ev in events
     )
     body = (
         f"<table data-testid='card-history' style='border-collapse:collapse;width:100%'>"
@@ -67,6 +72,7 @@ def html(events: Sequence[Mapping[str, Any]], version: str) -> str:
     )
     return (
         "<section style='font:13px -apple-system,Segoe UI,Roboto,Arial,sans-serif;"
-        "padding:8px 24px;border-bottom:1px solid #d0d7de'>"
+        "max-width:1080px;margin:0 auto;padding:12px 24px 0;box-sizing:border-box;"
+        "overflow-x:auto'>"
         f"<h3 style='margin:4px 0'>{TITLE} of {h(version)}</h3>{body}</section>"
     )

@@ -179,7 +179,7 @@ def decide(s: DeploySettings, version: str, since: float, links: dict[str, str])
         Slack/email message (:func:`ml.notifications.decision_message`).
     """
     from ml.notifications import decision_message
-    from ml.serving.report.ab import ab_report, report_lines
+    from ml.serving.report.ab import ab_report, report_lines, report_markdown
 
     report = ab_report(s.log_path(), alpha=s.alpha, metric=s.metric, since=since)
     counts = evidence(s, version, since)
@@ -202,7 +202,7 @@ def decide(s: DeploySettings, version: str, since: float, links: dict[str, str])
         "",
         f"**{why}** ({n}).",
     ]
-    md += ["", "```", *lines, "```", ""]
+    md += ["", *report_markdown(report), ""]
     md += [f"- [{label}]({url})" for label, url in links.items() if url]
     text = decision_message(
         model_name=s.model_name,
