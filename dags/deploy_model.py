@@ -21,8 +21,10 @@ statistics) deciding.
   Models page in its body; only users who may edit this DAG can answer. Approve →
   `promote`; Reject (or no answer in `$CTR_APPROVAL_TIMEOUT_H`, 72) → no promotion. With
   `approval: auto`: a significant win approves, anything else ends the canary.
-- `finish` (always runs): canary off, the outcome posted. Every change is in the
-  registry's history with who and why.
+- `finish` (a teardown of `start_canary`: runs whatever happened in between): canary off,
+  the outcome posted. The run's state is that of the tasks before it: a failed `decide`,
+  `approve` or `promote` fails the run (and a canary left on fails it too). Every change
+  is in the registry's history with who and why.
 
 The steps are `ml.pipeline.deploy`; see docs/airflow.md.
 """
@@ -107,7 +109,7 @@ def deploy_model() -> None:
         s = settings()
         links = deploy.links(s.model_name, started["version"])
         out = glue.run_step("decide", deploy.decide, s, started["version"], started["since"], links)
-        deploy_glue.deliver(out["markdown"], get_current_context(), "decide")
+        deploy_glue.deliver(out["text"], get_current_context(), "decide")
         return dict(out)
 
     approve = deploy_glue.DeployApproval(
@@ -134,17 +136,28 @@ def deploy_model() -> None:
             "promote", deploy.promote, s, registry(), started["version"], by, reason
         )
 
-    @task(trigger_rule="all_done", retries=2)
+    @task(retries=2)
     def finish() -> None:
-        """Canary off (whatever happened before), the outcome posted."""
+        """Canary off (whatever happened before), the outcome posted. A teardown: it runs
+        once ``start_canary`` did, whatever the tasks between did, and the run's state is
+        theirs (a failed ``approve`` or ``promote`` fails the run), or failed when the
+        canary could not be turned off."""
         from ml.pipeline import deploy
 
         context = get_current_context()
-        started = context["ti"].xcom_pull(task_ids="start_canary")
+        ti = context["ti"]
+        started = ti.xcom_pull(task_ids="start_canary")
         if not started:
             return  # no canary was started
         s = settings()
-        out = glue.run_step("finish", deploy.finish, s, registry(), started["version"], s.run)
+        note = deploy.finish_note(
+            deploy_glue.task_states(context, deploy.STEPS),
+            ti.xcom_pull(task_ids="decide"),
+            ti.xcom_pull(task_ids="approve"),
+            deploy_glue.AUTO_BY,
+        )
+        version = started["version"]
+        out = glue.run_step("finish", deploy.finish, s, registry(), version, s.run, note)
         deploy_glue.deliver(out["text"], context, "finish")
 
     started = start_canary(check_candidate())
@@ -153,7 +166,7 @@ def deploy_model() -> None:
     decision >> approve
     promoted = promote(started, decision)
     approve >> promoted
-    promoted >> finish()
+    promoted >> finish().as_teardown(setups=started, on_failure_fail_dagrun=True)
 
 
 deploy_model()

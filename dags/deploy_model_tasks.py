@@ -111,6 +111,13 @@ class DeployApproval(ApprovalOperator):
         return super().execute(context)
 
 
+def task_states(context: Mapping[str, Any], task_ids: tuple[str, ...]) -> dict[str, str | None]:
+    """The states of ``task_ids`` in this run (through the Execution API)."""
+    ti, run_id = context["ti"], context["run_id"]
+    found = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(task_ids), run_ids=[run_id])
+    return {k: getattr(v, "value", v) for k, v in found.get(run_id, {}).items()}
+
+
 def deliver(text: str, context: Mapping[str, Any], kind: str) -> None:
     """Post ``text`` to Slack/email when configured (log-only otherwise), once per try."""
     from pipeline_notifications import deliver as _deliver

@@ -16,7 +16,8 @@ Layout::
     ├── model: ModelConfig      name and hyperparameters
     ├── training: TrainingConfig optimiser, batch size, epochs, patience, device
     ├── output: OutputConfig    runs_dir
-    └── tuning: TuningConfig    search space (ml/tuning/space.py); not in the digest
+    ├── tuning: TuningConfig    search space (ml/tuning/space.py); not in the digest
+    └── watch: WatchConfig      watch_production's thresholds; not in the digest
 """
 
 from __future__ import annotations
@@ -222,6 +223,44 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    """``watch_production``'s thresholds (docs/airflow.md); each DAG param overrides one."""
+
+    # Outcomes of the last window_s seconds are judged.
+    window_s: float = 3600.0
+    # Fewer outcomes than this: too few to judge, never a rollback.
+    min_outcomes: int = 500
+    # Live log loss limit (null: none); the whole interval must be above it.
+    max_logloss: float | None = None
+    # Live log loss above the previous version's by more than this (whole interval).
+    max_logloss_increase: float = 0.05
+    # |mean predicted / observed CTR - 1| limit, with the prediction outside the interval.
+    max_calibration_error: float = 0.25
+    # No rollback within this many seconds of the last promotion or rollback.
+    cooldown_s: float = 3600.0
+    # Two-sided level of every interval.
+    alpha: float = 0.05
+    # PSI of a served feature against the training profile reported as drifted.
+    max_psi: float = 0.25
+
+    def check(self, where: str = "watch.") -> None:
+        """Raise :class:`ConfigError` naming the first bad threshold (``where`` + key)."""
+        for name in ("window_s", "max_logloss_increase", "max_calibration_error", "max_psi"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{where}{name} must be > 0, got {getattr(self, name)!r}")
+        if isinstance(self.min_outcomes, bool) or not isinstance(self.min_outcomes, int):
+            raise ConfigError(f"{where}min_outcomes must be an integer, got {self.min_outcomes!r}")
+        if self.min_outcomes < 1:
+            raise ConfigError(f"{where}min_outcomes must be >= 1, got {self.min_outcomes!r}")
+        if not self.cooldown_s >= 0:
+            raise ConfigError(f"{where}cooldown_s must be >= 0, got {self.cooldown_s!r}")
+        if not 0 < self.alpha < 0.5:
+            raise ConfigError(f"{where}alpha must be in (0, 0.5), got {self.alpha!r}")
+        if self.max_logloss is not None and not self.max_logloss > 0:
+            raise ConfigError(f"{where}max_logloss must be > 0 or null, got {self.max_logloss!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     experiment_name: str = "ctr_model"
     seed: int = 42
@@ -231,6 +270,7 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
 
     def to_dict(self) -> dict[str, Any]:
         plain: dict[str, Any] = to_plain(dataclasses.asdict(self))
@@ -258,11 +298,12 @@ class Config:
         """The config as a run records it: without the keys the model does not use.
 
         Two configs that differ only in keys the model ignores train the same model, so
-        they record (and digest) the same; nor does the ``tuning`` section (how to search
-        is not what a run trains).
+        they record (and digest) the same; nor do the ``tuning`` section (how to search
+        is not what a run trains) and the ``watch`` section (how production is watched).
         """
         raw = self.to_dict()
         raw.pop("tuning", None)
+        raw.pop("watch", None)
         for key in self.inapplicable_keys():
             raw["model"].pop(key.split(".", 1)[1], None)
         return raw
@@ -298,6 +339,7 @@ def config_from_dict(raw: Any, where: str = "config") -> Config:
     cfg.model._check("model")
     cfg.training._check("training")
     cfg.tuning.check(cfg)
+    cfg.watch.check()
     if not cfg.experiment_name or "/" in cfg.experiment_name:
         raise ConfigError(
             f"{where}: experiment_name must be a non-empty name without '/', "

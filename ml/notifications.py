@@ -288,6 +288,52 @@ def retry_message(
     return "\n".join(lines)
 
 
+#: What happens after the decision, by ``ml.pipeline.deploy.decide``'s action.
+DECISION_NEXT = {
+    "ask": "waiting for approval in Airflow (Browse → Required Actions, task approve)",
+    "promote": "promoting it (approval: auto, a significant win)",
+    "end": "ending the canary (approval: auto, no significant win)",
+}
+
+
+def decision_message(
+    *,
+    model_name: str,
+    version: str,
+    traffic: float,
+    why: str,
+    evidence: str,
+    action: str,
+    report_lines: Sequence[str],
+    links: Mapping[str, str],
+    run: str,
+) -> str:
+    """``deploy_model``'s decision report, starting with ``⚖️ Canary decision:``: the
+    verdict, what happens next, the A/B table (per variant: rows, clicks, CTR, log loss,
+    AUC with intervals; the differences) and the links to the card and the Models page.
+
+    Args:
+        why: The verdict in words (``candidate BETTER on auc``).
+        evidence: The outcomes counted (``1,000 control / 1,000 candidate outcomes``).
+        action: ``ask``, ``promote`` or ``end``.
+        report_lines: ``serve report``'s table (``ml.serving.report.ab.report_lines``).
+        run: The DAG run (``deploy_model manual__...``).
+    """
+    lines = [
+        f"⚖️ Canary decision: {why}",
+        f"   Model: {model_name} {version} (canary at {traffic:.0%} of users)",
+        f"   Evidence: {evidence}",
+        f"   Next: {DECISION_NEXT.get(action, action)}",
+        "",
+        *(f"   {line}" for line in report_lines),
+        "",
+    ]
+    lines += [f"   {label}: {url}" for label, url in links.items() if url]
+    dag_id, _, run_id = run.partition(" ")
+    lines.append(f"   DAG run: {dag_id} / {run_id}" if run_id else f"   DAG run: {run}")
+    return "\n".join(lines)
+
+
 def slack_payload(text: str) -> dict[str, Any]:
     """The JSON body for a Slack incoming webhook."""
     return {"text": text}

@@ -84,6 +84,9 @@ for dag_id, dag in bag.dags.items():
             "retry_delay_s": t.retry_delay.total_seconds(),
             "timeout_s": t.execution_timeout.total_seconds() if t.execution_timeout else None,
             "has_failure_callback": bool(t.on_failure_callback),
+            "trigger_rule": getattr(t.trigger_rule, "value", t.trigger_rule),
+            "is_setup": t.is_setup, "is_teardown": t.is_teardown,
+            "on_failure_fail_dagrun": getattr(t, "on_failure_fail_dagrun", False),
             "outlets": [getattr(o, "uri", None) for o in t.outlets]}
     # What create_dagrun does on every trigger (CLI, REST API, UI, dags test).
     sdag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))

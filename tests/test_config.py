@@ -112,3 +112,26 @@ def test_keys_a_model_ignores_are_warned_and_left_out_of_the_record() -> None:
     plain = _config(model={"name": "logreg"})
     assert cfg.digest() == plain.digest()
     assert inapplicable_warning(_config()) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("watch:\n  min_outcome: 5\n", "watch: unknown key 'min_outcome'"),
+        ("watch:\n  min_outcomes: 0\n", "watch.min_outcomes must be >= 1, got 0"),
+        ("watch:\n  window_s: fast\n", "watch.window_s must be a number, got 'fast'"),
+        ("watch:\n  max_logloss: -1\n", "watch.max_logloss must be > 0 or null"),
+        ("watch:\n  alpha: 0.7\n", r"watch.alpha must be in \(0, 0.5\)"),
+    ],
+)
+def test_bad_watch_thresholds_name_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    features = "features:\n  label: click\n  categorical: [site]\n"
+    with pytest.raises(ConfigError, match=rf"cfg\.yaml.*{message}"):
+        load_config(_write(tmp_path, features + text))
+
+
+def test_watch_section_is_read_and_left_out_of_the_digest() -> None:
+    cfg = _config(watch={"min_outcomes": 50, "max_logloss": 0.6})
+    assert cfg.watch.min_outcomes == 50 and cfg.watch.max_logloss == 0.6
+    assert cfg.watch.cooldown_s == 3600.0  # the rest keep their defaults
+    assert "watch" not in cfg.recorded_dict() and cfg.digest() == _config().digest()

@@ -64,6 +64,8 @@ def add_registry_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _card(args: argparse.Namespace) -> int:
+
+    from ml.cards import audit
     from ml.cards.build import version_card_dir
     from ml.cards.files import CACHE_DIR, CARD_HTML, CARD_MD
     from ml.registry.model_registry import ModelRegistry
@@ -79,7 +81,10 @@ def _card(args: argparse.Namespace) -> int:
         "markdown": str(md),
         "cached": cached,
     }
+    events = audit.version_events(registry, args.name, args.version)
+    data["history"] = events
     lines = [md.read_text(encoding="utf-8").rstrip(), ""] if md.is_file() else []
+    lines += [*audit.markdown(events, args.version), ""]
     lines.append(f"🪪 Model card: {html}" + (" (rendered into the card cache)" if cached else ""))
     emit(args, data, lines)
     if args.open:

@@ -214,7 +214,7 @@ def model_section(
         "<h3>Versions <button type=submit data-testid='compare'>Compare selected</button></h3>"
         "</form>"
         + _version_rows(root, name, records, can_edit)
-        + "<h3>Promotions, rollbacks and registrations</h3>"
+        + "<h3>History: registrations, canary changes, approvals and rollbacks</h3>"
         + _history_table(events)
         + "</div>"
     )

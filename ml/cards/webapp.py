@@ -34,7 +34,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Res
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ml.cards import catalog, pages
+from ml.cards import audit, catalog, pages
 from ml.cards.files import CARD_HTML, CARD_MD
 from ml.cards.promotion import PromotionCheck, promotion_check
 from ml.errors import CardError, CtrPipelineError, RetryableError, UserError
@@ -206,8 +206,11 @@ def _json_routes(app: FastAPI, registry: Callable[[], Any], reader: Callable[...
     def card_markdown(name: str, version: str, access: ReadDep) -> PlainTextResponse:
         from ml.cards.build import version_card_dir
 
-        where = version_card_dir(registry(), name, version)
-        text = (where / CARD_MD).read_text(encoding="utf-8")
+        reg = registry()
+        where = version_card_dir(reg, name, version)
+        text = (where / CARD_MD).read_text(encoding="utf-8").rstrip()
+        trail = audit.markdown(audit.version_events(reg, name, version), version)
+        text = "\n".join([text, "", *trail, ""])
         return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
     @app.get("/models/{name}/history")
@@ -296,7 +299,9 @@ def _card_response(reg: Any, root: str, name: str, version: str) -> HTMLResponse
 
     where = version_card_dir(reg, name, version)
     text = (where / CARD_HTML).read_text(encoding="utf-8")
-    return HTMLResponse(text.replace("<body>", "<body>" + pages.card_bar(root, name, version), 1))
+    trail = audit.html(audit.version_events(reg, name, version), version)
+    top = pages.card_bar(root, name, version) + trail
+    return HTMLResponse(text.replace("<body>", "<body>" + top, 1))
 
 
 def _require_json(request: Request) -> None:

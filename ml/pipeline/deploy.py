@@ -173,11 +173,13 @@ def decide(s: DeploySettings, version: str, since: float, links: dict[str, str])
     """The A/B report since ``since`` and what to do.
 
     Returns:
-        ``{"verdict", "action", "reason", "report", "markdown"}``: ``action`` is
-        ``promote`` (auto and a significant win), ``end`` (auto otherwise) or ``ask``
-        (manual: a person decides).
+        ``{"verdict", "action", "reason", "report", "markdown", "text"}``: ``action``
+        is ``promote`` (auto and a significant win), ``end`` (auto otherwise) or ``ask``
+        (manual: a person decides); ``markdown`` is the approval's body, ``text`` the
+        Slack/email message (:func:`ml.notifications.decision_message`).
     """
-    from ml.serving.report.ab import ab_report, report_lines
+    from ml.notifications import decision_message
+    from ml.serving.report.ab import ab_report, report_lines, report_markdown
 
     report = ab_report(s.log_path(), alpha=s.alpha, metric=s.metric, since=since)
     counts = evidence(s, version, since)
@@ -200,8 +202,19 @@ def decide(s: DeploySettings, version: str, since: float, links: dict[str, str])
         "",
         f"**{why}** ({n}).",
     ]
-    md += ["", "```", *lines, "```", ""]
+    md += ["", *report_markdown(report), ""]
     md += [f"- [{label}]({url})" for label, url in links.items() if url]
+    text = decision_message(
+        model_name=s.model_name,
+        version=version,
+        traffic=s.canary_traffic,
+        why=why,
+        evidence=n,
+        action=action,
+        report_lines=lines,
+        links=links,
+        run=s.run,
+    )
     log.info("⚖️  %s -> %s", reason, action)
     return {
         "verdict": verdict,
@@ -209,6 +222,7 @@ def decide(s: DeploySettings, version: str, since: float, links: dict[str, str])
         "reason": reason,
         "report": _finite(report),
         "markdown": "\n".join(md),
+        "text": text,
     }
 
 
@@ -239,11 +253,36 @@ def finish(
     outcome = "promoted" if current == version else "not promoted"
     setting = registry.get_canary(s.model_name)
     if setting is not None and setting.get("version") == version:  # never another's canary
-        registry.clear_canary(s.model_name, by=by, reason=f"{s.run}: finished, {outcome}")
+        why = f"{s.run}: finished, {outcome}" + (f" ({note})" if note else "")
+        registry.clear_canary(s.model_name, by=by, reason=why)
     text = f"{s.model_name} {version}: {outcome}; canary off, production serves {current}"
     text += f" ({note})" if note else ""
     log.info("🏁 %s", text)
     return {"outcome": outcome, "current": current, "text": text}
+
+
+#: The tasks between the canary's start and ``finish``, in order.
+STEPS = ("wait_for_evidence", "decide", "approve", "promote")
+
+
+def finish_note(
+    states: dict[str, str | None], decision: dict[str, Any] | None, response: Any, default: str
+) -> str:
+    """Why the canary ends, for ``finish``'s history line and message ("" when there is
+    nothing to add): who rejected it (``response``: the approval's result), the verdict
+    (``decision``: ``decide``'s result), and what failed (the run's task ``states``):
+    ``"rejected by bob (Airflow UI); verdict better"``, ``"approve failed; promote
+    upstream_failed"``."""
+    parts = []
+    chosen = (response or {}).get("chosen_options") if isinstance(response, dict) else None
+    if chosen and "Approve" not in chosen:
+        parts.append(f"{chosen[0].lower()}ed by {approver(response, default)}")
+    if decision and decision.get("action") == END:
+        parts.append(f"approval: auto ended it, verdict {decision.get('verdict')}")
+    elif decision and parts:
+        parts.append(f"verdict {decision.get('verdict')}")
+    parts += [f"{t} {states[t]}" for t in STEPS if states.get(t) in ("failed", "upstream_failed")]
+    return "; ".join(parts)
 
 
 def links(name: str, version: str, base_url: str | None = None) -> dict[str, str]:

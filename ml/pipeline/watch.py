@@ -28,14 +28,15 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ml.errors import ConfigError
+from ml.config import WatchConfig
 
 log = logging.getLogger("ml.pipeline")
 BY = "watch_production (automatic)"
@@ -43,7 +44,8 @@ BY = "watch_production (automatic)"
 
 @dataclass(frozen=True)
 class WatchSettings:
-    """The thresholds (the DAG's params, by the same names)."""
+    """What one check judges: the model, its logs, and the thresholds (the config's
+    ``watch`` section, :class:`ml.config.WatchConfig`, with the DAG's params over it)."""
 
     model_name: str = "ctr_model"
     log_dir: str | None = None
@@ -57,16 +59,18 @@ class WatchSettings:
     dry_run: bool = False
     max_psi: float = 0.25
 
+    @classmethod
+    def from_config(cls, cfg: WatchConfig, params: Mapping[str, Any]) -> WatchSettings:
+        """The config's thresholds, each overridden by a ``params`` value that is not
+        None (the DAG's params default to None: "the config's"); unknown keys ignored."""
+        names = {f.name for f in fields(cls)}
+        given = {k: v for k, v in params.items() if k in names and v is not None}
+        return cls(**{**asdict(cfg), **given})
+
     def check(self) -> WatchSettings:
-        for name in ("window_s", "max_logloss_increase", "max_calibration_error", "max_psi"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if not isinstance(self.min_outcomes, int) or self.min_outcomes < 1:
-            raise ConfigError(f"min_outcomes must be an integer >= 1, got {self.min_outcomes!r}")
-        if self.cooldown_s < 0 or not 0 < self.alpha < 0.5:
-            raise ConfigError("cooldown_s must be >= 0 and alpha in (0, 0.5)")
-        if self.max_logloss is not None and not self.max_logloss > 0:
-            raise ConfigError(f"max_logloss must be > 0 or null, got {self.max_logloss!r}")
+        """Raise :class:`ConfigError` naming the first bad threshold; return self."""
+        names = {f.name for f in fields(WatchConfig)}
+        WatchConfig(**{k: v for k, v in asdict(self).items() if k in names}).check(where="")
         return self
 
     def log_path(self) -> Path:

@@ -162,6 +162,7 @@ def test_card_command_shows_a_published_card_and_opens_it(
     assert cli_main(["registry", "card", "ctr_model", "v2", "--open", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     html = shared_home.registry_dir / "staging" / "ctr_model" / "v2" / CARD_HTML
+    assert [e["event"] for e in data.pop("history")] == ["register"]  # its audit trail
     assert data == {
         "name": "ctr_model",
         "version": "v2",
@@ -170,6 +171,21 @@ def test_card_command_shows_a_published_card_and_opens_it(
         "cached": False,
     }
     assert opened == [html.as_uri()]
+
+
+def test_card_command_ends_with_the_versions_deployment_history(
+    own_home: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.registry.model_registry import ModelRegistry
+
+    ModelRegistry("models").set_canary(
+        "ctr_model", "v2", 0.2, by="deploy_model", reason="deploy_model manual__9: canary started"
+    )
+    assert cli_main(["registry", "card", "ctr_model", "v2"]) == 0
+    out = capsys.readouterr().out
+    trail = out[out.index("## Deployment history of v2") :]
+    assert "| canary | v2 at 20% | deploy_model | deploy_model manual__9: canary started |" in trail
+    assert trail.index("| canary |") < trail.index("| register |")  # newest first
 
 
 def test_card_of_an_unknown_version_is_a_user_error(

@@ -236,3 +236,56 @@ def test_json_errors_are_json(shared_home: Any) -> None:
     r = _client().get("/models/bad..name")
     assert r.status_code == 400
     assert json.loads(r.text)["detail"].startswith("invalid model name 'bad..name'")
+
+
+def _deploy_history(registry: ModelRegistry) -> None:
+    """What deploy_model and watch_production write: v2's canary, its approval by admin,
+    the canary off, then watch_production's automatic rollback with the degraded figure."""
+    run = "deploy_model manual__2026-12-07"
+    registry.set_canary("ctr_model", "v2", 0.1, by="deploy_model", reason=f"{run}: canary started")
+    registry.promote_to_production(
+        "ctr_model",
+        "v2",
+        f"{run}: candidate BETTER on auc (1,000 control / 1,000 candidate outcomes); "
+        "approved by admin (Airflow UI)",
+        by="admin (Airflow UI)",
+    )
+    registry.clear_canary("ctr_model", by="deploy_model", reason=f"{run}: finished, promoted")
+    registry.rollback(
+        "ctr_model",
+        "watch_production scheduled__1: v2 degraded on 3,000 outcomes: log loss 0.9000 "
+        "[0.8800, 0.9200] > 0.7",
+        by="watch_production (automatic)",
+    )
+
+
+def test_card_and_models_page_show_canary_approval_and_automatic_rollback(own_home: Any) -> None:
+    _deploy_history(ModelRegistry("models"))
+    client = _client(can_edit=False)
+    card = client.get("/view/ctr_model/v2").text
+    trail = card[card.index("data-testid='card-history'") :]
+    trail = trail[: trail.index("</table>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", trail)[1:]  # newest first, the head row skipped
+    assert [re.findall(r"<td[^>]*>(.*?)</td>", r)[1] for r in rows] == [
+        "rollback",
+        "canary",
+        "promote",
+        "canary",
+        "register",
+    ]
+    assert "v2 → v1" in rows[0] and "watch_production (automatic)" in rows[0]
+    assert "log loss 0.9000 [0.8800, 0.9200] &gt; 0.7" in rows[0]
+    assert "admin (Airflow UI)" in rows[2] and "candidate BETTER on auc" in rows[2]
+    assert "deploy_model manual__2026-12-07" in rows[2] and "v2 at 10%" in rows[3]
+    assert "off (was v2)" in rows[1] and "finished, promoted" in rows[1]
+    md = client.get("/models/ctr_model/versions/v2/card.md").text
+    assert "## Deployment history of v2" in md and "| rollback | v2 → v1 |" in md
+    assert "approved by admin (Airflow UI)" in md
+    page = client.get("/view/ctr_model").text
+    history = page[page.index("data-testid='history'") :]
+    assert "watch_production (automatic)" in history and "v2 at 10%" in history
+    assert "approved by admin (Airflow UI)" in history
+    # v1's card shows only what concerns v1: its registration, promotion, and the rollback
+    v1 = client.get("/view/ctr_model/v1").text
+    v1_trail = v1[v1.index("card-history") : v1.index("</table>", v1.index("card-history"))]
+    assert "canary" not in v1_trail and "rollback" in v1_trail

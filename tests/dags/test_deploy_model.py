@@ -31,6 +31,25 @@ def test_deploy_model_chain_and_asset(parsed: dict[str, Any]) -> None:
     assert all(t["has_failure_callback"] for t in tasks.values())
 
 
+def test_a_failed_approval_or_promotion_fails_the_run_and_finish_still_runs(
+    parsed: dict[str, Any],
+) -> None:
+    """finish is start_canary's teardown: it runs whatever the tasks between did (the
+    canary goes off), and a leaf teardown does not decide the run's state, so a failed
+    decide/approve/promote fails the run instead of finish's success hiding it."""
+    tasks = parsed["dags"]["deploy_model"]["tasks"]
+    finish = tasks["finish"]
+    assert finish["is_teardown"] and finish["trigger_rule"] == "all_done_setup_success"
+    assert finish["on_failure_fail_dagrun"]  # a canary left on fails the run too
+    assert tasks["start_canary"]["is_setup"] and "finish" in tasks["start_canary"]["downstream"]
+    leaves = [k for k, t in tasks.items() if not t["downstream"]]
+    assert leaves == ["finish"]
+    # every task between start_canary and finish is an ordinary, run-deciding task
+    for name in ("wait_for_evidence", "decide", "approve", "promote"):
+        assert not tasks[name]["is_setup"] and not tasks[name]["is_teardown"], name
+        assert tasks[name]["trigger_rule"] == "all_success", name
+
+
 def test_deploy_model_params_reject_bad_values(run_probe: Any, tmp_path: Any) -> None:
     code = r"""
 import json, sys

@@ -250,3 +250,59 @@ def test_email_never_raises_when_the_server_is_down(
     with caplog.at_level(logging.WARNING, logger="training_pipeline_tasks"):
         assert notes.send_email("x") is False
     assert "Email notification via connection 'smtp_default' failed" in caplog.text
+
+
+def test_deploy_decision_report_reaches_slack_and_email_with_figures_and_verdict(
+    webhook: Any, inbox: Inbox, monkeypatch: pytest.MonkeyPatch, project_home: Path
+) -> None:
+    """deploy_model's decide: the A/B report through deploy_model_tasks.deliver."""
+    import deploy_model_tasks  # type: ignore[import-not-found]
+
+    from ml.pipeline import deploy
+    from ml.pipeline.deploy import DeploySettings
+    from testkit.serving import write_served_logs
+
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_WEBHOOK", webhook.connection_env())
+    logs = project_home / "serving"
+    write_served_logs(
+        logs,
+        n=2000,
+        versions={"control": "v1", "candidate": "v2"},
+        shares={"control": 0.5, "candidate": 0.5},
+        noise={"control": 1.5, "candidate": 0.2},
+    )
+    s = DeploySettings(log_dir=str(logs), min_impressions=300, run="deploy_model manual__7")
+    links = deploy.links("ctr_model", "v2", "https://airflow.example")
+    out = deploy.decide(s, "v2", 0.0, links)
+
+    class RunTI:
+        task_id, try_number = "decide", 1
+
+    class Run:
+        dag_id = "deploy_model"
+
+    context = {"ti": RunTI(), "dag_run": Run(), "run_id": "manual__7"}
+    deploy_model_tasks.deliver(out["text"], context, "decide")
+    deploy_model_tasks.deliver(out["text"], context, "decide")  # the same try: once
+    (payload,) = webhook.payloads
+    text = payload["text"]
+    assert text.startswith("⚖️ Canary decision: candidate BETTER on auc")
+    assert "Model: ctr_model v2 (canary at 10% of users)" in text
+    assert "Next: waiting for approval in Airflow (Browse → Required Actions" in text
+    report = out["report"]
+    for name, versions in (("control", "v1"), ("candidate", "v2")):
+        v = report["variants"][name]
+        row = next(ln for ln in text.splitlines() if ln.strip().startswith(name))
+        assert versions in row and f"{v['rows']:,}" in row and f"{v['clicks']:,}" in row
+        assert f"{v['ctr']['value']:.4f}" in row and f"{v['logloss']['value']:.4f}" in row
+        assert f"{v['auc']['value']:.4f}" in row
+    assert "verdict: the candidate is BETTER on auc" in text
+    assert "candidate - control: log loss" in text
+    assert "model card of v2: https://airflow.example/plugin/models/models-ui/view/" in text
+    assert "DAG run: deploy_model / manual__7" in text
+    ((_, msg),) = inbox.messages
+    assert msg["Subject"] == (
+        "[ctr-pipeline] Canary decision: candidate BETTER on auc – ctr_model v2 "
+        "(canary at 10% of users)"
+    )
+    assert "verdict: the candidate is BETTER on auc" in _body(msg)

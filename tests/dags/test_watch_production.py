@@ -9,5 +9,8 @@ def test_watch_production_is_scheduled_every_15_minutes(parsed: dict[str, Any]) 
     dag = parsed["dags"]["watch_production"]
     assert dag["schedule"] == "*/15 * * * *" and dag["catchup"] is False
     assert list(dag["tasks"]) == ["watch"]
-    assert dag["params"]["dry_run"] is False and dag["params"]["min_outcomes"] == 500
+    params = dag["params"]
+    assert params["dry_run"] is False and params["config_path"] == "config/model_config.yaml"
+    thresholds = ["window_s", "min_outcomes", "max_logloss", "max_logloss_increase"]
+    assert all(params[k] is None for k in thresholds)  # null: the config's watch section
     assert dag["tasks"]["watch"]["has_failure_callback"]

@@ -170,3 +170,34 @@ def test_start_canary_refuses_to_replace_another_versions_canary(
     assert registry.get_canary(NAME)["version"] == "v3"  # type: ignore[index]
     again = deploy.start_canary(settings(canary_traffic=0.3), registry, "v3", by="x")
     assert again["traffic"] == 0.3  # the same version: a retry, or a new share
+
+
+def test_finish_after_a_failed_approval_turns_the_canary_off_and_says_what_failed(
+    registry: ModelRegistry, settings: Callable[..., DeploySettings]
+) -> None:
+    """What deploy_model's finish does after approve failed (promote never ran)."""
+    s = settings(version="v2")
+    deploy.start_canary(s, registry, "v2", by="deploy_model")
+    states = {"wait_for_evidence": "success", "decide": "success", "approve": "failed"}
+    states |= {"promote": "upstream_failed", "check_candidate": "failed"}
+    decision = {"action": "ask", "verdict": "better"}
+    note = deploy.finish_note(states, decision, None, "auto")
+    assert note == "approve failed; promote upstream_failed"
+    out = deploy.finish(s, registry, "v2", by="deploy_model", note=note)
+    assert out["outcome"] == "not promoted" and "(approve failed;" in out["text"]
+    assert registry.get_canary(NAME) is None and registry.current_version(NAME) == "v1"
+    off = [e for e in registry.history(NAME) if e["event"] == "canary"][-1]
+    assert off["version"] is None and "not promoted (approve failed" in off["reason"]
+    assert deploy.finish_note({"approve": "skipped", "promote": "skipped"}, None, None, "") == ""
+
+
+def test_finish_note_names_who_rejected_and_the_verdict() -> None:
+    bob = {"chosen_options": ["Reject"], "responded_by_user": {"id": "7", "name": "bob"}}
+    decision = {"action": "ask", "verdict": "better"}
+    states = {"approve": "success", "promote": "skipped"}
+    got = deploy.finish_note(states, decision, bob, "auto")
+    assert got == "rejected by bob (Airflow UI); verdict better"
+    approved = {"chosen_options": ["Approve"], "responded_by_user": {"name": "ann"}}
+    assert deploy.finish_note(states, decision, approved, "auto") == ""
+    ended = deploy.finish_note({}, {"action": "end", "verdict": "worse"}, None, "auto")
+    assert ended == "approval: auto ended it, verdict worse"

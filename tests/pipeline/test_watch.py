@@ -150,3 +150,15 @@ def test_served_rows_drift_is_reported_against_the_training_profile(
     same.close()
     calm = drift_of_served_rows(WatchSettings(log_dir=str(tmp_path / "same")), reg, "v1")
     assert calm is not None and not any(f["drifted"] for f in calm["fields"])
+
+
+def test_settings_take_the_config_and_a_param_that_is_not_null_overrides_it() -> None:
+    from ml.config import WatchConfig
+
+    cfg = WatchConfig(min_outcomes=50, cooldown_s=10.0, max_logloss=0.7)
+    params = {"model_name": "m", "min_outcomes": None, "cooldown_s": 0, "config_path": "c.yaml"}
+    s = WatchSettings.from_config(cfg, {**params, "dry_run": True, "max_logloss": None})
+    assert (s.model_name, s.min_outcomes, s.cooldown_s, s.max_logloss) == ("m", 50, 0, 0.7)
+    assert s.dry_run and s.window_s == 3600.0
+    with pytest.raises(ConfigError, match=r"^min_outcomes must be >= 1"):
+        WatchSettings.from_config(cfg, {"min_outcomes": 0}).check()

@@ -177,3 +177,33 @@ def report_lines(report: dict[str, Any]) -> list[str]:
             f"{shadow['verdict']}"
         )
     return lines
+
+
+def report_markdown(report: dict[str, Any]) -> list[str]:
+    """The report as Markdown lines: one table row per variant, the differences and the
+    verdict as a list (the HITL approval's body; a GitHub-flavoured table renders there
+    where a fixed-width block is run together)."""
+    level = f"{100 * (1 - report['alpha']):g}%"
+    lines = [
+        f"| variant | versions | rows | clicks | CTR ({level} CI) | mean score | log loss "
+        f"| AUC ({level} CI) |",
+        "|---|---|---:|---:|---|---:|---|---|",
+    ]
+    for name, v in report["variants"].items():
+        lines.append(
+            f"| {name} | {','.join(v['versions'])} | {v['rows']:,} | {v['clicks']:,} "
+            f"| {_ci(v['ctr'])} | {v['mean_score']:.4f} | {_ci(v['logloss'])} "
+            f"| {_ci(v['auc'])} |"
+        )
+    comp = report["comparison"]
+    if comp is None:
+        return [*lines, "", "- verdict: undecided (outcomes for both variants are needed)"]
+    lines += [
+        "",
+        f"- candidate - control: AUC {_ci(comp['auc_difference'], True)} (DeLong)",
+        f"- candidate - control: CTR {_ci(comp['ctr_difference'], True)} (z-test)",
+        f"- candidate - control: log loss {_ci(comp['logloss_difference'], True)} (Welch)",
+        f"- verdict: the candidate is **{comp['verdict'].upper()}** on {report['metric']} "
+        f"({comp['test']}, {level} interval)",
+    ]
+    return lines

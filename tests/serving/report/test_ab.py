@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ml.serving.report.ab import ab_report, report_lines
+from ml.serving.report.ab import ab_report, report_lines, report_markdown
 from ml.serving.service.outcomes import FEEDBACK_FILE, PREDICTIONS_FILE, AppendLog, joined_outcomes
 from testkit.serving import write_ab_logs as write_logs
 
@@ -24,6 +24,11 @@ def test_report_says_a_better_candidate_is_better(tmp_path: Path) -> None:
     text = "\n".join(report_lines(report))
     assert "verdict: the candidate is BETTER on auc (DeLong (independent samples)" in text
     assert "candidate - control: CTR" in text and "z-test" in text
+    md = report_markdown(report)  # the approval's body: a table row per variant
+    assert md[0].startswith("| variant | versions | rows | clicks | CTR (95% CI)")
+    row = f"| candidate | v2 | {candidate['rows']:,} | {candidate['clicks']:,} |"
+    assert md[3].startswith(row) and md[3].endswith(" |") and md[3].count("|") == 9
+    assert md[-1].startswith("- verdict: the candidate is **BETTER** on auc")
 
 
 def test_report_gives_log_loss_per_variant_and_its_verdict(tmp_path: Path) -> None:
