@@ -80,6 +80,18 @@ def test_choose_compares_log_loss_on_a_small_validation_split(cfg: Config, tmp_p
     assert choice.metric == "val_logloss" and choice.chosen == "finalmlp"
 
 
+def test_log_loss_never_picks_a_candidate_that_ranks_clearly_worse(
+    cfg: Config, tmp_path: Path
+) -> None:
+    # 600 validation rows: fm has the lowest log loss but an AUC 0.07 below the best
+    # (it predicts about the base rate); the best log loss within the margin wins.
+    scores = {"logreg": (0.55, 0.638), "fm": (0.49, 0.632), "finalmlp": (0.54, 0.637),
+              "dcnv2": (0.56, 0.637)}  # fmt: skip
+    fake, _ = _fake_trainer(scores)
+    choice, _ = auto.choose(cfg, tmp_path, fake, train_rows=4_800, val_rows=600, log=print)
+    assert choice.metric == "val_logloss" and choice.chosen == "finalmlp"
+
+
 def test_choose_prefers_the_cheaper_candidate_on_a_tie(cfg: Config, tmp_path: Path) -> None:
     fake, _ = _fake_trainer({f: (0.7, 0.3) for f in auto.CANDIDATES})
     choice, _ = auto.choose(cfg, tmp_path, fake, train_rows=70_000, val_rows=15_000, log=print)
