@@ -48,12 +48,15 @@ class CrashResult:
 
 
 def write_crash_config(home: Path, epochs: int = CRASH_EPOCHS) -> str:
-    """``config/crash.yaml``: the home's config, its own experiment name, no early stop."""
+    """``config/crash.yaml``: the home's config, its own experiment name, no early stop,
+    one model family (``auto``'s budget would end the training before the kill)."""
     from ml.config import load_config, write_config
 
     cfg = load_config(home / "config" / "model_config.yaml")
     cfg = cfg.replace(
-        experiment_name=CRASH_EXPERIMENT, training={"epochs": epochs, "patience": epochs}
+        experiment_name=CRASH_EXPERIMENT,
+        model={"name": "dcnv2"},
+        training={"epochs": epochs, "patience": epochs},
     )
     write_config(cfg, home / CRASH_CONFIG)
     return CRASH_CONFIG
