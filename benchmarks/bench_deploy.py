@@ -48,6 +48,7 @@ class Traffic:
         self.port, self.rows, self.labels, self.key = port, rows, labels, key
         self.sent = 0
         self.versions: dict[str, int] = {}
+        self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -63,11 +64,22 @@ class Traffic:
         conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
         resp = conn.getresponse()
         data = resp.read()
-        if resp.status != 200:
+        if not 200 <= resp.status < 300:
             raise RuntimeError(f"{path}: {resp.status} {data[:300]!r}")
-        return json.loads(data)
+        return json.loads(data) if data else None
+
+    def check(self) -> None:
+        """Raise what stopped the traffic thread, if it stopped."""
+        if self.error is not None:
+            raise RuntimeError(f"the traffic stopped: {self.error!r}") from self.error
 
     def _run(self) -> None:
+        try:
+            self._send()
+        except BaseException as exc:  # re-raised by check()
+            self.error = exc
+
+    def _send(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         i = 0
         while not self._stop.is_set():
@@ -124,7 +136,7 @@ def _serving(port: int) -> str | None:
     return (ready.get("control") or {}).get("version")
 
 
-def _deploy(registry: Any, run: Path, log_dir: Path) -> dict[str, Any]:
+def _deploy(registry: Any, run: Path, log_dir: Path, traffic: Traffic) -> dict[str, Any]:
     """Register ``run``, then the deploy steps until promoted or ended."""
     from ml.pipeline import deploy
 
@@ -137,6 +149,7 @@ def _deploy(registry: Any, run: Path, log_dir: Path) -> dict[str, Any]:
     deploy.check_candidate(s, registry)
     since = deploy.start_canary(s, registry, version, by="bench")["since"]
     while not (ev := deploy.evidence(s, version, since))["ready"]:
+        traffic.check()
         time.sleep(1.0)
     decision = deploy.decide(s, version, since, deploy.links(NAME, version))
     if decision["action"] == deploy.PROMOTE:
@@ -160,6 +173,7 @@ def _rollback(registry: Any, port: int, log_dir: Path, traffic: Traffic) -> dict
         out = watch(s, registry, run="bench_deploy")
         if out["action"] == "rolled_back":
             break
+        traffic.check()
         time.sleep(1.0)
     while _serving(port) != old:
         time.sleep(0.01)
@@ -184,7 +198,7 @@ def run(full: bool) -> list[dict]:
         try:
             wait_ready(f"http://127.0.0.1:{port}", proc, tmp / "server.log")
             traffic = Traffic(port, rows, labels, key).start()
-            deployed = _deploy(registry, v2, log_dir)
+            deployed = _deploy(registry, v2, log_dir, traffic)
             registry.register(v3, NAME)
             rolled = _rollback(registry, port, log_dir, traffic)
             traffic.stop()
