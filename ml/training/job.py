@@ -293,18 +293,7 @@ def _train(job: TrainingJob) -> TrainResult:
     metrics["calibration"] = calibration
     if trainer.cut_short:
         metrics["cut_short"] = trainer.cut_short
-    run_info = {
-        "features_dir": str(feats),
-        "data_fingerprint": job.data.fingerprint,
-        "config_digest": cfg.digest(),
-        "code_version": code_version(),
-        "seed": cfg.seed,
-        "started_at": started,
-        "finished_at": utc_now(),
-        "resumed_from_epoch": resumed_from,
-        **_host(device),
-        **job.provenance,
-    }
+    run_info = _run_info(job, started, resumed_from)
     _write_complete(out, metrics, run_info)
     if run.remote is not None:
         run.remote.push_complete()
@@ -347,18 +336,7 @@ def _train_auto(job: TrainingJob) -> TrainResult:
         val_rows=job.data.rows.get("val", 0),
         log=log,
     )
-    run_info = {
-        "features_dir": str(job.feats),
-        "data_fingerprint": job.data.fingerprint,
-        "config_digest": cfg.digest(),
-        "code_version": code_version(),
-        "seed": cfg.seed,
-        "started_at": started,
-        "finished_at": utc_now(),
-        "resumed_from_epoch": None,
-        **_host(job.device),
-        **job.provenance,
-    }
+    run_info = _run_info(job, started, None)
     wall = time.perf_counter() - job.wall_start
     metrics = auto.write_run(out, chosen, choice, run_info, wall)
     if job.run.remote is not None:
@@ -370,6 +348,22 @@ def _train_auto(job: TrainingJob) -> TrainResult:
     )
     url = job.run.remote.url if job.run.remote else None
     return TrainResult(out, metrics, None, reused=False, url=url)
+
+
+def _run_info(job: TrainingJob, started: str, resumed_from: int | None) -> dict[str, Any]:
+    """``run.json``: where the data came from, the config's and code's identity, when."""
+    return {
+        "features_dir": str(job.feats),
+        "data_fingerprint": job.data.fingerprint,
+        "config_digest": job.cfg.digest(),
+        "code_version": code_version(),
+        "seed": job.cfg.seed,
+        "started_at": started,
+        "finished_at": utc_now(),
+        "resumed_from_epoch": resumed_from,
+        **_host(job.device),
+        **job.provenance,
+    }
 
 
 def _make_run_dir(
