@@ -248,6 +248,8 @@ def stack_env(home: Path, **extra: str) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
         # Manual runs only: an unpaused @weekly DAG would start its own run at once.
         "CTR_TRAINING_SCHEDULE": "none",
+        # deploy_model's deferred wait counts the outcomes every 2 s, not every minute.
+        "CTR_EVIDENCE_POLL_S": "2",
         # Bytecode for dags/ and ml/ goes to the temp dir, not into the checkout.
         "PYTHONPYCACHEPREFIX": str(home / "pycache"),
         "OMP_NUM_THREADS": "1",
