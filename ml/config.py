@@ -12,7 +12,7 @@ Layout::
     ├── experiment_name   run directories are <experiment_name>_<timestamp>
     ├── seed
     ├── features: FeatureSpec   label / categorical / numeric column names
-    ├── data: DataConfig        features_dir, min_frequency, numeric_nan
+    ├── data: DataConfig        features_dir, min_frequency, numeric_nan, streaming
     ├── model: ModelConfig      name and hyperparameters
     ├── training: TrainingConfig optimiser, batch size, epochs, patience, device
     ├── output: OutputConfig    runs_dir
@@ -94,6 +94,28 @@ class FeatureSpec:
         return spec
 
 
+class Streaming(str):
+    """``data.streaming``: ``auto`` (decide from the data's size and the free memory),
+    ``true`` (always stream from the shard cache) or ``false`` (always in memory); the
+    YAML booleans and the strings are both accepted (ml.training.data_mode)."""
+
+    CHOICES = ("auto", "true", "false")
+    AUTO: Streaming  # the default, set below
+
+    @classmethod
+    def from_config(cls, value: Any, where: str) -> Streaming:
+        text = str(value).lower() if isinstance(value, (bool, str)) else None
+        if text not in cls.CHOICES:
+            raise ConfigError(f"{where} must be auto, true or false, got {value!r}")
+        return cls(text)
+
+    def to_config(self) -> Any:
+        return {"true": True, "false": False}.get(str(self), "auto")
+
+
+Streaming.AUTO = Streaming("auto")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     # Directory holding {train,val,test}/data.parquet (relative to the base directory).
@@ -109,6 +131,9 @@ class DataConfig:
     # Each numeric column also becomes a categorical field of up to this many train
     # quantile bins (0: off); robust to heavy tails and non-linear effects.
     numeric_bins: int = 16
+    # auto | true | false: stream the rows from a shard cache with bounded memory instead
+    # of loading every split; auto streams when the data would not fit in memory.
+    streaming: Streaming = Streaming.AUTO
 
     def _check(self, where: str) -> None:
         if self.min_frequency < 1:
