@@ -32,7 +32,12 @@ def _quiet(_: str) -> None:
 
 
 def test_streaming_trains_like_in_memory_and_reuses_its_cache(cfg: Config, home: Path) -> None:
-    cfg = cfg.replace(model={"name": "logreg"}, training={"epochs": 3, "patience": 3})
+    # logistic regression is convex: trained close to its optimum, the batch order (the
+    # one thing the paths do differently) no longer moves the AUC
+    cfg = cfg.replace(
+        model={"name": "logreg"},
+        training={"epochs": 20, "patience": 20, "learning_rate": 0.01, "monitor": "val_logloss"},
+    )
     memory = train(cfg.replace(data={"streaming": False}), run_dir=home / "m", log=_quiet)
     lines: list[str] = []
     streamed_cfg = cfg.replace(data={"streaming": True})
@@ -162,5 +167,7 @@ def test_streaming_peak_memory_stays_under_a_cap_the_in_memory_path_exceeds(
             cwd=CHECKOUT,
         )
         peaks[mode] = json.loads(out.stdout.strip().splitlines()[-1])["peak"]
-    cap = 150e6  # bytes above the process's RSS after its imports
+    # bytes above the process's RSS after its imports; measured under load: in memory
+    # ~400 MB, streamed ~135 MB (mostly fixed: arrow's pool, one slice's decoding)
+    cap = 220e6
     assert peaks["stream"] < cap < peaks["memory"], peaks
