@@ -41,7 +41,7 @@ from ml.choices import (
     NUMERIC_NAN_POLICIES,
     PRECISIONS,
 )
-from ml.configbuild import build, to_plain
+from ml.configbuild import AutoBool, build, to_plain
 from ml.errors import ConfigError
 from ml.tuning.space import TuningConfig
 
@@ -94,28 +94,6 @@ class FeatureSpec:
         return spec
 
 
-class Streaming(str):
-    """``data.streaming``: ``auto`` (decide from the data's size and the free memory),
-    ``true`` (always stream from the shard cache) or ``false`` (always in memory); the
-    YAML booleans and the strings are both accepted (ml.training.data_mode)."""
-
-    CHOICES = ("auto", "true", "false")
-    AUTO: Streaming  # the default, set below
-
-    @classmethod
-    def from_config(cls, value: Any, where: str) -> Streaming:
-        text = str(value).lower() if isinstance(value, (bool, str)) else None
-        if text not in cls.CHOICES:
-            raise ConfigError(f"{where} must be auto, true or false, got {value!r}")
-        return cls(text)
-
-    def to_config(self) -> Any:
-        return {"true": True, "false": False}.get(str(self), "auto")
-
-
-Streaming.AUTO = Streaming("auto")
-
-
 @dataclass(frozen=True)
 class DataConfig:
     # Directory holding {train,val,test}/data.parquet (relative to the base directory).
@@ -133,7 +111,7 @@ class DataConfig:
     numeric_bins: int = 16
     # auto | true | false: stream the rows from a shard cache with bounded memory instead
     # of loading every split; auto streams when the data would not fit in memory.
-    streaming: Streaming = Streaming.AUTO
+    streaming: AutoBool = AutoBool.AUTO
 
     def _check(self, where: str) -> None:
         if self.min_frequency < 1:
