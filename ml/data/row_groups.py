@@ -31,7 +31,7 @@ from ml.data.loading import to_frame
 from ml.data.schema import type_kind
 from ml.errors import DataLoadError, StorageLayerError
 
-__all__ = ["BATCH_ROWS", "Chunk", "iter_split", "split_kinds", "split_rows"]
+__all__ = ["BATCH_ROWS", "Chunk", "iter_split", "sample_split", "split_kinds", "split_rows"]
 
 #: Rows decoded at a time: a few MB of columns, large enough that per-slice overhead is
 #: noise (the encoder is vectorised per slice).
@@ -158,3 +158,33 @@ def _check_kinds(schema: Any, kinds: dict[str, str], where: str) -> None:
                 "earlier in the stream (the train split); the schema changed mid-stream: "
                 "make the column's type the same in every file"
             )
+
+
+def sample_split(
+    features_dir: str | os.PathLike[str], split: str, spec: FeatureSpec, max_rows: int, seed: int
+) -> pd.DataFrame:
+    """The whole split when it has at most ``max_rows`` rows, else a seeded uniform sample
+    of ``max_rows`` of them (in file order), read a row group at a time.
+
+    Raises:
+        DataLoadError: as :func:`iter_split`.
+    """
+    import numpy as np
+
+    from ml.data.loading import load_split
+
+    total = split_rows(features_dir, split)
+    if total <= max_rows:
+        return load_split(features_dir, split, spec)
+    keep = np.zeros(total, dtype=bool)
+    keep[np.random.default_rng(seed).choice(total, size=max_rows, replace=False)] = True
+    parts, start = [], 0
+    for chunk in iter_split(features_dir, split, spec):
+        mask = keep[start : start + len(chunk.frame)]
+        start += len(chunk.frame)
+        parts.append(chunk.frame[mask])
+    out = pd.concat(parts, ignore_index=True)
+    for col in spec.categorical:  # slices' categories differ: one categorical again
+        if out[col].dtype == object:
+            out[col] = out[col].astype("category")
+    return out

@@ -11,7 +11,7 @@ import pytest
 from ml.config import FeatureSpec
 from ml.data.layout import split_path
 from ml.data.loading import load_split
-from ml.data.row_groups import iter_split, split_kinds, split_rows
+from ml.data.row_groups import iter_split, sample_split, split_kinds, split_rows
 from ml.errors import DataLoadError
 
 
@@ -78,3 +78,18 @@ def test_a_missing_column_is_named(mixed_features: Path) -> None:
     spec = FeatureSpec("click", ("shop", "nope"), ())
     with pytest.raises(DataLoadError, match=r"has no column\(s\) \['nope'\]"):
         list(iter_split(mixed_features, "train", spec))
+
+
+def test_sample_split_is_the_whole_split_or_a_seeded_sample(
+    mixed_features: Path, mixed_spec: FeatureSpec
+) -> None:
+    whole = sample_split(mixed_features, "train", mixed_spec, 5000, seed=0)
+    assert len(whole) == 2000
+    part = sample_split(mixed_features, "train", mixed_spec, 500, seed=1)
+    assert len(part) == 500 and list(part.columns) == list(whole.columns)
+    assert isinstance(part["shop"].dtype, pd.CategoricalDtype)
+    again = sample_split(mixed_features, "train", mixed_spec, 500, seed=1)
+    pd.testing.assert_frame_equal(part, again)
+    # rows of the split, not made up: every sampled (user, age) pair occurs in it
+    pairs = set(zip(whole["user"], whole["age"], strict=True))
+    assert set(zip(part["user"], part["age"], strict=True)) <= pairs
