@@ -37,7 +37,7 @@ mode, feats, runs = sys.argv[1], sys.argv[2], sys.argv[3]
 start = time.perf_counter()
 extra = {{}}
 if mode == "generate":
-    from ml.data.generate import generate_features
+    from ml.data.generate.writer import generate_features
     generate_features(feats, rows=int(runs), seed=42)
 else:
     from ml.config import load_config
