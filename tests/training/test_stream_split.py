@@ -103,7 +103,7 @@ def _trainer(cache: ShardCache, run_dir: Path, checkpoint_every_s: float = 0.0) 
         checkpoint_meta={},
         learning_rate=0.01,
         weight_decay=0.0,
-        batch_size=128,
+        batch_size=256,
         epochs=2,
         early_stopping=EarlyStopping("val_auc", patience=5),
         seed=5,
@@ -127,19 +127,19 @@ def test_the_trainer_resumes_a_streamed_epoch_at_its_recorded_batch(
     steps = 0
     real_step = first.train_step
 
-    def dies_at_batch_10(*args: Any) -> torch.Tensor:
+    def dies_at_batch_5(*args: Any) -> torch.Tensor:
         nonlocal steps
         steps += 1
-        if steps == 10 + -(-len(train) // 128):  # batch 10 of epoch 2
+        if steps == 5 + -(-len(train) // 256):  # batch 5 of epoch 2
             raise Killed
         return real_step(*args)
 
-    first.train_step = dies_at_batch_10  # type: ignore[method-assign]
+    first.train_step = dies_at_batch_5  # type: ignore[method-assign]
     with pytest.raises(Killed):
         first.fit(train, val)
     state = torch.load(tmp_path / "b" / CHECKPOINT_LAST, weights_only=True)
     assert state["trainer"]["position"]["epoch"] == 2
-    assert state["trainer"]["position"]["batch"] == 9
+    assert state["trainer"]["position"]["batch"] == 4
     resumed = _trainer(cache, tmp_path / "b", checkpoint_every_s=1e9)
     resumed.load_resume_state(state, None)
     resumed.fit(train, val)
