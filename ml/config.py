@@ -12,7 +12,7 @@ Layout::
     ├── experiment_name   run directories are <experiment_name>_<timestamp>
     ├── seed
     ├── features: FeatureSpec   label / categorical / numeric column names
-    ├── data: DataConfig        features_dir, min_frequency, numeric_nan
+    ├── data: DataConfig        features_dir, min_frequency, numeric_nan, streaming
     ├── model: ModelConfig      name and hyperparameters
     ├── training: TrainingConfig optimiser, batch size, epochs, patience, device
     ├── output: OutputConfig    runs_dir
@@ -41,7 +41,7 @@ from ml.choices import (
     NUMERIC_NAN_POLICIES,
     PRECISIONS,
 )
-from ml.configbuild import build, to_plain
+from ml.configbuild import AutoBool, build, to_plain
 from ml.errors import ConfigError
 from ml.tuning.space import TuningConfig
 
@@ -109,6 +109,9 @@ class DataConfig:
     # Each numeric column also becomes a categorical field of up to this many train
     # quantile bins (0: off); robust to heavy tails and non-linear effects.
     numeric_bins: int = 16
+    # auto | true | false: stream the rows from a shard cache with bounded memory instead
+    # of loading every split; auto streams when the data would not fit in memory.
+    streaming: AutoBool = AutoBool.AUTO
 
     def _check(self, where: str) -> None:
         if self.min_frequency < 1:

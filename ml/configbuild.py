@@ -18,6 +18,27 @@ from ml.errors import ConfigError
 T = TypeVar("T")
 
 
+class AutoBool(str):
+    """A tri-state key: ``auto``, ``true`` or ``false`` (the YAML booleans or the strings,
+    any case); it records as ``auto`` or a boolean (``data.streaming``)."""
+
+    CHOICES = ("auto", "true", "false")
+    AUTO: AutoBool  # the default, set below
+
+    @classmethod
+    def from_config(cls, value: Any, where: str) -> AutoBool:
+        text = str(value).lower() if isinstance(value, (bool, str)) else None
+        if text not in cls.CHOICES:
+            raise ConfigError(f"{where} must be auto, true or false, got {value!r}")
+        return cls(text)
+
+    def to_config(self) -> Any:
+        return {"true": True, "false": False}.get(str(self), "auto")
+
+
+AutoBool.AUTO = AutoBool("auto")
+
+
 def build(cls: type[T], raw: Any, where: str) -> T:
     """An instance of dataclass ``cls`` from the mapping ``raw`` (``where`` names it)."""
     if not isinstance(raw, dict):

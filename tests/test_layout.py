@@ -37,6 +37,10 @@ ALLOWED: dict[str, str] = {
     "ml/training/job.py": "the training job end to end, in named steps (validate, choose "
     "the run directory, encode, build, train, score, write); each step is short, the "
     "sequence is the point",
+    "ml/training/trainer.py": "the Trainer class: the loop in its two forms (an epoch on "
+    "the device, a streamed epoch with mid-epoch checkpoints), evaluation, early stopping "
+    "and the resume state they share; apart, the resume state would be split from the "
+    "position it records",
     "ml/training/job.py:train": "its docstring documents every argument (half its lines); "
     "the body is the job's top-level sequence",
 }

@@ -120,21 +120,34 @@ def score_model_on(
     Raises:
         DataLoadError: the split or a column either model needs is missing.
     """
-    from ml.data.loading import load_split
+    from ml.data.layout import split_file
+    from ml.data.row_groups import iter_split
+    from ml.errors import DataLoadError
 
     spec = predictor.features
     if production is not None:
         spec = union_spec(spec, production.features.feature_columns)
-    df = load_split(features_dir, split, spec)
-    start = time.perf_counter()
-    scores = predictor.predict_proba(df)
-    seconds = time.perf_counter() - start
-    prod = production.predict_proba(df) if production is not None else None
     method = (getattr(predictor, "calibration", None) or {}).get("method", "none")
-    raw = predictor.predict_proba(df, calibrated=False) if method != "none" else None
+    labels, scores, prods, raws = [], [], [], []
+    seconds = 0.0
+    # one row group slice at a time: memory bounded by a slice plus the scores
+    for chunk in iter_split(features_dir, split, spec):
+        df = chunk.frame
+        labels.append(df[spec.label].to_numpy().astype(np.int8))
+        start = time.perf_counter()
+        scores.append(predictor.predict_proba(df))
+        seconds += time.perf_counter() - start
+        if production is not None:
+            prods.append(production.predict_proba(df))
+        if method != "none":
+            raws.append(predictor.predict_proba(df, calibrated=False))
+    if not labels:
+        raise DataLoadError(f"{split_file(features_dir, split)} has no rows")
+    prod = np.concatenate(prods) if production is not None else None
+    raw = np.concatenate(raws) if method != "none" else None
     return Predictions(
-        labels=df[spec.label].to_numpy().astype(np.int8),
-        scores=np.asarray(scores, dtype=np.float64),
+        labels=np.concatenate(labels),
+        scores=np.concatenate(scores).astype(np.float64),
         production_scores=None if prod is None else np.asarray(prod, dtype=np.float64),
         production_version=production_version if production is not None else None,
         features_dir=str(features_dir),

@@ -21,7 +21,7 @@ from ml.data.layout import SPLITS, features_location, remote_exists, split_file
 from ml.errors import DataLoadError, StorageLayerError
 from ml.storage.files import Location, show
 
-__all__ = ["check_features_dir", "load_split"]
+__all__ = ["check_features_dir", "load_split", "to_frame"]
 
 _HOW_TO_GET_DATA = (
     "import your data with `ctr-pipeline data import` or generate synthetic data with "
@@ -100,9 +100,20 @@ def load_split(
     table = pq.read_table(source if not ref.remote else ref.open(), columns=wanted)
     if table.num_rows == 0:
         raise DataLoadError(f"{path} has no rows")
+    return to_frame(table, spec, path)
+
+
+def to_frame(table: Any, spec: FeatureSpec, path: Any) -> pd.DataFrame:
+    """The compact DataFrame of an arrow ``table`` holding (some of) the spec's columns:
+    the label int8 (checked 0/1), numerics float32, categoricals as :func:`load_split`
+    keeps them. ``path`` names the data in errors (a file, or a file and row group).
+
+    Raises:
+        DataLoadError: the label is not 0/1 or a numeric column is not numeric.
+    """
     out: dict[str, pd.Series] = {}
     # Convert and drop one column at a time so only one uncompressed column is extra.
-    for name in wanted:
+    for name in [c for c in spec.all_columns if c in table.column_names]:
         col = table.column(name)
         table = table.drop_columns([name])
         if name == spec.label:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from ml.config import FeatureSpec
 from ml.data.loading import load_split
+from ml.data.row_groups import iter_split, sample_split
 from ml.metrics import log_loss, roc_auc
 
 MAX_ROWS = 500_000
@@ -121,9 +122,8 @@ def fit_baseline(
     from threadpoolctl import threadpool_limits
 
     start = time.perf_counter()
-    train = load_split(features_dir, "train", spec)
-    if len(train) > max_rows:
-        train = train.sample(n=max_rows, random_state=seed)
+    # a seeded sample of at most max_rows, read a row group at a time
+    train = sample_split(features_dir, "train", spec, max_rows, seed)
     val = load_split(features_dir, "val", spec)
     encoder = _Encoder(train, spec)
     x_train, y_train = encoder.transform(train), train[spec.label].to_numpy()
@@ -139,10 +139,13 @@ def fit_baseline(
                 best = (auc, c, model)
         assert best is not None
         val_auc, c, model = best
-        test = load_split(features_dir, "test", spec)
-        test_prob = model.predict_proba(encoder.transform(test))[:, 1]
-        test_auc = roc_auc(test[spec.label].to_numpy(), test_prob)
-        test_logloss = log_loss(test[spec.label].to_numpy(), test_prob)
+        labels, probs = [], []
+        for chunk in iter_split(features_dir, "test", spec):  # memory: one slice
+            labels.append(chunk.frame[spec.label].to_numpy())
+            probs.append(model.predict_proba(encoder.transform(chunk.frame))[:, 1])
+        y_test, test_prob = np.concatenate(labels), np.concatenate(probs)
+        test_auc = roc_auc(y_test, test_prob)
+        test_logloss = log_loss(y_test, test_prob)
     return BaselineResult(
         test_auc=float(test_auc),
         val_auc=float(val_auc),

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ml.data.loading import load_split
+import numpy as np
+
+from ml.data.row_groups import iter_split
 from ml.evaluation.gates import Champion
 from ml.metrics import binary_metrics
 from ml.serving.predictor import Predictor
@@ -59,10 +61,15 @@ def compare_with_production(
     challenger = Predictor.load(run_dir)
     spec = challenger.features
     columns = {*spec.all_columns, *production.features.feature_columns}
-    df = load_split(features_dir, "test", _union_spec(spec, columns))
-    y = df[spec.label].to_numpy()
-    prod = binary_metrics(y, production.predict_proba(df))
-    mine = binary_metrics(y, challenger.predict_proba(df))
+    labels, prod_p, mine_p = [], [], []
+    # one row group slice at a time: memory bounded by a slice plus the scores
+    for chunk in iter_split(features_dir, "test", _union_spec(spec, columns)):
+        labels.append(chunk.frame[spec.label].to_numpy())
+        prod_p.append(production.predict_proba(chunk.frame))
+        mine_p.append(challenger.predict_proba(chunk.frame))
+    y = np.concatenate(labels)
+    prod = binary_metrics(y, np.concatenate(prod_p))
+    mine = binary_metrics(y, np.concatenate(mine_p))
     return Comparison(Champion(version, float(prod["auc"]), float(prod["accuracy"])), mine)
 
 

@@ -11,8 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ml import paths
-from ml.data.loading import load_split
+from ml.data.layout import split_file
+from ml.data.row_groups import iter_split
 from ml.errors import DataLoadError, TrainingError
 from ml.metrics import binary_metrics
 from ml.serving.predictor import Predictor
@@ -40,9 +43,15 @@ def evaluate_checkpoint(
         DataLoadError: the split file or one of the model's columns is missing.
     """
     predictor = Predictor.load(checkpoint)
-    df = load_split(features_dir, split, predictor.features)
-    probs = predictor.predict_proba(df)
-    return binary_metrics(df[predictor.features.label].to_numpy(), probs)
+    label = predictor.features.label
+    labels, probs = [], []
+    # one row group slice at a time: memory bounded by a slice plus the scores
+    for chunk in iter_split(features_dir, split, predictor.features):
+        labels.append(chunk.frame[label].to_numpy())
+        probs.append(predictor.predict_proba(chunk.frame))
+    if not labels:
+        raise DataLoadError(f"{split_file(features_dir, split)} has no rows")
+    return binary_metrics(np.concatenate(labels), np.concatenate(probs))
 
 
 def evaluate_run(

@@ -30,8 +30,7 @@ import numpy.typing as npt
 from ml.metrics import log_loss
 
 if TYPE_CHECKING:
-    from ml.training.tensors import EncodedSplit
-    from ml.training.trainer import Trainer
+    from ml.training.trainer import Split, Trainer
 
 METHODS = ("none", "temperature", "platt", "isotonic")
 FOLDS = 5
@@ -171,7 +170,7 @@ def choose_calibration(
 
 
 def calibrate_run(
-    trainer: Trainer, splits: dict[str, EncodedSplit], best_path: Path, log: Callable[[str], None]
+    trainer: Trainer, splits: dict[str, Split], best_path: Path, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Fit the calibration of ``trainer``'s (best) weights on ``splits["val"]``, store it in
     the checkpoint at ``best_path``, and make ``trainer.predict`` apply it.

@@ -35,12 +35,12 @@ from ml.errors import TrainingError
 from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.storage.files import Location
-from ml.training import auto
+from ml.training import auto, data_mode
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
 from ml.training.calibration import calibrate_run
 from ml.training.hardware import resolve_precision
-from ml.training.prepare import build, encode_splits, vocabulary_report
+from ml.training.prepare import build, encode_splits, label_mean, stream_splits, vocabulary_report
 from ml.training.remote_run import RemoteRun, is_remote, new_run
 from ml.training.reuse import RunChoice, choose_run_dir
 from ml.training.sizing import (
@@ -50,8 +50,7 @@ from ml.training.sizing import (
     patience_reason,
     steps_per_epoch,
 )
-from ml.training.tensors import EncodedSplit
-from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Trainer
+from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Split, Trainer
 
 
 @dataclass
@@ -256,9 +255,13 @@ def _train(job: TrainingJob) -> TrainResult:
     )
     seed_everything(cfg.seed)
     split_names = ("train", "val", "test") if job.evaluate_test else ("train", "val")
-    pre, splits = encode_splits(cfg, feats, device, state, split_names)
+    streaming = _streaming(cfg, feats, split_names, device, state, log)
+    if streaming:
+        pre, splits = stream_splits(cfg, feats, job.data.digest, device, state, split_names, log)
+    else:
+        pre, splits = encode_splits(cfg, feats, device, state, split_names)
     vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log)
-    model, model_args = build(cfg, pre, device, base_rate=float(splits["train"].y.mean()))
+    model, model_args = build(cfg, pre, device, base_rate=label_mean(splits["train"]))
     n_params = sum(p.numel() for p in model.parameters())
     log(
         "Data: "
@@ -282,6 +285,7 @@ def _train(job: TrainingJob) -> TrainResult:
         **sizes,
     )
     started, resumed_from = _start(trainer, cfg, out, state, pre, job.data.fingerprint)
+    trainer.resume_meta["streaming"] = streaming
     trainer.fit(splits["train"], splits["val"])
     if trainer.best_state is None:
         raise TrainingError(
@@ -291,6 +295,7 @@ def _train(job: TrainingJob) -> TrainResult:
     calibration = calibrate_run(trainer, splits, out / rd.MODEL_BEST, log)
     metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, job.wall_start)
     metrics["calibration"] = calibration
+    metrics["data_loading"] = "streaming" if streaming else "in_memory"
     if trainer.cut_short:
         metrics["cut_short"] = trainer.cut_short
     run_info = _run_info(job, started, resumed_from)
@@ -364,6 +369,25 @@ def _run_info(job: TrainingJob, started: str, resumed_from: int | None) -> dict[
         **_host(job.device),
         **job.provenance,
     }
+
+
+def _streaming(
+    cfg: Config,
+    feats: Location,
+    splits: tuple[str, ...],
+    device: torch.device,
+    state: dict[str, Any] | None,
+    log: LogFn,
+) -> bool:
+    """Stream or load into memory: as the resumed run did (its checkpoint's position
+    means a place in the streamed order), else as ``data.streaming`` decides (logged)."""
+    if state is not None and "streaming" in state:
+        streaming = bool(state["streaming"])
+        log(f"Data loading: {'streaming' if streaming else 'in memory'} (as the resumed run)")
+        return streaming
+    mode = data_mode.choose(cfg, feats, splits, device)
+    log(data_mode.describe(mode))
+    return mode.streaming
 
 
 def _make_run_dir(
@@ -463,7 +487,7 @@ def _start(
 def _final_metrics(
     cfg: Config,
     trainer: Trainer,
-    splits: dict[str, EncodedSplit],
+    splits: dict[str, Split],
     vocab: dict[str, Any],
     n_params: int,
     device: torch.device,
@@ -493,7 +517,7 @@ def _final_metrics(
             "model": cfg.model.name,
             "n_params": n_params,
             "rows": {k: len(v) for k, v in splits.items()},
-            "base_ctr": {k: float(v.y.mean().item()) for k, v in splits.items()},
+            "base_ctr": {k: label_mean(v) for k, v in splits.items()},
             "vocabulary": vocab,
             "history": history,
         }

@@ -1,6 +1,7 @@
 """From features to tensors and a model: the preprocessing fitted on train, every split
-encoded once onto the device, each field's vocabulary and out-of-vocabulary share
-reported, and the configured model built for the fitted vocabularies.
+encoded once (onto the device, or into the shard cache when streaming), each field's
+vocabulary and out-of-vocabulary share reported, and the configured model built for the
+fitted vocabularies.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from ml.config import Config
 from ml.data.layout import split_file
 from ml.data.loading import load_split
 from ml.data.preprocessing import Preprocessor
+from ml.data.shard_cache import open_or_build, preprocessing_config
+from ml.data.stream_fit import fit_streaming
 from ml.models import build_model, init_output_bias, model_args_for
 from ml.storage.files import Location
-from ml.training.tensors import EncodedSplit, encode_split
-from ml.training.trainer import LogFn
+from ml.training.stream_split import ShardedSplit
+from ml.training.tensors import encode_split
+from ml.training.trainer import LogFn, Split
 
 
 def encode_splits(
@@ -26,7 +30,7 @@ def encode_splits(
     device: torch.device,
     state: dict[str, Any] | None,
     splits: tuple[str, ...],
-) -> tuple[Preprocessor, dict[str, EncodedSplit]]:
+) -> tuple[Preprocessor, dict[str, Split]]:
     """Fit the preprocessing on train (or take the resumed one) and encode each split once."""
     if state is not None:
         pre = Preprocessor.from_state(state["preprocessor"])
@@ -41,7 +45,7 @@ def encode_splits(
             source=str(split_file(feats, "train")),
         )
         del train_df
-    encoded: dict[str, EncodedSplit] = {}
+    encoded: dict[str, Split] = {}
     for name in splits:
         df = load_split(feats, name, cfg.features)
         encoded[name] = encode_split(pre, df, device, source=str(split_file(feats, name)))
@@ -49,8 +53,48 @@ def encode_splits(
     return pre, encoded
 
 
+def stream_splits(
+    cfg: Config,
+    feats: Location,
+    data_digest: str,
+    device: torch.device,
+    state: dict[str, Any] | None,
+    splits: tuple[str, ...],
+    log: LogFn,
+) -> tuple[Preprocessor, dict[str, Split]]:
+    """The streaming path: the preprocessing fitted in one pass over train's row groups
+    (or the resumed run's, or the reused cache's), every split encoded once into the
+    shard cache (:mod:`ml.data.shard_cache`) and read back batch by batch."""
+
+    def fit() -> Preprocessor:
+        pre, rows = fit_streaming(
+            feats,
+            cfg.features,
+            min_frequency=cfg.data.min_frequency,
+            numeric_nan=cfg.data.numeric_nan,
+            numeric_bins=cfg.data.numeric_bins,
+            seed=cfg.seed,
+        )
+        log(f"Preprocessing fitted in one pass over {rows:,} train rows")
+        return pre
+
+    resumed = Preprocessor.from_state(state["preprocessor"]) if state is not None else None
+    cache = open_or_build(
+        feats, data_digest, preprocessing_config(cfg), splits, fit, log, pre=resumed
+    )
+    pre = resumed or cache.preprocessor
+    return pre, {name: ShardedSplit(cache, name, device) for name in splits}
+
+
+def label_mean(split: Split) -> float:
+    """The split's click rate."""
+    if isinstance(split, ShardedSplit):
+        return split.label_mean()
+    return float(split.y.mean().item()) if len(split) else 0.0
+
+
 def vocabulary_report(
-    pre: Preprocessor, splits: dict[str, EncodedSplit], max_oov_share: float, log: LogFn
+    pre: Preprocessor, splits: dict[str, Split], max_oov_share: float, log: LogFn
 ) -> dict[str, dict[str, Any]]:
     """Log each categorical field's vocabulary size and OOV share; warn above the limit.
 

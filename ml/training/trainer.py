@@ -15,6 +15,7 @@ The job around the loop (data, preprocessing, run directory, metrics) is
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -34,6 +35,7 @@ from ml.training import checkpoint as ck
 from ml.training.calibration import apply_calibration
 from ml.training.progress import ProgressLog, interval_from_env
 from ml.training.run_dir import CHECKPOINT_LAST, MODEL_BEST
+from ml.training.stream_split import ShardedSplit
 from ml.training.tensors import EncodedSplit
 
 #: Rows per forward pass when scoring a split. Small enough that a layer's activations
@@ -43,6 +45,11 @@ EVAL_BATCH_SIZE = 4096
 
 LogFn = Callable[[str], None]
 EpochCallback = Callable[[int, dict[str, Any]], None]
+#: A split held on the device, or streamed from the shard cache.
+Split = EncodedSplit | ShardedSplit
+#: Seconds between mid-epoch resume checkpoints of a streamed epoch
+#: (``$CTR_TRAIN_CHECKPOINT_S`` overrides; 0: after every batch).
+CHECKPOINT_EVERY_S = 600.0
 
 
 @dataclass
@@ -141,6 +148,10 @@ class Trainer:
             ``torch.autocast(bfloat16)`` (weights, gradients' accumulation into them,
             the optimizer, the loss and evaluation stay fp32).
         deadline: ``time.perf_counter()`` after which no epoch starts (auto's budget).
+        checkpoint_every_s: seconds between mid-epoch resume checkpoints while training
+            on a streamed split (default ``$CTR_TRAIN_CHECKPOINT_S`` or
+            :data:`CHECKPOINT_EVERY_S`); ``checkpoint_last.pt`` then records the position
+            (epoch, batch) and a resumed run continues from that batch.
     """
 
     def __init__(
@@ -162,8 +173,15 @@ class Trainer:
         precision: str = "fp32",
         progress_s: float | None = None,
         deadline: float | None = None,
+        checkpoint_every_s: float | None = None,
     ) -> None:
         self.model, self.deadline = model, deadline
+        self.seed = seed
+        if checkpoint_every_s is None:
+            checkpoint_every_s = float(os.environ.get("CTR_TRAIN_CHECKPOINT_S", CHECKPOINT_EVERY_S))
+        self.checkpoint_every_s = checkpoint_every_s
+        # where a streamed epoch stands: {"epoch", "batch", "loss_sum"} (None between epochs)
+        self.position: dict[str, Any] | None = None
         self.cut_short = ""  # why training ended before early stopping or the epoch cap
         if precision not in ("fp32", "bf16"):
             # "auto" is resolved by the caller (ml.training.hardware.resolve_precision).
@@ -197,7 +215,7 @@ class Trainer:
         self.calibration: dict[str, Any] | None = None
         self.progress = _Progress(sys.stderr.isatty() if progress is None else progress)
 
-    def fit(self, train: EncodedSplit, val: EncodedSplit) -> EarlyStopping:
+    def fit(self, train: Split, val: Split) -> EarlyStopping:
         """Run epochs ``self.epoch + 1 ..`` until ``epochs`` or early stopping."""
         while self.epoch < self.epochs and not self.early.stopped:
             epoch = self.epoch + 1
@@ -243,9 +261,11 @@ class Trainer:
             )
         return self.early
 
-    def train_epoch(self, data: EncodedSplit, epoch: int = 0) -> float:
+    def train_epoch(self, data: Split, epoch: int = 0) -> float:
         """One pass over ``data`` in a seeded random order; returns the mean train loss."""
         self.model.train()
+        if isinstance(data, ShardedSplit):
+            return self._train_epoch_streamed(data, epoch)
         n = len(data)
         perm = torch.randperm(n, generator=self.generator).to(self.device)
         losses: list[torch.Tensor] = []
@@ -289,17 +309,65 @@ class Trainer:
             self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
         )
 
+    def _train_epoch_streamed(self, data: ShardedSplit, epoch: int) -> float:
+        """One epoch over a streamed split from the recorded position (batch 0 unless a
+        resumed run stopped mid-epoch), with a resume checkpoint every
+        ``checkpoint_every_s`` seconds."""
+        pos = self.position if self.position and self.position["epoch"] == epoch else None
+        start_batch = int(pos["batch"]) if pos else 0
+        loss_sum = float(pos["loss_sum"]) if pos else 0.0
+        n = len(data)
+        batches = -(-n // self.batch_size)
+        every = 0.0 if self.progress.enabled else self.progress_s
+        alive = ProgressLog(
+            self.log, every, epoch=epoch, epochs=self.epochs, samples=n, batches=batches
+        )
+        if start_batch:
+            self.log(f"Resuming epoch {epoch} at batch {start_batch:,} of {batches:,}")
+        losses: list[torch.Tensor] = []
+        sizes: list[int] = []
+        start = last_save = time.perf_counter()
+        done = start_batch
+        stream = data.train_batches(
+            self.batch_size, seed=self.seed, epoch=epoch, start_batch=start_batch
+        )
+        for cat, num, y in stream:
+            losses.append(self.train_step(cat, num, y) * len(y))
+            sizes.append(len(y))
+            done += 1
+            seen = min(done * self.batch_size, n)
+            alive.tick(done, seen)
+            if self.progress.enabled:
+                self.progress.update(f"epoch {epoch}/{self.epochs}", seen, n, start)
+            if done < batches and time.perf_counter() - last_save >= self.checkpoint_every_s:
+                loss_sum += float(torch.stack(losses).sum().item())
+                losses = []
+                self.position = {"epoch": epoch, "batch": done, "loss_sum": loss_sum}
+                ck.save_checkpoint(self.run_dir / CHECKPOINT_LAST, self.resume_state())
+                last_save = time.perf_counter()
+        self.progress.clear()
+        self.position = None
+        if losses:
+            loss_sum += float(torch.stack(losses).sum().item())
+        return loss_sum / n if done else float("nan")
+
     @torch.no_grad()
-    def predict_logits(self, data: EncodedSplit) -> torch.Tensor:
+    def predict_logits(self, data: Split) -> torch.Tensor:
         """The model's logits for every row of ``data`` (on the device)."""
         self.model.eval()
+        if isinstance(data, ShardedSplit):
+            parts = []
+            for rows in data.eval_chunks(EVAL_BATCH_SIZE):
+                cat, num, _ = data.unpack(rows)
+                parts.append(self.model(cat, num))
+            return torch.cat(parts) if parts else torch.empty(0, device=self.device)
         out = []
         for lo in range(0, len(data), EVAL_BATCH_SIZE):
             cat, num, _ = data.unpack(data.data[lo : lo + EVAL_BATCH_SIZE])
             out.append(self.model(cat, num))
         return torch.cat(out)
 
-    def predict(self, data: EncodedSplit) -> np.ndarray:
+    def predict(self, data: Split) -> np.ndarray:
         """Probabilities for every row of ``data`` (float64, on the host), through
         ``self.calibration`` once it is set."""
         logits = self.predict_logits(data)
@@ -308,7 +376,7 @@ class Trainer:
         probs: np.ndarray = torch.sigmoid(logits).double().cpu().numpy()
         return probs
 
-    def evaluate(self, data: EncodedSplit) -> dict[str, Any]:
+    def evaluate(self, data: Split) -> dict[str, Any]:
         """AUC, log loss and accuracy of the current weights on ``data``."""
         return binary_metrics(data.y.cpu().numpy(), self.predict(data))
 
@@ -337,6 +405,7 @@ class Trainer:
             "model": _cpu_state(self.model),
             "optimizer": self.optimizer.state_dict(),
             "early_stop": self.early.to_dict(),
+            "position": self.position,
             "rng": {
                 "generator": self.generator.get_state(),
                 "torch": torch.get_rng_state(),
@@ -354,6 +423,7 @@ class Trainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.early = EarlyStopping.from_dict(saved["early_stop"])
         self.epoch = int(saved["epoch"])
+        self.position = saved.get("position")
         rng = saved["rng"]
         self.generator.set_state(rng["generator"])
         torch.set_rng_state(rng["torch"])
