@@ -38,7 +38,7 @@ ALLOWED: dict[str, str] = {
     "the run directory, encode, build, train, score, write); each step is short, the "
     "sequence is the point",
     "ml/training/job.py:train": "its docstring documents every argument (half its lines); "
-    "the body is the job's top-level sequence",
+    "the body is the job's top-level sequence (launch on torchrun, choose, train)",
 }
 
 

@@ -8,6 +8,11 @@ report each field's vocabulary and out-of-vocabulary share, build the model, run
 write ``metrics.json``, ``run.json`` and ``COMPLETE`` last (see
 :mod:`ml.training.run_dir`). Features and runs may be in a bucket: the run is then
 uploaded checkpoint by checkpoint (:mod:`ml.training.remote_run`).
+
+``training.distributed.nproc`` > 1: :func:`train` launches torchrun
+(:mod:`ml.training.launch`), whose every process calls :func:`train` again; there rank 0
+validates, chooses the run directory and writes it, and hands its decisions to the other
+ranks (:mod:`ml.training.distributed`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from ml.training import auto
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
 from ml.training.calibration import calibrate_run
+from ml.training.distributed import Rank, current, rank_device
 from ml.training.hardware import resolve_precision
 from ml.training.prepare import build, encode_splits, vocabulary_report
 from ml.training.remote_run import RemoteRun, is_remote, new_run
@@ -108,6 +114,7 @@ class TrainingJob:
     wall_start: float = field(default_factory=time.perf_counter)
     deadline: float | None = None
     resume: bool = True
+    rank: Rank | None = None  # under torchrun
 
     @property
     def feats(self) -> Location:
@@ -131,7 +138,8 @@ def train(
     deadline: float | None = None,
 ) -> TrainResult:
     """Train ``cfg.model`` on the features and write a complete run directory
-    (``model.name: auto``: the best candidate family's, :mod:`ml.training.auto`).
+    (``model.name: auto``: the best candidate family's, :mod:`ml.training.auto`); with
+    ``training.distributed.nproc`` > 1 on that many torchrun processes (module doc).
 
     Args:
         cfg: the typed configuration.
@@ -157,26 +165,40 @@ def train(
     Raises:
         TrainingError: missing features or columns, bad values, a run directory that
             belongs to another configuration or data, NaN loss, or CUDA without a GPU.
+        WorkerFailedError: a torchrun process died without an error of its own.
     """
     log = log or (lambda line: print(line, flush=True))
+    rank = current()
+    if rank is None and cfg.training.distributed.nproc > 1 and cfg.model.name != AUTO_MODEL:
+        if on_epoch_end is None:
+            from ml.training.launch import Launch, train_with_torchrun
+
+            launch = Launch(features_dir, data, run_dir, run_key, started_at, resume)
+            return train_with_torchrun(cfg, launch, evaluate_test, provenance, log, deadline)
+        log("training.distributed.nproc ignored: a tuning trial trains in one process")
+    if rank is not None and cfg.model.name == AUTO_MODEL:
+        raise TrainingError(
+            "model.name auto trains its candidates one after another and cannot run under "
+            "torchrun; name one family (--model-family) or use `ctr-pipeline train --nproc N`, "
+            "which launches torchrun for each candidate"
+        )
+    if rank is not None and not rank.is_main:
+        log = _silent
     wall_start = time.perf_counter()
     feats = features_location(features_dir if features_dir is not None else cfg.data.features_dir)
-    check_features_dir(feats)
-    warning = inapplicable_warning(cfg)
-    if warning:
-        log(f"⚠️  {warning}")
-    data = _validated(cfg, feats, data, log)
-    run = choose_run_dir(cfg, run_dir, run_key, data.digest, resume)
-    for note in run.notes:
-        log(note)
+    data, run = _choose_run(cfg, feats, data, (run_dir, run_key, resume), rank, log)
     if run.reused:
         assert run.out is not None
+        if rank is not None and not rank.is_main:
+            return TrainResult(run.out, {}, None, reused=True)
         url = run.remote.url if run.remote else None
         shown = run.remote or run.out
         log(f"✅ Training complete (reusing finished run {shown}: same config and data)")
         return TrainResult(run.out, rd.read_metrics(run.out), None, reused=True, url=url)
 
     device = resolve_device(cfg.training.device)
+    if rank is not None:
+        device = rank_device(rank, device)
     precision, note = resolve_precision(cfg.training.precision, device.type)
     if note:
         log(note)
@@ -199,11 +221,58 @@ def train(
         wall_start,
         deadline,
         resume,
+        rank,
     )
     try:
         return _train_auto(job) if cfg.model.name == AUTO_MODEL else _train(job)
     finally:
         torch.set_num_threads(threads)  # the thread count is process-wide: restore it
+
+
+def _silent(line: str) -> None:
+    """The log of the ranks other than 0: rank 0 tells what they all do."""
+
+
+def _choose_run(
+    cfg: Config,
+    feats: Location,
+    data: ValidatedData | None,
+    where: tuple[Any, str | None, bool],
+    rank: Rank | None,
+    log: LogFn,
+) -> tuple[ValidatedData, RunChoice]:
+    """Validate the features and choose the run directory (``where``: run_dir, run_key,
+    resume); under torchrun rank 0 does and the other ranks receive its choice."""
+    run = RunChoice(None)
+    if rank is None or rank.is_main:
+        check_features_dir(feats)
+        warning = inapplicable_warning(cfg)
+        if warning:
+            log(f"⚠️  {warning}")
+        data = _validated(cfg, feats, data, log)
+        run = choose_run_dir(cfg, where[0], where[1], data.digest, where[2])
+        for note in run.notes:
+            log(note)
+    if rank is not None:
+        return _shared_run(rank, data, run)
+    assert data is not None
+    return data, run
+
+
+def _shared_run(
+    rank: Rank, data: ValidatedData | None, run: RunChoice
+) -> tuple[ValidatedData, RunChoice]:
+    """Rank 0's validated data and run choice (what it resumes from) on every rank."""
+    mine = None
+    if rank.is_main:
+        where = str(run.out) if run.out is not None else None
+        mine = {"data": data, "out": where, "state": run.resume_state, "reused": run.reused}
+    got = rank.broadcast(mine)
+    if rank.is_main:
+        assert data is not None
+        return data, run
+    out = Path(got["out"]) if got["out"] is not None else None
+    return got["data"], RunChoice(out, got["state"], got["reused"])
 
 
 def _validated(
@@ -248,16 +317,19 @@ def _make_trainer(
 
 def _train(job: TrainingJob) -> TrainResult:
     cfg, run, log, feats, device = job.cfg, job.run, job.log, job.feats, job.device
-    state = run.resume_state
+    state, rank = run.resume_state, job.rank
+    main = rank is None or rank.is_main
     log(
         f"🚀 Running training command... model={cfg.model.name} features={feats} device={device}"
         + (f" run_dir={run.remote or run.out}" if run.out is not None else "")
         + (f" (resuming after epoch {state['trainer']['epoch']})" if state else "")
+        + (f" on {rank.world} processes ({rank.backend})" if rank is not None else "")
     )
     seed_everything(cfg.seed)
     split_names = ("train", "val", "test") if job.evaluate_test else ("train", "val")
-    pre, splits = encode_splits(cfg, feats, device, state, split_names)
-    vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log)
+    # Under torchrun only rank 0 evaluates: the other ranks read train alone.
+    pre, splits = encode_splits(cfg, feats, device, state, split_names if main else ("train",))
+    vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log) if main else {}
     model, model_args = build(cfg, pre, device, base_rate=float(splits["train"].y.mean()))
     n_params = sum(p.numel() for p in model.parameters())
     log(
@@ -265,9 +337,15 @@ def _train(job: TrainingJob) -> TrainResult:
         + " / ".join(f"{name} {len(s):,}" for name, s in splits.items())
         + f" rows; {cfg.model.name} with {n_params:,} parameters on {device}"
     )
-    out = _make_run_dir(cfg, run, job.run_key, job.started_at, log)
+    train_seen = (len(splits["train"]), float(splits["train"].y.mean()))  # before sharding
+    out = _make_run_dir(cfg, run, job.run_key, job.started_at, log) if main else run.out
     meta = _checkpoint_meta(cfg, model_args, pre)
-    sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log)
+    sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log) if main else None
+    if rank is not None:  # rank 0's run directory and sizes; each rank its own train rows
+        out, sizes = rank.broadcast((str(out), sizes))
+        out = Path(out)
+        splits["train"] = rank.shard(splits["train"])
+    assert out is not None and sizes is not None
     trainer = _make_trainer(
         cfg,
         model,
@@ -275,12 +353,18 @@ def _train(job: TrainingJob) -> TrainResult:
         meta,
         device,
         log=log,
-        progress=job.progress,
+        progress=job.progress if main else False,
         on_epoch_end=_uploading(run.remote, job.on_epoch_end),
         precision=job.precision,
         deadline=job.deadline,
+        rank=rank,
         **sizes,
     )
+    if not main:
+        if state is not None:
+            trainer.load_resume_state(state, None)
+        trainer.fit(splits["train"], None)
+        return TrainResult(out, {}, int(state["trainer"]["epoch"]) if state else None)
     started, resumed_from = _start(trainer, cfg, out, state, pre, job.data.fingerprint)
     trainer.fit(splits["train"], splits["val"])
     if trainer.best_state is None:
@@ -290,22 +374,13 @@ def _train(job: TrainingJob) -> TrainResult:
     model.load_state_dict(trainer.best_state)
     calibration = calibrate_run(trainer, splits, out / rd.MODEL_BEST, log)
     metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, job.wall_start)
+    metrics["rows"]["train"], metrics["base_ctr"]["train"] = train_seen
+    if rank is not None:
+        metrics["distributed"] = {"nproc": rank.world, "backend": rank.backend}
     metrics["calibration"] = calibration
     if trainer.cut_short:
         metrics["cut_short"] = trainer.cut_short
-    run_info = {
-        "features_dir": str(feats),
-        "data_fingerprint": job.data.fingerprint,
-        "config_digest": cfg.digest(),
-        "code_version": code_version(),
-        "seed": cfg.seed,
-        "started_at": started,
-        "finished_at": utc_now(),
-        "resumed_from_epoch": resumed_from,
-        **_host(device),
-        **job.provenance,
-    }
-    _write_complete(out, metrics, run_info)
+    _write_complete(out, metrics, _run_info(job, started, resumed_from))
     if run.remote is not None:
         run.remote.push_complete()
     test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""
@@ -347,20 +422,8 @@ def _train_auto(job: TrainingJob) -> TrainResult:
         val_rows=job.data.rows.get("val", 0),
         log=log,
     )
-    run_info = {
-        "features_dir": str(job.feats),
-        "data_fingerprint": job.data.fingerprint,
-        "config_digest": cfg.digest(),
-        "code_version": code_version(),
-        "seed": cfg.seed,
-        "started_at": started,
-        "finished_at": utc_now(),
-        "resumed_from_epoch": None,
-        **_host(job.device),
-        **job.provenance,
-    }
     wall = time.perf_counter() - job.wall_start
-    metrics = auto.write_run(out, chosen, choice, run_info, wall)
+    metrics = auto.write_run(out, chosen, choice, _run_info(job, started, None), wall)
     if job.run.remote is not None:
         job.run.remote.push_complete()
     test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""
@@ -370,6 +433,22 @@ def _train_auto(job: TrainingJob) -> TrainResult:
     )
     url = job.run.remote.url if job.run.remote else None
     return TrainResult(out, metrics, None, reused=False, url=url)
+
+
+def _run_info(job: TrainingJob, started: str, resumed_from: int | None) -> dict[str, Any]:
+    """``run.json``: where the data came from, what config and code trained, when, where."""
+    return {
+        "features_dir": str(job.feats),
+        "data_fingerprint": job.data.fingerprint,
+        "config_digest": job.cfg.digest(),
+        "code_version": code_version(),
+        "seed": job.cfg.seed,
+        "started_at": started,
+        "finished_at": utc_now(),
+        "resumed_from_epoch": resumed_from,
+        **_host(job.device),
+        **job.provenance,
+    }
 
 
 def _make_run_dir(
