@@ -108,7 +108,7 @@ def train_with_torchrun(
         spec.write_text(json.dumps(_spec(cfg, launch, evaluate_test, provenance, deadline, tmp)))
         backend = "nccl" if wants_cuda(cfg.training.device) else "gloo"
         log(f"🚀 Launching {nproc} training processes with torchrun ({backend})")
-        rc, tail = _run(torchrun_command(nproc, spec), log)
+        rc, tail = _run(torchrun_command(nproc, spec), _environment(nproc), log)
         return _outcome(Path(tmp), rc, tail)
 
 
@@ -135,11 +135,11 @@ def _spec(
     }
 
 
-def _run(cmd: list[str], log: LogFn) -> tuple[int, list[str]]:
+def _run(cmd: list[str], env: dict[str, str], log: LogFn) -> tuple[int, list[str]]:
     """Run ``cmd``, every output line to ``log``; ``(exit status, last lines)``."""
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
     )
     try:
         assert proc.stdout is not None
@@ -155,6 +155,14 @@ def _run(cmd: list[str], log: LogFn) -> tuple[int, list[str]]:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def _environment(nproc: int) -> dict[str, str]:
+    """This process's environment, with the CPU threads shared out among the ranks
+    (torchrun would set 1 and print a banner saying so); a value set already is kept."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    return env
 
 
 def _outcome(tmp: Path, rc: int, tail: list[str]) -> TrainResult:

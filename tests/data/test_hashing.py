@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ml.config import FeatureSpec
-from ml.data.hashing import HASH_NAME, bucket_ids, hash_values
+from ml.data.hashing import HASH_NAME, SIPHASH_KEY, bucket_ids, hash_values
 from ml.data.preprocessing import OOV_ID, Preprocessor
 from ml.errors import PreprocessingError
 
@@ -30,14 +30,61 @@ def _train() -> pd.DataFrame:
     )
 
 
+_M = (1 << 64) - 1
+
+
+def _rotl(x: int, b: int) -> int:
+    return ((x << b) | (x >> (64 - b))) & _M
+
+
+def _siphash24(key: bytes, data: bytes) -> int:
+    """SipHash-2-4 (Aumasson & Bernstein), the reference algorithm in plain Python."""
+    k0, k1 = int.from_bytes(key[:8], "little"), int.from_bytes(key[8:], "little")
+    v = [k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D]
+    v += [k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573]
+
+    def rounds(n: int) -> None:
+        for _ in range(n):
+            v[0] = (v[0] + v[1]) & _M
+            v[1] = _rotl(v[1], 13) ^ v[0]
+            v[0] = _rotl(v[0], 32)
+            v[2] = (v[2] + v[3]) & _M
+            v[3] = _rotl(v[3], 16) ^ v[2]
+            v[0] = (v[0] + v[3]) & _M
+            v[3] = _rotl(v[3], 21) ^ v[0]
+            v[2] = (v[2] + v[1]) & _M
+            v[1] = _rotl(v[1], 17) ^ v[2]
+            v[2] = _rotl(v[2], 32)
+
+    end = len(data) - len(data) % 8
+    blocks = [int.from_bytes(data[i : i + 8], "little") for i in range(0, end, 8)]
+    blocks.append(((len(data) & 0xFF) << 56) | int.from_bytes(data[end:], "little"))
+    for m in blocks:
+        v[3] ^= m
+        rounds(2)
+        v[0] ^= m
+    v[2] ^= 0xFF
+    rounds(4)
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def _finalise(z: int) -> int:  # splitmix64's output function
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M
+    return z ^ (z >> 31)
+
+
 def test_hash_values_are_the_published_algorithms() -> None:
     # splitmix64's first output from state 0 (Vigna's reference implementation)
     ints, _ = hash_values(pd.Series([0], dtype="int64"), "int")
     assert int(ints[0]) == 0xE220A8397B1DCDAF
-    # fixed forever: a served checkpoint's buckets must not move with a new release
-    strs, missing = hash_values(pd.Series(["abc", None, "abc"], dtype=object), "str")
-    assert int(strs[0]) == int(strs[2]) == 0x5995D533D814BBD8
-    assert missing.tolist() == [False, True, False]
+    assert _siphash24(bytes(range(16)), b"") == 0x726FDB47DD0E0E31  # the paper's vector
+    texts = ["abc", "", "héllo wörld", "x" * 37, "68fd1e64"]
+    strs, missing = hash_values(pd.Series([*texts, None], dtype=object), "str")
+    key = SIPHASH_KEY.encode()
+    assert [int(h) for h in strs[:-1]] == [_finalise(_siphash24(key, t.encode())) for t in texts]
+    assert int(strs[0]) == 0x7C3E2CC42842A818  # fixed forever: served buckets never move
+    assert missing.tolist() == [False] * 5 + [True]
 
 
 def test_bucket_ids_cover_the_buckets_and_keep_zero_for_missing() -> None:
