@@ -37,6 +37,9 @@ ALLOWED: dict[str, str] = {
     "ml/training/job.py": "the training job end to end, in named steps (validate, choose "
     "the run directory, encode, build, train, score, write); each step is short, the "
     "sequence is the point",
+    "ml/config.py": "the one typed config: every section's keys, defaults with their "
+    "comments and range checks in one file that reads top to bottom like the YAML it "
+    "loads (STYLE.md: one typed config, loaded once); the tuning space alone lives apart",
     "ml/training/job.py:train": "its docstring documents every argument (half its lines); "
     "the body is the job's top-level sequence (launch on torchrun, choose, train)",
 }

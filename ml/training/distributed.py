@@ -14,7 +14,7 @@ few collective steps the job and the trainer take:
   directory, batch size, each epoch's metrics) to the others.
 
 Back end: NCCL with one GPU per rank (``cuda:LOCAL_RANK``), gloo on the CPU. The launcher
-is :mod:`ml.training.launch`.
+is :mod:`ml.training.launch`, the processes run :mod:`ml.training.worker`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ write ``metrics.json``, ``run.json`` and ``COMPLETE`` last (see
 uploaded checkpoint by checkpoint (:mod:`ml.training.remote_run`).
 
 ``training.distributed.nproc`` > 1: :func:`train` launches torchrun
-(:mod:`ml.training.launch`), whose every process calls :func:`train` again; there rank 0
+(:mod:`ml.training.launch`), whose every process (:mod:`ml.training.worker`) calls
+:func:`train` again; there rank 0
 validates, chooses the run directory and writes it, and hands its decisions to the other
 ranks (:mod:`ml.training.distributed`).
 """
@@ -75,6 +76,26 @@ class TrainResult:
     def location(self) -> str:
         """Where the run lives: its URL, or its local path."""
         return self.url or str(self.run_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (what a torchrun rank 0 hands back to the launcher)."""
+        return {
+            "run_dir": str(self.run_dir),
+            "metrics": self.metrics,
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "reused": self.reused,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainResult:
+        return cls(
+            Path(raw["run_dir"]),
+            raw["metrics"],
+            raw["resumed_from_epoch"],
+            bool(raw["reused"]),
+            raw["url"],
+        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -174,7 +195,8 @@ def train(
             from ml.training.launch import Launch, train_with_torchrun
 
             launch = Launch(features_dir, data, run_dir, run_key, started_at, resume)
-            return train_with_torchrun(cfg, launch, evaluate_test, provenance, log, deadline)
+            got = train_with_torchrun(cfg, launch, evaluate_test, provenance, log, deadline)
+            return TrainResult.from_dict(got)
         log("training.distributed.nproc ignored: a tuning trial trains in one process")
     if rank is not None and cfg.model.name == AUTO_MODEL:
         raise TrainingError(

@@ -1,30 +1,23 @@
-"""Training on several processes: launching torchrun, and the module each process runs.
+"""Launching training on several processes with torchrun, and reading back its result.
 
 ``training.distributed.nproc: N`` (or ``ctr-pipeline train --nproc N``) with N > 1 makes
 :func:`ml.training.job.train` call :func:`train_with_torchrun`, which runs::
 
     python -m torch.distributed.run --standalone --nproc-per-node N \\
-        -m ml.training.launch --spec <tmp>/spec.json
+        -m ml.training.worker --spec <tmp>/spec.json
 
 and waits for it, passing every line the processes print to the caller's log. Each
-process joins the group (:func:`ml.training.distributed.init_group`: NCCL on its own GPU,
-else gloo) and calls :func:`ml.training.job.train` with the same arguments; rank 0 writes
-the run directory and the result file this process reads back, so the caller gets the
-same :class:`~ml.training.job.TrainResult` as from one process, and a bad-input error
-raised in a rank comes back as the same error class (exit 2 from the CLI, no Airflow retry).
-A process that dies without an error (killed, out of memory, a lost peer) is a
-:class:`~ml.errors.WorkerFailedError` (retryable) naming the exit status and the last lines.
-
-Several machines (docs/deployment.md): start the same module with torchrun on every node,
-with the usual train options instead of ``--spec``::
-
-    torchrun --nnodes 2 --node-rank 0 --nproc-per-node 8 --rdzv-backend c10d \\
-        --rdzv-endpoint head:29400 --rdzv-id ctr1 -m ml.training.launch --config cfg.yaml
+process (:mod:`ml.training.worker`) joins the group and calls
+:func:`ml.training.job.train` with the same arguments; rank 0 writes the run directory and
+the result file read back here, so the caller gets the same result as from one process,
+and a bad-input error raised in a rank comes back as the same error class (exit 2 from
+the CLI, no Airflow retry). Processes that die without an error (killed, out of memory, a
+lost peer) are a :class:`~ml.errors.WorkerFailedError` (retryable) naming the exit status
+and the last lines.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -32,7 +25,6 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,12 +33,10 @@ from typing import Any
 import torch
 
 from ml import errors
-from ml.config import Config, config_from_dict
+from ml.config import Config
 from ml.data.lineage import ValidatedData
 from ml.errors import CtrPipelineError, TrainingError, WorkerFailedError
-from ml.fsutil import atomic_write_json
-from ml.training.distributed import close_group, init_group, wants_cuda
-from ml.training.job import TrainResult, train
+from ml.training.distributed import wants_cuda
 from ml.training.trainer import LogFn
 
 #: Lines of the processes' output quoted when they fail without an error of ours.
@@ -75,7 +65,7 @@ def torchrun_command(nproc: int, spec: Path) -> list[str]:
         "--standalone",
         f"--nproc-per-node={nproc}",
         "-m",
-        "ml.training.launch",
+        "ml.training.worker",
         "--spec",
         str(spec),
     ]
@@ -88,8 +78,9 @@ def train_with_torchrun(
     provenance: dict[str, Any] | None,
     log: LogFn,
     deadline: float | None,
-) -> TrainResult:
-    """Train ``cfg`` on ``training.distributed.nproc`` processes; rank 0's result.
+) -> dict[str, Any]:
+    """Train ``cfg`` on ``training.distributed.nproc`` processes; rank 0's result
+    (:meth:`ml.training.job.TrainResult.to_dict`).
 
     Raises:
         TrainingError: more GPU processes asked for than this machine has GPUs.
@@ -165,13 +156,21 @@ def _environment(nproc: int) -> dict[str, str]:
     return env
 
 
-def _outcome(tmp: Path, rc: int, tail: list[str]) -> TrainResult:
-    result = tmp / RESULT_FILE
+def result_file(out: str | Path) -> Path:
+    """Where rank 0 writes its result in the launch's directory ``out``."""
+    return Path(out) / RESULT_FILE
+
+
+def error_file(out: str | Path, rank: int) -> Path:
+    """Where a rank writes the error it raised (type, message, problems)."""
+    return Path(out) / f"error-{rank}.json"
+
+
+def _outcome(tmp: Path, rc: int, tail: list[str]) -> dict[str, Any]:
+    result = result_file(tmp)
     if rc == 0 and result.is_file():
-        r = json.loads(result.read_text())
-        return TrainResult(
-            Path(r["run_dir"]), r["metrics"], r["resumed_from_epoch"], r["reused"], r["url"]
-        )
+        got: dict[str, Any] = json.loads(result.read_text())
+        return got
     failures = sorted(tmp.glob("error-*.json"), key=lambda p: int(p.stem.split("-")[1]))
     if failures:
         raise _rebuilt(json.loads(failures[0].read_text()))
@@ -193,84 +192,3 @@ def _rebuilt(raw: dict[str, Any]) -> CtrPipelineError:
     if raw.get("problems") is not None:
         exc.problems = list(raw["problems"])  # type: ignore[attr-defined]
     return exc
-
-
-# --- in each process ----------------------------------------------------------------------
-
-
-def _parser() -> argparse.ArgumentParser:
-    from ml.cli_common import add_config_args
-
-    p = argparse.ArgumentParser(
-        prog="python -m ml.training.launch",
-        description="one training process under torchrun (see ml/training/launch.py)",
-    )
-    p.add_argument("--spec", help="the launch file train_with_torchrun writes")
-    add_config_args(p)
-    p.add_argument("--features-dir", help="overrides data.features_dir")
-    p.add_argument("--model-family", help="overrides model.name")
-    p.add_argument("--run-dir", help="run directory (a new one by default)")
-    p.add_argument("--no-resume", action="store_true", help="start over in --run-dir")
-    return p
-
-
-def _call(args: argparse.Namespace) -> tuple[Config, dict[str, Any], str | None]:
-    """The config, :func:`~ml.training.job.train`'s other arguments, and where rank 0
-    writes the result (``--spec``: the launcher's; the train options: nowhere)."""
-    if not args.spec:
-        from ml.cli_common import load_config_args
-
-        cfg = load_config_args(args)
-        if args.model_family:
-            cfg = cfg.replace(model={"name": args.model_family})
-        kw = {"features_dir": args.features_dir, "run_dir": args.run_dir}
-        return cfg, kw | {"resume": not args.no_resume}, None
-    s = json.loads(Path(args.spec).read_text())
-    kw = {
-        "features_dir": s["features_dir"],
-        "data": ValidatedData.from_dict(s["data"]) if s["data"] else None,
-        "run_dir": s["run_dir"],
-        "run_key": s["run_key"],
-        "started_at": datetime.fromisoformat(s["started_at"]) if s["started_at"] else None,
-        "resume": s["resume"],
-        "evaluate_test": s["evaluate_test"],
-        "provenance": s["provenance"],
-        "deadline": None if s["deadline_s"] is None else time.perf_counter() + s["deadline_s"],
-    }
-    return config_from_dict(s["config"]), kw, str(s["out"])
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """One rank: join the group, train, report (rank 0) or the error (any rank)."""
-    cfg, kw, out = _call(_parser().parse_args(argv))
-    rank = init_group(cfg.training.device)
-    try:
-        result = train(cfg, **kw)
-        if rank.is_main and out is not None:
-            atomic_write_json(Path(out) / RESULT_FILE, _result_dict(result))
-        return 0
-    except CtrPipelineError as exc:
-        print(f"error (rank {rank.rank}): {exc}", file=sys.stderr, flush=True)
-        if out is not None:
-            raw = {"type": type(exc).__name__, "message": str(exc)}
-            atomic_write_json(
-                Path(out) / f"error-{rank.rank}.json",
-                raw | {"problems": getattr(exc, "problems", None)},
-            )
-        return exc.exit_code
-    finally:
-        close_group()
-
-
-def _result_dict(result: TrainResult) -> dict[str, Any]:
-    return {
-        "run_dir": str(result.run_dir),
-        "metrics": result.metrics,
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "reused": result.reused,
-        "url": result.url,
-    }
-
-
-if __name__ == "__main__":
-    sys.exit(main())
