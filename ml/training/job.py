@@ -37,7 +37,7 @@ from ml.data.layout import features_location
 from ml.data.lineage import ValidatedData
 from ml.data.loading import check_features_dir
 from ml.data.preprocessing import Preprocessor
-from ml.errors import TrainingError
+from ml.errors import CtrPipelineError, TrainingError
 from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.storage.files import Location
@@ -208,7 +208,10 @@ def train(
         log = _silent
     wall_start = time.perf_counter()
     feats = features_location(features_dir if features_dir is not None else cfg.data.features_dir)
-    data, run = _choose_run(cfg, feats, data, (run_dir, run_key, resume), rank, log)
+    chosen = _choose_run(cfg, feats, data, (run_dir, run_key, resume), rank, log)
+    if chosen is None:  # rank 0 rejected the input and reports it; nothing to do here
+        return TrainResult(Path(), {}, None)
+    data, run = chosen
     if run.reused:
         assert run.out is not None
         if rank is not None and not rank.is_main:
@@ -262,17 +265,23 @@ def _choose_run(
     where: tuple[Any, str | None, bool],
     rank: Rank | None,
     log: LogFn,
-) -> tuple[ValidatedData, RunChoice]:
+) -> tuple[ValidatedData, RunChoice] | None:
     """Validate the features and choose the run directory (``where``: run_dir, run_key,
-    resume); under torchrun rank 0 does and the other ranks receive its choice."""
+    resume); under torchrun rank 0 does and the other ranks receive its choice, or
+    ``None`` when rank 0 raised (only rank 0 reports the error: one clean message)."""
     run = RunChoice(None)
     if rank is None or rank.is_main:
-        check_features_dir(feats)
-        warning = inapplicable_warning(cfg)
-        if warning:
-            log(f"⚠️  {warning}")
-        data = _validated(cfg, feats, data, log)
-        run = choose_run_dir(cfg, where[0], where[1], data.digest, where[2])
+        try:
+            check_features_dir(feats)
+            warning = inapplicable_warning(cfg)
+            if warning:
+                log(f"⚠️  {warning}")
+            data = _validated(cfg, feats, data, log)
+            run = choose_run_dir(cfg, where[0], where[1], data.digest, where[2])
+        except CtrPipelineError:
+            if rank is not None:
+                rank.broadcast(None)  # the other ranks stop quietly; this one reports
+            raise
         for note in run.notes:
             log(note)
     if rank is not None:
@@ -283,13 +292,15 @@ def _choose_run(
 
 def _shared_run(
     rank: Rank, data: ValidatedData | None, run: RunChoice
-) -> tuple[ValidatedData, RunChoice]:
+) -> tuple[ValidatedData, RunChoice] | None:
     """Rank 0's validated data and run choice (what it resumes from) on every rank."""
     mine = None
     if rank.is_main:
         where = str(run.out) if run.out is not None else None
         mine = {"data": data, "out": where, "state": run.resume_state, "reused": run.reused}
     got = rank.broadcast(mine)
+    if got is None:
+        return None
     if rank.is_main:
         assert data is not None
         return data, run

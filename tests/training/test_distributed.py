@@ -12,6 +12,7 @@ import torch
 import torch.distributed as tdist
 
 from ml.config import Config
+from ml.errors import CtrPipelineError
 from ml.training import run_dir as rd
 from ml.training.distributed import Rank, current
 from ml.training.job import train
@@ -59,3 +60,11 @@ def test_the_ddp_path_writes_the_plain_modules_weights(
     assert any("on 1 processes (gloo)" in line for line in lines)
     state = torch.load(result.run_dir / "model_best.pt", weights_only=True)["state_dict"]
     assert state and not any(k.startswith("module.") for k in state)  # not the DDP wrapper's
+
+
+def test_bad_input_on_rank_zero_is_raised_there(
+    cfg: Config, home: Path, one_rank_group: None
+) -> None:
+    # rank 0 tells the other ranks to stop (a broadcast), then raises the error itself
+    with pytest.raises(CtrPipelineError, match="does not exist"):
+        train(cfg, features_dir=home / "absent", log=lambda _: None, progress=False)
