@@ -28,6 +28,10 @@ Parts (``BENCH_TRAINING_PARTS``, comma-separated; default all):
   model's training time (``make run`` target: under 60 s).
 - ``scale``: generate + train one epoch at 1M rows (and 10M with ``full``), each in a
   subprocess that reports its wall time and peak RSS.
+- ``ddp`` (``full`` only, or named): DeepFM on the default data (200k rows,
+  ``BENCH_TRAINING_DDP_ROWS``), 4 epochs on the CPU, once in one process and once on 2
+  DDP ranks (torchrun, gloo): the test AUCs (target: within 0.002) and both wall times (no
+  speed-up is expected on a 2-core machine: the ranks share the cores).
 
 Runs on CUDA when present (device ``auto``); ``BENCH_TRAINING_PARTS=throughput`` is
 the quick GPU check.
@@ -53,7 +57,7 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = Path(
     os.environ.get("BENCH_TRAINING_CONFIG", CHECKOUT / "config" / "model_config.yaml")
 )
-PARTS = ("throughput", "realistic", "auc", "scale")
+PARTS = ("throughput", "realistic", "auc", "scale", "ddp")
 
 
 def _row(
@@ -611,6 +615,56 @@ def _auc(device_name: str) -> list[dict[str, Any]]:
     ]
 
 
+# --- ddp --------------------------------------------------------------------------------
+
+
+def _ddp() -> list[dict[str, Any]]:
+    """2 DDP ranks (gloo, CPU) against one process: same data, seed, epochs and batch."""
+    from ml.config import load_config
+    from ml.training.job import train
+
+    rows = int(os.environ.get("BENCH_TRAINING_DDP_ROWS", "200000"))
+    root = _make_data(rows, seed=42)
+    epochs = 4
+    cfg = load_config(DEFAULT_CONFIG).replace(
+        model={"name": "deepfm"},
+        training={"device": "cpu", "precision": "fp32", "epochs": epochs, "patience": epochs},
+    )
+    got: dict[int, tuple[dict[str, Any], float]] = {}
+    try:
+        for n in (1, 2):
+            start = time.perf_counter()
+            metrics = train(
+                cfg.replace(training={"distributed": {"nproc": n}}),
+                features_dir=root / "features",
+                run_dir=root / f"nproc{n}",
+                log=lambda _: None,
+                progress=False,
+            ).metrics
+            got[n] = (metrics, time.perf_counter() - start)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    one, two = got[1][0]["test_auc"], got[2][0]["test_auc"]
+    delta = abs(two - one)
+    return [
+        _row(
+            f"ddp: 1 process test AUC (deepfm, {rows:,} rows, {epochs} epochs)",
+            round(one, 4),
+            "AUC",
+        ),
+        _row("ddp: 2 ranks (gloo) test AUC", round(two, 4), "AUC"),
+        _row(
+            "ddp: |2 ranks - 1 process| test AUC",
+            round(delta, 4),
+            "AUC",
+            "<= 0.002",
+            delta <= 0.002,
+        ),
+        _row("ddp: 1 process wall time", round(got[1][1], 1), "s"),
+        _row("ddp: 2 ranks wall time (incl. torchrun start)", round(got[2][1], 1), "s"),
+    ]
+
+
 # --- scale ------------------------------------------------------------------------------
 
 
@@ -715,6 +769,8 @@ def run(full: bool = False) -> list[dict[str, Any]]:
         rows += _auc(device)
     if "scale" in wanted:
         rows += _scale(full, device)
+    if "ddp" in wanted and (full or "BENCH_TRAINING_PARTS" in os.environ):
+        rows += _ddp()
     return rows
 
 

@@ -45,18 +45,27 @@ from ml.configbuild import AutoBool, build, to_plain
 from ml.errors import ConfigError
 from ml.tuning.space import TuningConfig
 
+#: Most hash buckets per field: ids are int32 and bucket ids run to N.
+MAX_BUCKETS = 2**31 - 2
+#: Most training processes per machine (training.distributed.nproc).
+MAX_NPROC = 64
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
     """Which parquet columns are the label, categorical and numeric features.
 
     Any parquet data with these columns trains; either feature list may be empty,
-    but not both.
+    but not both. ``hash_buckets`` (``{column: N}``) hashes a categorical column's values
+    into ``N`` buckets instead of fitting a vocabulary (:mod:`ml.data.hashing`).
     """
 
     label: str = "click"
     categorical: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
+    # {categorical column: buckets}: ids hashed into N buckets, no vocabulary (for fields
+    # with more distinct values than fit in memory or an embedding table).
+    hash_buckets: dict[str, int] = field(default_factory=dict)
 
     @property
     def feature_columns(self) -> tuple[str, ...]:
@@ -79,13 +88,28 @@ class FeatureSpec:
                     "(label, categorical and numeric must be disjoint)"
                 )
             seen.add(col)
+        for col, n in self.hash_buckets.items():
+            if col not in self.categorical:
+                raise ConfigError(
+                    f"{where}: hash_buckets.{col}: {col!r} is not a categorical column "
+                    f"(features.categorical: {list(self.categorical)}); only categorical "
+                    "columns are hashed"
+                )
+            if not 2 <= n <= MAX_BUCKETS:
+                raise ConfigError(
+                    f"{where}: hash_buckets.{col} must be an integer in [2, {MAX_BUCKETS}] "
+                    f"(the number of buckets), got {n}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "label": self.label,
             "categorical": list(self.categorical),
             "numeric": list(self.numeric),
         }
+        if self.hash_buckets:  # absent when unused: older readers still read the spec
+            out["hash_buckets"] = dict(self.hash_buckets)
+        return out
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], where: str = "features") -> FeatureSpec:
@@ -161,6 +185,21 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    """Training on several processes (DistributedDataParallel, ml.training.launch)."""
+
+    # Processes (ranks) on this machine, launched with torchrun: one per GPU, or CPU
+    # processes (gloo); 1 trains in the calling process. How a run trains, not what it
+    # trains: left out of the recorded config and its digest, so a run resumes with
+    # another count.
+    nproc: int = 1
+
+    def _check(self, where: str) -> None:
+        if not 1 <= self.nproc <= MAX_NPROC:
+            raise ConfigError(f"{where}.nproc must be in [1, {MAX_NPROC}], got {self.nproc}")
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     learning_rate: float = 3e-4
     # null (both): chosen from the train size (ml.training.sizing: auto_batch_size and
@@ -185,8 +224,10 @@ class TrainingConfig:
     # auto: bf16 where the device computes it natively, else fp32
     # (ml.training.hardware.resolve_precision).
     precision: str = "auto"
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def _check(self, where: str) -> None:
+        self.distributed._check(f"{where}.distributed")
         if self.learning_rate <= 0:
             raise ConfigError(f"{where}.learning_rate must be > 0, got {self.learning_rate}")
         if self.weight_decay is not None and self.weight_decay < 0:
@@ -302,11 +343,13 @@ class Config:
 
         Two configs that differ only in keys the model ignores train the same model, so
         they record (and digest) the same; nor do the ``tuning`` section (how to search
-        is not what a run trains) and the ``watch`` section (how production is watched).
+        is not what a run trains), the ``watch`` section (how production is watched) and
+        ``training.distributed`` (how many processes train it: a run resumes with another).
         """
         raw = self.to_dict()
         raw.pop("tuning", None)
         raw.pop("watch", None)
+        raw["training"].pop("distributed", None)  # how many processes, not what is trained
         for key in self.inapplicable_keys():
             raw["model"].pop(key.split(".", 1)[1], None)
         return raw

@@ -2,7 +2,8 @@
 
 Every key is checked against the dataclass's fields (an unknown one is an error naming
 it and listing the allowed ones) and every value against its type hint (int, float,
-str, bool, tuples of those, optional values, nested dataclasses, and value types that
+str, bool, tuples of those, ``{str: value}`` mappings, optional values, nested dataclasses,
+and value types that
 parse themselves through ``from_config``/``to_config``, like the tuning space).
 """
 
@@ -72,6 +73,14 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return coerce(inner, value, where)
+    if origin is dict:
+        (key_tp, inner) = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping such as {{name: value}}, got {value!r}")
+        bad = [k for k in value if not isinstance(k, key_tp)]
+        if bad:
+            raise ConfigError(f"{where}: key {bad[0]!r} must be a {key_tp.__name__}")
+        return {k: coerce(inner, v, f"{where}.{k}") for k, v in value.items()}
     if origin is tuple:
         (inner, _) = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):

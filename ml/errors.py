@@ -29,7 +29,8 @@ this drawing is current; ``python -m ml.errors`` prints it)::
   ├── RetryableError                                    The environment failed, retry: exit 3.
   │   ├── StorageError (OSError)                        Disk full, I/O error, read-only file system.
   │   ├── LockTimeoutError (TimeoutError)               Another process held a lock too long.
-  │   └── ServiceUnavailableError                       A database, broker or server is unreachable.
+  │   ├── ServiceUnavailableError                       A database, broker or server is unreachable.
+  │   └── WorkerFailedError                             A torchrun training process died.
   ├── GateFailedError                                   A quality gate rejected the model: exit 1.
   │   └── DriftDetectedError                            Drift past max_psi with drift_action fail.
   ├── RegistryError                                     Base of every registry error.
@@ -248,6 +249,10 @@ class LockTimeoutError(RetryableError, TimeoutError):
 
 class ServiceUnavailableError(RetryableError):
     """A database, broker or server is unreachable."""
+
+
+class WorkerFailedError(RetryableError):
+    """A torchrun training process died."""
 
 
 # --- the registry ---------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ml.config import (
     Config,
@@ -52,6 +53,16 @@ def test_unknown_key_in_a_yaml_file_names_file_and_key(tmp_path: Path) -> None:
         ("training:\n  batch_size: true\n", "training.batch_size must be an integer"),
         ("training:\n  weight_decay: auto\n", "training.weight_decay must be a number"),
         ("seed: 1.5\n", "seed must be an integer"),
+        (
+            "features:\n  categorical: [a]\n  hash_buckets: {b: 10}\n",
+            "hash_buckets.b: 'b' is not a categorical column",
+        ),
+        (
+            "features:\n  categorical: [a]\n  hash_buckets: {a: 1}\n",
+            "hash_buckets.a must be an integer in [2, 2147483646]",
+        ),
+        ("features:\n  categorical: [a]\n  hash_buckets: {a: 1e6}\n", "hash_buckets.a must be"),
+        ("features:\n  categorical: [a]\n  hash_buckets: [a]\n", "hash_buckets must be a map"),
     ],
 )
 def test_wrong_type_is_named(tmp_path: Path, text: str, message: str) -> None:
@@ -135,3 +146,13 @@ def test_watch_section_is_read_and_left_out_of_the_digest() -> None:
     assert cfg.watch.min_outcomes == 50 and cfg.watch.max_logloss == 0.6
     assert cfg.watch.cooldown_s == 3600.0  # the rest keep their defaults
     assert "watch" not in cfg.recorded_dict() and cfg.digest() == _config().digest()
+
+
+def test_hash_buckets_are_read_recorded_and_digested() -> None:
+    plain = _config()
+    hashed = _config(features={**plain.features.to_dict(), "hash_buckets": {"site": 1000}})
+    assert hashed.features.hash_buckets == {"site": 1000}
+    assert "hash_buckets" not in plain.features.to_dict()  # unchanged when unused
+    assert hashed.features.to_dict()["hash_buckets"] == {"site": 1000}
+    assert hashed.digest() != plain.digest()
+    assert config_from_dict(yaml.safe_load(hashed.to_yaml())) == hashed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -22,6 +22,7 @@ class Outer:
     sizes: tuple[int, ...] = ()
     limit: int | None = None
     inner: Inner = Inner()
+    weights: dict[str, int] = field(default_factory=dict)
 
 
 def test_build_converts_nested_values_and_lists() -> None:
@@ -38,8 +39,17 @@ def test_build_converts_nested_values_and_lists() -> None:
         ({"inner": {"size": True}}, "cfg.inner.size must be an integer, got True"),
         ({"inner": 3}, "cfg.inner must be a mapping, got int"),
         ({"limit": 1.5}, "cfg.limit must be an integer"),
+        ({"weights": [1]}, r"cfg.weights must be a mapping such as \{name: value\}"),
+        ({"weights": {"a": "many"}}, "cfg.weights.a must be an integer, got 'many'"),
+        ({"weights": {3: 10}}, "cfg.weights: key 3 must be a str"),
     ],
 )
 def test_build_names_the_bad_key_or_value(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build(Outer, raw, "cfg")
+
+
+def test_build_reads_a_mapping_of_names_to_values() -> None:
+    got = build(Outer, {"weights": {"user": 100}}, "cfg")
+    assert got.weights == {"user": 100}
+    assert to_plain({"weights": got.weights}) == {"weights": {"user": 100}}

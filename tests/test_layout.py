@@ -41,8 +41,11 @@ ALLOWED: dict[str, str] = {
     "the device, a streamed epoch with mid-epoch checkpoints), evaluation, early stopping "
     "and the resume state they share; apart, the resume state would be split from the "
     "position it records",
+    "ml/config.py": "the one typed config: every section's keys, defaults with their "
+    "comments and range checks in one file that reads top to bottom like the YAML it "
+    "loads (STYLE.md: one typed config, loaded once); the tuning space alone lives apart",
     "ml/training/job.py:train": "its docstring documents every argument (half its lines); "
-    "the body is the job's top-level sequence",
+    "the body is the job's top-level sequence (launch on torchrun, choose, train)",
 }
 
 

@@ -197,13 +197,15 @@ def _vocabulary(m: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(entry, dict):
             continue
         oov_val = entry.get("oov_val")
+        hashed = bool(entry.get("hashed"))  # buckets, and its "OOV" is its missing values
         fields.append(
             {
                 "field": name,
                 "vocab_size": entry.get("vocab_size"),
                 "oov_train": entry.get("oov_train"),
                 "oov_val": oov_val,
-                "above_limit": isinstance(oov_val, (int, float)) and oov_val > limit,
+                "above_limit": not hashed and isinstance(oov_val, (int, float)) and oov_val > limit,
+                "hashed": hashed,
             }
         )
     return {"max_oov_share": limit, "fields": fields}

@@ -237,7 +237,7 @@ def _vocab_rows(vocab: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
     return [
         (
             f["field"] + (" ⚠" if f["above_limit"] else ""),
-            fmt(f["vocab_size"]),
+            fmt(f["vocab_size"]) + (" hash buckets" if f.get("hashed") else ""),
             pct(f["oov_train"]),
             pct(f["oov_val"]),
         )

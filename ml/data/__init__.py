@@ -11,7 +11,8 @@ encoding and loading.
   parquet; random or time split; streamed and atomic).
 - :mod:`ml.data.schema`: column-type rules.
 - :mod:`ml.data.validate`: ``validate_features``; :mod:`ml.data.lineage`: ``fingerprint``.
-- :mod:`ml.data.preprocessing`, :mod:`ml.data.loading`: encoding and reading for training.
+- :mod:`ml.data.preprocessing`, :mod:`ml.data.loading`: encoding and reading for training;
+  :mod:`ml.data.columns` (per-column fitted state), :mod:`ml.data.hashing` (hashed ids).
 - :mod:`ml.data.cli`: ``ctr-pipeline data
   import|generate|worlds|validate``.
 """

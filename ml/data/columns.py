@@ -27,6 +27,12 @@ class Field:
     name: str
     kind: str  # "int" or "str": the type of the vocabulary values
     vocab: tuple[Any, ...]
+    buckets: int = 0  # > 0: hashed into this many buckets (ml.data.hashing), no vocab
+
+    @property
+    def size(self) -> int:
+        """Embedding rows: the vocabulary (or the buckets) plus id 0 (OOV or missing)."""
+        return (self.buckets or len(self.vocab)) + 1
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,11 @@ def value_kind(values: pd.Series) -> str:
     return "str"
 
 
-def fit_field(values: pd.Series, name: str, min_frequency: int) -> Field:
+def fit_field(values: pd.Series, name: str, min_frequency: int, buckets: int = 0) -> Field:
+    """The vocabulary of one column (``buckets`` > 0: only its kind; values are hashed)."""
     kind = value_kind(values)
+    if buckets:
+        return Field(name, kind, (), buckets)
     counts = coerce(values, kind).value_counts(dropna=True)
     kept = counts.index[counts.to_numpy() >= min_frequency]
     if kind == "int":

@@ -58,7 +58,9 @@ def fingerprint(features_dir: str | os.PathLike[str] | None, spec: FeatureSpec) 
             types = {c: str(schema.field(c).type) for c in spec.all_columns if c in schema.names}
     if problems:
         raise FeatureValidationError(problems, show(root))
-    schema_part = {**spec.to_dict(), "types": types}
+    # The columns and their types only: how a column is encoded (hash_buckets) is config.
+    columns = {k: v for k, v in spec.to_dict().items() if k != "hash_buckets"}
+    schema_part = {**columns, "types": types}
     blob = json.dumps({"schema": schema_part, "files": files}, sort_keys=True)
     return {
         "schema": schema_part,

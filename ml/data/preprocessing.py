@@ -3,7 +3,10 @@
 Categorical columns get a vocabulary each: the train values seen at least
 ``min_frequency`` times, sorted, mapped to ids ``1..V``; id ``0`` is the
 out-of-vocabulary (OOV) bucket for rarer, unseen and missing values, so the model learns
-one shared "unknown" embedding from the rare train values.
+one shared "unknown" embedding from the rare train values. A field listed in
+``features.hash_buckets`` keeps no vocabulary: every value is hashed into one of ``N``
+buckets (ids ``1..N``, 0 only for a missing value; :mod:`ml.data.hashing`), at training,
+evaluation, serving and batch scoring alike, since all of them encode through here.
 
 Numeric columns are robust to the heavy tails of counts and prices in real logs: each is
 winsorised at its train 0.1%/99.9% quantiles and standardised with the train mean and
@@ -40,13 +43,17 @@ from ml.data.columns import (
     raise_nonfinite,
     require_columns,
 )
+from ml.data.hashing import HASH_NAME, bucket_ids
 from ml.errors import PreprocessingError
 
 __all__ = ["FORMAT_VERSION", "OOV_ID", "Preprocessor"]
 
 FORMAT_VERSION = 2
+#: A state with a hashed field is version 3 (older code must refuse it rather than encode
+#: the field as all-OOV); one without stays 2, so older code still serves it.
+HASHED_FORMAT_VERSION = 3
 #: Older states this code still reads (version 1: no clipping, no bins).
-READABLE_FORMAT_VERSIONS = (1, 2)
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 OOV_ID = 0
 # Integer vocabularies whose values lie in [0, this) are encoded with one array lookup.
 _DENSE_LOOKUP_LIMIT = 1 << 24
@@ -106,7 +113,10 @@ class Preprocessor:
                 f"numeric_nan must be one of {NUMERIC_NAN_POLICIES}, got {numeric_nan!r}"
             )
         require_columns(df, spec.feature_columns, source)
-        fields = [fit_field(df[c], c, min_frequency) for c in spec.categorical]
+        fields = [
+            fit_field(df[c], c, min_frequency, spec.hash_buckets.get(c, 0))
+            for c in spec.categorical
+        ]
         numerics = []
         for c in spec.numeric:
             x = as_float(df[c], c, source)
@@ -126,9 +136,7 @@ class Preprocessor:
     def vocab_sizes(self) -> list[int]:
         """Embedding rows per model field: each categorical field's vocabulary plus the OOV
         bucket, then each binned numeric's bins plus the missing bin."""
-        return [len(f.vocab) + 1 for f in self.fields] + [
-            len(s.edges) + 2 for s in self.numerics if s.edges
-        ]
+        return [f.size for f in self.fields] + [len(s.edges) + 2 for s in self.numerics if s.edges]
 
     @property
     def field_names(self) -> list[str]:
@@ -208,6 +216,8 @@ class Preprocessor:
         return self._lookup(coerce(values, f.kind), f)
 
     def _lookup(self, values: pd.Series, f: Field) -> npt.NDArray[np.int32]:
+        if f.buckets:
+            return bucket_ids(values, f.kind, f.buckets)
         table = self._lookups.get(f.name)
         if table is None:
             table = self._build_lookup(f)
@@ -243,14 +253,13 @@ class Preprocessor:
 
     def state_dict(self) -> dict[str, Any]:
         """Plain-Python state (lists, dicts, floats) for the checkpoint."""
+        hashed = any(f.buckets for f in self.fields)
         return {
-            "format_version": FORMAT_VERSION,
+            "format_version": HASHED_FORMAT_VERSION if hashed else FORMAT_VERSION,
             "features": self.spec.to_dict(),
             "min_frequency": self.min_frequency,
             "numeric_nan": self.numeric_nan,
-            "categorical": [
-                {"name": f.name, "kind": f.kind, "vocab": list(f.vocab)} for f in self.fields
-            ],
+            "categorical": [_field_state(f) for f in self.fields],
             "numeric": [
                 {"name": s.name, "mean": s.mean, "std": s.std, "lo": s.lo, "hi": s.hi}
                 | {"edges": list(s.edges)}
@@ -269,7 +278,7 @@ class Preprocessor:
                     "this version"
                 )
             spec = FeatureSpec.from_dict(state["features"])
-            fields = [Field(d["name"], d["kind"], tuple(d["vocab"])) for d in state["categorical"]]
+            fields = [_field_from_state(d) for d in state["categorical"]]
             numerics = [
                 Numeric(
                     d["name"],
@@ -290,3 +299,20 @@ class Preprocessor:
             )
         except (KeyError, TypeError) as exc:
             raise PreprocessingError(f"preprocessor state is malformed: missing {exc}") from exc
+
+
+def _field_state(f: Field) -> dict[str, Any]:
+    state: dict[str, Any] = {"name": f.name, "kind": f.kind, "vocab": list(f.vocab)}
+    if f.buckets:
+        state |= {"hash_buckets": f.buckets, "hash": HASH_NAME}
+    return state
+
+
+def _field_from_state(d: dict[str, Any]) -> Field:
+    buckets = int(d.get("hash_buckets", 0))
+    if buckets and d.get("hash") != HASH_NAME:
+        raise PreprocessingError(
+            f"field {d['name']!r} was hashed with {d.get('hash')!r}, which this code does not "
+            f"compute (it hashes with {HASH_NAME!r}); retrain the model with this version"
+        )
+    return Field(d["name"], d["kind"], tuple(d["vocab"]), buckets)

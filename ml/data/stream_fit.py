@@ -47,9 +47,11 @@ MERGE_EVERY = 2_000_000
 
 
 class _Counts:
-    """Exact value counts of one categorical column, merged slice by slice."""
+    """Exact value counts of one categorical column, merged slice by slice; for a hashed
+    column (``buckets`` > 0, ``features.hash_buckets``) only its kind: no vocabulary."""
 
-    def __init__(self) -> None:
+    def __init__(self, buckets: int = 0) -> None:
+        self.buckets = buckets
         self.parts: list[pd.Series] = []
         self.pending = 0
         self.all_whole = True  # float values seen so far are whole numbers
@@ -75,6 +77,8 @@ class _Counts:
         # a column is read int in slices without nulls and float in those with them
         order = ("", "int", "float", "str")
         self.kind_hint = max(self.kind_hint, hint, key=order.index)
+        if self.buckets:
+            return
         self.parts.append(counts)
         self.pending += len(counts)
         if self.pending > MERGE_EVERY:
@@ -84,6 +88,8 @@ class _Counts:
     def field(self, name: str, min_frequency: int) -> Field:
         whole_floats = self.kind_hint == "float" and self.all_whole
         kind = "int" if self.kind_hint == "int" or whole_floats else "str"
+        if self.buckets:
+            return Field(name, kind, (), self.buckets)
         merged = _merge(self.parts) if self.parts else pd.Series([], dtype=np.int64)
         index = merged.index
         if isinstance(index.dtype, pd.CategoricalDtype):
@@ -154,7 +160,7 @@ def fit_streaming(
         raise PreprocessingError(
             f"numeric_nan must be one of {NUMERIC_NAN_POLICIES}, got {numeric_nan!r}"
         )
-    counts = {c: _Counts() for c in spec.categorical}
+    counts = {c: _Counts(spec.hash_buckets.get(c, 0)) for c in spec.categorical}
     rng = np.random.default_rng([seed, 23])
     samples = {c: _Reservoir(sample_size, rng) for c in spec.numeric}
     rows = 0

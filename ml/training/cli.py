@@ -1,7 +1,8 @@
 """``ctr-pipeline train | evaluate``: one training run, and its metrics recomputed.
 
 - ``train``: train the configured model into a run directory (resumes an interrupted
-  ``--run-dir``; a complete one of the same config and data is reused).
+  ``--run-dir``; a complete one of the same config and data is reused); ``--nproc N``
+  trains on N processes (torchrun, :mod:`ml.training.launch`).
 - ``evaluate``: recompute a run's metrics on a split from its checkpoint.
 
 The whole pipeline (``run``) is :mod:`ml.pipeline.cli`; ``runs prune`` is in
@@ -15,7 +16,7 @@ import json
 from typing import Any
 
 from ml.choices import MODEL_CHOICES
-from ml.cli_common import add_command, add_config_args, load_config_args
+from ml.cli_common import add_command, add_config_args, load_config_args, positive_int
 
 
 def add_commands(sub: Any) -> None:
@@ -39,6 +40,12 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="start over in --run-dir even if it holds an epoch checkpoint",
     )
+    p.add_argument(
+        "--nproc",
+        type=positive_int,
+        help="overrides training.distributed.nproc: train on N processes launched with "
+        "torchrun (one per GPU, or gloo on the CPU); a run resumes with another N",
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
 
     p = add_command(sub, "evaluate", _cmd_evaluate)
@@ -55,6 +62,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config_args(args)
     if args.model_family is not None:
         cfg = cfg.replace(model={"name": args.model_family})
+    if args.nproc is not None:
+        cfg = cfg.replace(training={"distributed": {"nproc": args.nproc}})
     result = train(
         cfg,
         features_dir=args.features_dir,

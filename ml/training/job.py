@@ -8,6 +8,12 @@ report each field's vocabulary and out-of-vocabulary share, build the model, run
 write ``metrics.json``, ``run.json`` and ``COMPLETE`` last (see
 :mod:`ml.training.run_dir`). Features and runs may be in a bucket: the run is then
 uploaded checkpoint by checkpoint (:mod:`ml.training.remote_run`).
+
+``training.distributed.nproc`` > 1: :func:`train` launches torchrun
+(:mod:`ml.training.launch`), whose every process (:mod:`ml.training.worker`) calls
+:func:`train` again; there rank 0
+validates, chooses the run directory and writes it, and hands its decisions to the other
+ranks (:mod:`ml.training.distributed`).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from ml.data.layout import features_location
 from ml.data.lineage import ValidatedData
 from ml.data.loading import check_features_dir
 from ml.data.preprocessing import Preprocessor
-from ml.errors import TrainingError
+from ml.errors import ConfigError, CtrPipelineError, TrainingError
 from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.storage.files import Location
@@ -39,6 +45,7 @@ from ml.training import auto, data_mode
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
 from ml.training.calibration import calibrate_run
+from ml.training.distributed import Rank, current, rank_device
 from ml.training.hardware import resolve_precision
 from ml.training.prepare import build, encode_splits, label_mean, stream_splits, vocabulary_report
 from ml.training.remote_run import RemoteRun, is_remote, new_run
@@ -50,6 +57,7 @@ from ml.training.sizing import (
     patience_reason,
     steps_per_epoch,
 )
+from ml.training.tensors import EncodedSplit
 from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Split, Trainer
 
 
@@ -68,6 +76,26 @@ class TrainResult:
     def location(self) -> str:
         """Where the run lives: its URL, or its local path."""
         return self.url or str(self.run_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (what a torchrun rank 0 hands back to the launcher)."""
+        return {
+            "run_dir": str(self.run_dir),
+            "metrics": self.metrics,
+            "resumed_from_epoch": self.resumed_from_epoch,
+            "reused": self.reused,
+            "url": self.url,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainResult:
+        return cls(
+            Path(raw["run_dir"]),
+            raw["metrics"],
+            raw["resumed_from_epoch"],
+            bool(raw["reused"]),
+            raw["url"],
+        )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,6 +135,7 @@ class TrainingJob:
     wall_start: float = field(default_factory=time.perf_counter)
     deadline: float | None = None
     resume: bool = True
+    rank: Rank | None = None  # under torchrun
 
     @property
     def feats(self) -> Location:
@@ -130,7 +159,8 @@ def train(
     deadline: float | None = None,
 ) -> TrainResult:
     """Train ``cfg.model`` on the features and write a complete run directory
-    (``model.name: auto``: the best candidate family's, :mod:`ml.training.auto`).
+    (``model.name: auto``: the best candidate family's, :mod:`ml.training.auto`); with
+    ``training.distributed.nproc`` > 1 on that many torchrun processes (module doc).
 
     Args:
         cfg: the typed configuration.
@@ -156,26 +186,44 @@ def train(
     Raises:
         TrainingError: missing features or columns, bad values, a run directory that
             belongs to another configuration or data, NaN loss, or CUDA without a GPU.
+        WorkerFailedError: a torchrun process died without an error of its own.
     """
     log = log or (lambda line: print(line, flush=True))
+    rank = current()
+    if rank is None and cfg.training.distributed.nproc > 1 and cfg.model.name != AUTO_MODEL:
+        if on_epoch_end is None:
+            from ml.training.launch import Launch, train_with_torchrun
+
+            launch = Launch(features_dir, data, run_dir, run_key, started_at, resume)
+            got = train_with_torchrun(cfg, launch, evaluate_test, provenance, log, deadline)
+            return TrainResult.from_dict(got)
+        log("training.distributed.nproc ignored: a tuning trial trains in one process")
+    if rank is not None and cfg.model.name == AUTO_MODEL:
+        raise TrainingError(
+            "model.name auto trains its candidates one after another and cannot run under "
+            "torchrun; name one family (--model-family) or use `ctr-pipeline train --nproc N`, "
+            "which launches torchrun for each candidate"
+        )
+    if rank is not None and not rank.is_main:
+        log = _silent
     wall_start = time.perf_counter()
     feats = features_location(features_dir if features_dir is not None else cfg.data.features_dir)
-    check_features_dir(feats)
-    warning = inapplicable_warning(cfg)
-    if warning:
-        log(f"⚠️  {warning}")
-    data = _validated(cfg, feats, data, log)
-    run = choose_run_dir(cfg, run_dir, run_key, data.digest, resume)
-    for note in run.notes:
-        log(note)
+    chosen = _choose_run(cfg, feats, data, (run_dir, run_key, resume), rank, log)
+    if chosen is None:  # rank 0 rejected the input and reports it; nothing to do here
+        return TrainResult(Path(), {}, None)
+    data, run = chosen
     if run.reused:
         assert run.out is not None
+        if rank is not None and not rank.is_main:
+            return TrainResult(run.out, {}, None, reused=True)
         url = run.remote.url if run.remote else None
         shown = run.remote or run.out
         log(f"✅ Training complete (reusing finished run {shown}: same config and data)")
         return TrainResult(run.out, rd.read_metrics(run.out), None, reused=True, url=url)
 
     device = resolve_device(cfg.training.device)
+    if rank is not None:
+        device = rank_device(rank, device)
     precision, note = resolve_precision(cfg.training.precision, device.type)
     if note:
         log(note)
@@ -198,11 +246,66 @@ def train(
         wall_start,
         deadline,
         resume,
+        rank,
     )
     try:
         return _train_auto(job) if cfg.model.name == AUTO_MODEL else _train(job)
     finally:
         torch.set_num_threads(threads)  # the thread count is process-wide: restore it
+
+
+def _silent(line: str) -> None:
+    """The log of the ranks other than 0: rank 0 tells what they all do."""
+
+
+def _choose_run(
+    cfg: Config,
+    feats: Location,
+    data: ValidatedData | None,
+    where: tuple[Any, str | None, bool],
+    rank: Rank | None,
+    log: LogFn,
+) -> tuple[ValidatedData, RunChoice] | None:
+    """Validate the features and choose the run directory (``where``: run_dir, run_key,
+    resume); under torchrun rank 0 does and the other ranks receive its choice, or
+    ``None`` when rank 0 raised (only rank 0 reports the error: one clean message)."""
+    run = RunChoice(None)
+    if rank is None or rank.is_main:
+        try:
+            check_features_dir(feats)
+            warning = inapplicable_warning(cfg)
+            if warning:
+                log(f"⚠️  {warning}")
+            data = _validated(cfg, feats, data, log)
+            run = choose_run_dir(cfg, where[0], where[1], data.digest, where[2])
+        except CtrPipelineError:
+            if rank is not None:
+                rank.broadcast(None)  # the other ranks stop quietly; this one reports
+            raise
+        for note in run.notes:
+            log(note)
+    if rank is not None:
+        return _shared_run(rank, data, run)
+    assert data is not None
+    return data, run
+
+
+def _shared_run(
+    rank: Rank, data: ValidatedData | None, run: RunChoice
+) -> tuple[ValidatedData, RunChoice] | None:
+    """Rank 0's validated data and run choice (what it resumes from) on every rank."""
+    mine = None
+    if rank.is_main:
+        where = str(run.out) if run.out is not None else None
+        mine = {"data": data, "out": where, "state": run.resume_state, "reused": run.reused}
+    got = rank.broadcast(mine)
+    if got is None:
+        return None
+    if rank.is_main:
+        assert data is not None
+        return data, run
+    out = Path(got["out"]) if got["out"] is not None else None
+    return got["data"], RunChoice(out, got["state"], got["reused"])
 
 
 def _validated(
@@ -247,20 +350,19 @@ def _make_trainer(
 
 def _train(job: TrainingJob) -> TrainResult:
     cfg, run, log, feats, device = job.cfg, job.run, job.log, job.feats, job.device
-    state = run.resume_state
+    state, rank = run.resume_state, job.rank
+    main = rank is None or rank.is_main
     log(
         f"🚀 Running training command... model={cfg.model.name} features={feats} device={device}"
         + (f" run_dir={run.remote or run.out}" if run.out is not None else "")
         + (f" (resuming after epoch {state['trainer']['epoch']})" if state else "")
+        + (f" on {rank.world} processes ({rank.backend})" if rank is not None else "")
     )
     seed_everything(cfg.seed)
     split_names = ("train", "val", "test") if job.evaluate_test else ("train", "val")
-    streaming = _streaming(cfg, feats, split_names, device, state, log)
-    if streaming:
-        pre, splits = stream_splits(cfg, feats, job.data.digest, device, state, split_names, log)
-    else:
-        pre, splits = encode_splits(cfg, feats, device, state, split_names)
-    vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log)
+    # Under torchrun only rank 0 evaluates: the other ranks read train alone.
+    streaming, pre, splits = _load(job, split_names if main else ("train",))
+    vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log) if main else {}
     model, model_args = build(cfg, pre, device, base_rate=label_mean(splits["train"]))
     n_params = sum(p.numel() for p in model.parameters())
     log(
@@ -268,9 +370,17 @@ def _train(job: TrainingJob) -> TrainResult:
         + " / ".join(f"{name} {len(s):,}" for name, s in splits.items())
         + f" rows; {cfg.model.name} with {n_params:,} parameters on {device}"
     )
-    out = _make_run_dir(cfg, run, job.run_key, job.started_at, log)
+    train_seen = (len(splits["train"]), label_mean(splits["train"]))  # before sharding
+    out = _make_run_dir(cfg, run, job.run_key, job.started_at, log) if main else run.out
     meta = _checkpoint_meta(cfg, model_args, pre)
-    sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log)
+    sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log) if main else None
+    if rank is not None:  # rank 0's run directory and sizes; each rank its own train rows
+        out, sizes = rank.broadcast((str(out), sizes))
+        out = Path(out)
+        train = splits["train"]
+        assert isinstance(train, EncodedSplit)  # several processes never stream (_streaming)
+        splits["train"] = rank.shard(train)
+    assert out is not None and sizes is not None
     trainer = _make_trainer(
         cfg,
         model,
@@ -278,12 +388,18 @@ def _train(job: TrainingJob) -> TrainResult:
         meta,
         device,
         log=log,
-        progress=job.progress,
+        progress=job.progress if main else False,
         on_epoch_end=_uploading(run.remote, job.on_epoch_end),
         precision=job.precision,
         deadline=job.deadline,
+        rank=rank,
         **sizes,
     )
+    if not main:
+        if state is not None:
+            trainer.load_resume_state(state, None)
+        trainer.fit(splits["train"], None)
+        return TrainResult(out, {}, int(state["trainer"]["epoch"]) if state else None)
     started, resumed_from = _start(trainer, cfg, out, state, pre, job.data.fingerprint)
     trainer.resume_meta["streaming"] = streaming
     trainer.fit(splits["train"], splits["val"])
@@ -294,12 +410,14 @@ def _train(job: TrainingJob) -> TrainResult:
     model.load_state_dict(trainer.best_state)
     calibration = calibrate_run(trainer, splits, out / rd.MODEL_BEST, log)
     metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, job.wall_start)
+    metrics["rows"]["train"], metrics["base_ctr"]["train"] = train_seen
+    if rank is not None:
+        metrics["distributed"] = {"nproc": rank.world, "backend": rank.backend}
     metrics["calibration"] = calibration
     metrics["data_loading"] = "streaming" if streaming else "in_memory"
     if trainer.cut_short:
         metrics["cut_short"] = trainer.cut_short
-    run_info = _run_info(job, started, resumed_from)
-    _write_complete(out, metrics, run_info)
+    _write_complete(out, metrics, _run_info(job, started, resumed_from))
     if run.remote is not None:
         run.remote.push_complete()
     test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""
@@ -341,9 +459,8 @@ def _train_auto(job: TrainingJob) -> TrainResult:
         val_rows=job.data.rows.get("val", 0),
         log=log,
     )
-    run_info = _run_info(job, started, None)
     wall = time.perf_counter() - job.wall_start
-    metrics = auto.write_run(out, chosen, choice, run_info, wall)
+    metrics = auto.write_run(out, chosen, choice, _run_info(job, started, None), wall)
     if job.run.remote is not None:
         job.run.remote.push_complete()
     test = f", test AUC {metrics['test_auc']:.4f}" if "test_auc" in metrics else ""
@@ -356,7 +473,7 @@ def _train_auto(job: TrainingJob) -> TrainResult:
 
 
 def _run_info(job: TrainingJob, started: str, resumed_from: int | None) -> dict[str, Any]:
-    """``run.json``: where the data came from, the config's and code's identity, when."""
+    """``run.json``: where the data came from, what config and code trained, when, where."""
     return {
         "features_dir": str(job.feats),
         "data_fingerprint": job.data.fingerprint,
@@ -371,16 +488,42 @@ def _run_info(job: TrainingJob, started: str, resumed_from: int | None) -> dict[
     }
 
 
+def _load(job: TrainingJob, names: tuple[str, ...]) -> tuple[bool, Preprocessor, dict[str, Any]]:
+    """``(streaming, preprocessor, splits)``: the splits encoded in memory, or their shard
+    cache (see :func:`_streaming`)."""
+    cfg, feats, device, state = job.cfg, job.feats, job.device, job.run.resume_state
+    streaming = _streaming(cfg, feats, names, device, state, job.rank, job.log)
+    if streaming:
+        pre, splits = stream_splits(cfg, feats, job.data.digest, device, state, names, job.log)
+    else:
+        pre, splits = encode_splits(cfg, feats, device, state, names)
+    return streaming, pre, dict(splits)
+
+
 def _streaming(
     cfg: Config,
     feats: Location,
     splits: tuple[str, ...],
     device: torch.device,
     state: dict[str, Any] | None,
+    rank: Rank | None,
     log: LogFn,
 ) -> bool:
     """Stream or load into memory: as the resumed run did (its checkpoint's position
-    means a place in the streamed order), else as ``data.streaming`` decides (logged)."""
+    means a place in the streamed order), else as ``data.streaming`` decides (logged).
+    Several processes (torchrun) load into memory: each keeps its share of the rows.
+
+    Raises:
+        ConfigError: ``data.streaming: true`` with ``training.distributed.nproc`` > 1.
+    """
+    if rank is not None:
+        if str(cfg.data.streaming) == "true":
+            raise ConfigError(
+                "data.streaming: true cannot be combined with training.distributed.nproc > 1 "
+                "yet: set data.streaming to auto or false, or nproc to 1"
+            )
+        log("Data loading: in memory (each of the processes keeps its share of the rows)")
+        return False
     if state is not None and "streaming" in state:
         streaming = bool(state["streaming"])
         log(f"Data loading: {'streaming' if streaming else 'in memory'} (as the resumed run)")

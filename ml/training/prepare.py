@@ -98,25 +98,32 @@ def vocabulary_report(
 ) -> dict[str, dict[str, Any]]:
     """Log each categorical field's vocabulary size and OOV share; warn above the limit.
 
+    A hashed field (``features.hash_buckets``) reports its buckets as ``vocab_size``,
+    ``"hashed": true``, and as OOV share its share of missing values.
+
     Returns:
         ``{field: {"vocab_size", "oov_train", "oov_val"}}`` (recorded in metrics.json).
     """
     names = [f.name for f in pre.fields]  # the categorical columns (bin fields never OOV)
+    hashed = {f.name for f in pre.fields if f.buckets}
     shares = {split: splits[split].oov_share() for split in ("train", "val") if split in splits}
     report: dict[str, dict[str, Any]] = {}
     for j, name in enumerate(names):
         entry: dict[str, Any] = {"vocab_size": pre.vocab_sizes[j] - 1}
+        if name in hashed:
+            entry["hashed"] = True
         entry.update({f"oov_{s}": round(v[j], 6) for s, v in shares.items()})
         report[name] = entry
     log(
         "Vocabulary (size, OOV share train/val): "
         + ", ".join(
-            f"{n} {e['vocab_size']:,} ({e.get('oov_train', 0):.1%}/{e.get('oov_val', 0):.1%})"
+            f"{n} {e['vocab_size']:,}{' hashed' if e.get('hashed') else ''} "
+            f"({e.get('oov_train', 0):.1%}/{e.get('oov_val', 0):.1%})"
             for n, e in report.items()
         )
     )
     for name, e in report.items():
-        if e.get("oov_val", 0.0) > max_oov_share:
+        if e.get("oov_val", 0.0) > max_oov_share and not e.get("hashed"):
             log(
                 f"⚠️  {name}: {e['oov_val']:.0%} of validation rows fall in the out-of-vocabulary "
                 f"bucket (above data.max_oov_share={max_oov_share:.0%}): the model learns "

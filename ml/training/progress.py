@@ -8,11 +8,13 @@ line every ``interval`` seconds (``CTR_TRAIN_PROGRESS_S``, default 30; 0 turns i
     (at most 99 more epochs, ~1h 38m)            <- the same line
 
 Only the clock is read per batch: no device synchronisation, nothing printed in between.
+On a terminal :class:`ProgressBar` draws a bar on stderr instead.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -85,3 +87,28 @@ class ProgressLog:
             f"({done / max(self.samples, 1):.0%}), {rate:,.0f} samples/s, "
             f"epoch ETA {fmt_duration(epoch_left)}{rest}"
         )
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most every 0.2 s."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._last = 0.0
+
+    def update(self, label: str, done: int, total: int, start: float) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self._last < 0.2 and done < total):
+            return
+        self._last = now
+        frac = done / max(total, 1)
+        rate = done / max(now - start, 1e-9)
+        sys.stderr.write(
+            f"\r{label} [{'#' * int(frac * 30):<30}] {frac:6.1%} {rate:,.0f} samples/s "
+        )
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r" + " " * 79 + "\r")
+            sys.stderr.flush()

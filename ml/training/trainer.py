@@ -9,6 +9,12 @@ an improvement must exceed ``min_delta``) and writes the resume state
 ``checkpoint_last.pt`` (weights, optimizer, RNG states, early-stopping state, history),
 so a killed run resumed from it ends with the same metrics as an uninterrupted one.
 
+Under torchrun (``rank`` given, :mod:`ml.training.distributed`) the training step runs
+through a ``DistributedDataParallel`` wrapper on this rank's rows, each epoch's mean loss
+is averaged over the ranks, rank 0 alone evaluates (and hands the metrics to the others,
+so every rank takes the same early-stopping decision) and writes the checkpoints, which
+hold the plain module's weights.
+
 The job around the loop (data, preprocessing, run directory, metrics) is
 :func:`ml.training.job.train`.
 """
@@ -16,7 +22,6 @@ The job around the loop (data, preprocessing, run directory, metrics) is
 from __future__ import annotations
 
 import os
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -32,8 +37,10 @@ from ml.choices import MONITORS
 from ml.errors import TrainingError
 from ml.metrics import binary_metrics
 from ml.training import checkpoint as ck
+from ml.training import rng
 from ml.training.calibration import apply_calibration
-from ml.training.progress import ProgressLog, interval_from_env
+from ml.training.distributed import Rank
+from ml.training.progress import ProgressBar, ProgressLog, interval_from_env
 from ml.training.run_dir import CHECKPOINT_LAST, MODEL_BEST
 from ml.training.stream_split import ShardedSplit
 from ml.training.tensors import EncodedSplit
@@ -99,31 +106,6 @@ class EarlyStopping:
         return cls(**{**d, "history": list(d["history"])})
 
 
-class _Progress:
-    """A one-line progress bar on stderr, redrawn at most every 0.2 s."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._last = 0.0
-
-    def update(self, label: str, done: int, total: int, start: float) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self._last < 0.2 and done < total):
-            return
-        self._last = now
-        frac = done / max(total, 1)
-        rate = done / max(now - start, 1e-9)
-        sys.stderr.write(
-            f"\r{label} [{'#' * int(frac * 30):<30}] {frac:6.1%} {rate:,.0f} samples/s "
-        )
-        sys.stderr.flush()
-
-    def clear(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r" + " " * 79 + "\r")
-            sys.stderr.flush()
-
-
 class Trainer:
     """Fit a model on encoded splits with early stopping and per-epoch checkpoints.
 
@@ -152,6 +134,8 @@ class Trainer:
             on a streamed split (default ``$CTR_TRAIN_CHECKPOINT_S`` or
             :data:`CHECKPOINT_EVERY_S`); ``checkpoint_last.pt`` then records the position
             (epoch, batch) and a resumed run continues from that batch.
+        rank: this process's rank under torchrun (None: one process); ``batch_size`` is
+            then the global batch, split evenly over the ranks.
     """
 
     def __init__(
@@ -174,14 +158,25 @@ class Trainer:
         progress_s: float | None = None,
         deadline: float | None = None,
         checkpoint_every_s: float | None = None,
+        rank: Rank | None = None,
     ) -> None:
-        self.model, self.deadline = model, deadline
+        self.model, self.deadline, self.rank = model, deadline, rank
         self.seed = seed
         if checkpoint_every_s is None:
             checkpoint_every_s = float(os.environ.get("CTR_TRAIN_CHECKPOINT_S", CHECKPOINT_EVERY_S))
         self.checkpoint_every_s = checkpoint_every_s
         # where a streamed epoch stands: {"epoch", "batch", "loss_sum"} (None between epochs)
         self.position: dict[str, Any] | None = None
+        # The module the training step runs: the DDP wrapper averages the gradients over
+        # the ranks; checkpoints and evaluation use the plain module.
+        self.step_model: nn.Module = model
+        self.local_batch = batch_size
+        if rank is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.step_model = DistributedDataParallel(model, device_ids=ids)
+            self.local_batch = max(1, batch_size // rank.world)
         self.cut_short = ""  # why training ended before early stopping or the epoch cap
         if precision not in ("fp32", "bf16"):
             # "auto" is resolved by the caller (ml.training.hardware.resolve_precision).
@@ -213,10 +208,11 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         # ml.training.calibration's map, set once training is over (None: sigmoid).
         self.calibration: dict[str, Any] | None = None
-        self.progress = _Progress(sys.stderr.isatty() if progress is None else progress)
+        self.progress = ProgressBar(sys.stderr.isatty() if progress is None else progress)
 
-    def fit(self, train: Split, val: Split) -> EarlyStopping:
-        """Run epochs ``self.epoch + 1 ..`` until ``epochs`` or early stopping."""
+    def fit(self, train: Split, val: Split | None) -> EarlyStopping:
+        """Run epochs ``self.epoch + 1 ..`` until ``epochs`` or early stopping (``val``:
+        None on the ranks other than 0 under torchrun)."""
         while self.epoch < self.epochs and not self.early.stopped:
             epoch = self.epoch + 1
             start = time.perf_counter()
@@ -227,7 +223,7 @@ class Trainer:
                     f"the training loss is {loss} at epoch {epoch}: training diverged; lower "
                     "training.learning_rate or check the numeric features for extreme values"
                 )
-            val_m = self.evaluate(val)
+            val_m = self._validate(val)
             epoch_s = time.perf_counter() - start
             record = {
                 "epoch": epoch,
@@ -235,21 +231,21 @@ class Trainer:
                 "val_auc": val_m["auc"],
                 "val_logloss": val_m["logloss"],
                 "val_accuracy": val_m["accuracy"],
-                "train_samples": len(train),
+                "train_samples": len(train) * self.world,
                 "train_s": round(train_s, 4),
                 "epoch_s": round(epoch_s, 4),
             }
             self.log(
                 f"Epoch {epoch}/{self.epochs}: Train Loss: {loss:.4f}, "
                 f"Val AUC: {val_m['auc']:.4f}, Val LogLoss: {val_m['logloss']:.4f}, "
-                f"{epoch_s:.1f}s ({len(train) / max(train_s, 1e-9):,.0f} samples/s)"
+                f"{epoch_s:.1f}s ({len(train) * self.world / max(train_s, 1e-9):,.0f} samples/s)"
             )
             self.epoch = epoch
             self.checkpoint_and_early_stop(epoch, record)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch, record)
             more = not self.early.stopped and self.epoch < self.epochs
-            if more and self.deadline is not None and time.perf_counter() >= self.deadline:
+            if more and self.deadline is not None and self._past_deadline():
                 self.cut_short = f"time budget spent after epoch {epoch}"  # keeps the best
                 break
         if self.cut_short:
@@ -261,22 +257,42 @@ class Trainer:
             )
         return self.early
 
+    @property
+    def world(self) -> int:
+        """How many processes train (1 without torchrun)."""
+        return 1 if self.rank is None else self.rank.world
+
+    def _validate(self, val: Split | None) -> dict[str, Any]:
+        """Validation metrics; under torchrun rank 0's, on every rank."""
+        if self.rank is None:
+            assert val is not None
+            return self.evaluate(val)
+        metrics = self.evaluate(val) if self.rank.is_main and val is not None else None
+        got: dict[str, Any] = self.rank.broadcast(metrics)
+        return got
+
+    def _past_deadline(self) -> bool:
+        past = self.deadline is not None and time.perf_counter() >= self.deadline
+        return past if self.rank is None else bool(self.rank.broadcast(past))
+
     def train_epoch(self, data: Split, epoch: int = 0) -> float:
-        """One pass over ``data`` in a seeded random order; returns the mean train loss."""
+        """One pass over ``data`` in a seeded random order; returns the mean train loss
+        (over every rank's rows under torchrun)."""
         self.model.train()
         if isinstance(data, ShardedSplit):
             return self._train_epoch_streamed(data, epoch)
         n = len(data)
+        batch = self.local_batch
         perm = torch.randperm(n, generator=self.generator).to(self.device)
         losses: list[torch.Tensor] = []
         start = time.perf_counter()
-        batches = -(-n // self.batch_size)
+        batches = -(-n // batch)
         every = 0.0 if self.progress.enabled else self.progress_s  # a bar on a TTY says it
         alive = ProgressLog(
             self.log, every, epoch=epoch, epochs=self.epochs, samples=n, batches=batches
         )
-        for lo in range(0, n, self.batch_size):
-            cat, num, y = data.batch(perm[lo : lo + self.batch_size])
+        for lo in range(0, n, batch):
+            cat, num, y = data.batch(perm[lo : lo + batch])
             # summed once per epoch: no host sync per batch
             losses.append(self.train_step(cat, num, y))
             alive.tick(len(losses), lo + len(y))
@@ -286,15 +302,18 @@ class Trainer:
         if not losses:
             return float("nan")
         # Every batch is full except maybe the last: weight the means by batch size.
-        sizes = torch.full((len(losses),), float(self.batch_size), device=self.device)
-        sizes[-1] = n - self.batch_size * (len(losses) - 1)
-        return float((torch.stack(losses) * sizes).sum().item()) / n
+        sizes = torch.full((len(losses),), float(batch), device=self.device)
+        sizes[-1] = n - batch * (len(losses) - 1)
+        mean = (torch.stack(losses) * sizes).sum() / n
+        if self.rank is not None:  # every rank has n rows: the mean of the means
+            mean = self.rank.mean(mean)
+        return float(mean.item())
 
     def train_step(self, cat: torch.Tensor, num: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One optimisation step on a batch; returns its loss (detached, on the device).
         Benchmarks time this same step on pre-sliced batches (the compute bound)."""
         with self.autocast():
-            logits = self.model(cat, num)
+            logits = self.step_model(cat, num)
         loss = self.loss_fn(logits.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -382,7 +401,10 @@ class Trainer:
 
     def checkpoint_and_early_stop(self, epoch: int, record: dict[str, Any]) -> bool:
         """Keep ``model_best.pt`` on an improvement, update patience, save the resume state;
-        returns True when training should stop."""
+        returns True when training should stop. Under torchrun only rank 0 writes."""
+        if self.rank is not None and not self.rank.is_main:
+            self.early.update(epoch, record)
+            return self.early.stopped
         if self.early.update(epoch, record):
             self.best_state = _cpu_state(self.model)
             ck.save_checkpoint(
@@ -406,13 +428,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "early_stop": self.early.to_dict(),
             "position": self.position,
-            "rng": {
-                "generator": self.generator.get_state(),
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                "numpy": _numpy_state(),
-                "python": _python_state(),
-            },
+            "rng": {"generator": self.generator.get_state(), **rng.capture()},
         }
         return {"format_version": ck.FORMAT_VERSION, **self.resume_meta, "trainer": trainer}
 
@@ -424,13 +440,8 @@ class Trainer:
         self.early = EarlyStopping.from_dict(saved["early_stop"])
         self.epoch = int(saved["epoch"])
         self.position = saved.get("position")
-        rng = saved["rng"]
-        self.generator.set_state(rng["generator"])
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        _set_numpy_state(rng["numpy"])
-        _set_python_state(rng["python"])
+        self.generator.set_state(saved["rng"]["generator"])
+        rng.restore(saved["rng"])
         self.best_state = best_state
 
 
@@ -441,28 +452,3 @@ def _fused_adam_supported(model: nn.Module, device: torch.device) -> bool:
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def _numpy_state() -> dict[str, Any]:
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {
-        "name": name,
-        "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-        "pos": int(pos),
-        "has_gauss": int(has_gauss),
-        "gauss": float(gauss),
-    }
-
-
-def _set_numpy_state(s: dict[str, Any]) -> None:
-    keys = s["keys"].numpy().astype(np.uint32)
-    np.random.set_state((s["name"], keys, s["pos"], s["has_gauss"], s["gauss"]))
-
-
-def _python_state() -> list[Any]:
-    version, internal, gauss = random.getstate()
-    return [version, list(internal), gauss]
-
-
-def _set_python_state(s: list[Any]) -> None:
-    random.setstate((s[0], tuple(s[1]), s[2]))

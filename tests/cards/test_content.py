@@ -102,3 +102,12 @@ def test_card_shows_the_calibration_and_the_raw_log_loss() -> None:
     assert content["metrics"]["test_logloss_raw"] == 0.51
     assert content["training"]["calibration"] == "platt"
     assert "calibration" not in card_content(base, "v1")["training"]  # an older run
+
+
+def test_a_hashed_fields_missing_values_are_not_an_oov_limitation() -> None:
+    base = _inputs()
+    vocab = {"user_id": {"vocab_size": 1000, "oov_train": 0.4, "oov_val": 0.45, "hashed": True}}
+    c = card_content(_inputs(metrics={**base.metrics, "vocabulary": vocab}), "v1")
+    (field,) = c["vocabulary"]["fields"]
+    assert field["hashed"] and not field["above_limit"]
+    assert not any(x.startswith("user_id:") for x in c["limitations"])

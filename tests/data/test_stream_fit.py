@@ -26,6 +26,18 @@ def test_streaming_fit_equals_the_in_memory_fit(
     assert [f.kind for f in streamed.fields] == ["str", "int", "int"]  # item: whole floats
 
 
+def test_hashed_fields_fit_streamed_as_in_memory_without_a_vocabulary(
+    mixed_features: Path, mixed_spec: FeatureSpec
+) -> None:
+    import dataclasses
+
+    spec = dataclasses.replace(mixed_spec, hash_buckets={"user": 97, "shop": 13})
+    whole = Preprocessor.fit(load_split(mixed_features, "train", spec), spec, min_frequency=3)
+    streamed, _ = fit_streaming(mixed_features, spec, batch_rows=128, min_frequency=3)
+    assert streamed.state_dict() == whole.state_dict()
+    assert [(f.vocab, f.buckets) for f in streamed.fields[:2]] == [((), 13), ((), 97)]
+
+
 def test_min_frequency_is_applied_to_the_merged_counts(
     mixed_features: Path, mixed_spec: FeatureSpec
 ) -> None:

@@ -53,3 +53,19 @@ def test_cli_evaluate_missing_run_is_a_user_error(
 ) -> None:
     assert main(["evaluate", "--run-dir", str(home / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_train_nproc_overrides_the_config(
+    home: Path, features_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    args = ["train", "--features-dir", str(features_dir), *TINY, "--model-family", "dcnv2"]
+    args += ["--set", "training.device=cuda"]
+    assert main([*args, "--nproc", "3"]) == 2  # launching is refused before torchrun starts
+    err = capsys.readouterr().err
+    assert "training.distributed.nproc is 3 but this machine has 0 GPU(s)" in err
+    with pytest.raises(SystemExit):
+        main([*args, "--nproc", "0"])

@@ -5,7 +5,7 @@ column: about 1 ms of fixed cost per request, whatever its size, which dominates
 request. :class:`FastScorer` encodes the request's Python values directly with the same
 fitted state (a dict per vocabulary: value → id, unseen or null → the OOV id 0; numerics
 through the preprocessor's own ``encode_numerics``: clipped, scaled, binned, null → the
-mean and the missing bin) and runs the same
+mean and the missing bin; a hashed field through the same bucket function) and runs the same
 model, so the probabilities are the predictor's. Values the predictor would coerce (a
 string in an integer-valued field) take the predictor's own path instead.
 tests/serving/test_fastpath.py checks the two agree.
@@ -17,8 +17,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import torch
 
+from ml.data.columns import Field, coerce
+from ml.data.hashing import bucket_ids
 from ml.serving.predictor import Predictor
 from ml.serving.service.validation import ParsedRequest
 
@@ -35,6 +38,7 @@ class FastScorer:
         self._categorical = [
             (f.name, f.kind == "int", {v: i + 1 for i, v in enumerate(f.vocab)}) for f in pre.fields
         ]
+        self._hashed: dict[str, Field] = {f.name: f for f in pre.fields if f.buckets}
         self._numeric = [s.name for s in pre.numerics]
         self._n_fields = len(pre.field_names)
 
@@ -44,7 +48,13 @@ class FastScorer:
         for j, (name, is_int, ids) in enumerate(self._categorical):
             values = parsed.columns[name]
             types = set(map(type, values))
-            if is_int:
+            hashed = self._hashed.get(name)
+            if hashed is not None:
+                if not types <= _STR_OK:
+                    return None
+                raw = pd.Series(values, dtype=object)
+                cat[j] = bucket_ids(coerce(raw, hashed.kind), hashed.kind, hashed.buckets)
+            elif is_int:
                 if not types <= _INT_OK:
                     return None  # strings in an integer field: the predictor coerces them
                 cat[j] = [ids.get(v, 0) for v in values]
