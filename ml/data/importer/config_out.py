@@ -20,6 +20,7 @@ from ml.errors import DataImportError
 from ml.fsutil import atomic_write_text, display_path
 
 MARKER = "# Written by `ctr-pipeline data import`"
+_HASH_KEY = re.compile(r"^\s+hash_buckets\s*:")
 _TOP_KEY = re.compile(r"^[A-Za-z_][\w-]*\s*:")
 
 
@@ -99,7 +100,20 @@ def _replace_features(lines: list[str], spec: FeatureSpec) -> list[str]:
     block = yaml.safe_dump(
         {"features": spec.to_dict()}, default_flow_style=None, sort_keys=False, width=88
     ).splitlines()
+    if not spec.hash_buckets:  # keep the template's (empty) hash_buckets and its comments
+        block += _hash_buckets_lines(lines[start:end])
     return [*lines[:start], *block, *lines[end:]]
+
+
+def _hash_buckets_lines(section: list[str]) -> list[str]:
+    """The ``hash_buckets:`` line of a features section and the comment lines under it."""
+    at = next((i for i, line in enumerate(section) if _HASH_KEY.match(line)), None)
+    if at is None:
+        return []
+    end = at + 1
+    while end < len(section) and section[end].lstrip().startswith("#"):
+        end += 1
+    return section[at:end]
 
 
 def _replace_data_dir(lines: list[str], features_dir: str) -> list[str]:
