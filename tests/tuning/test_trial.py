@@ -124,6 +124,7 @@ def test_auto_choice_is_queued_as_a_trial_of_the_space_reusing_its_run(
     home: Path, cfg: Config
 ) -> None:
     from ml.training.job import train
+    from ml.tuning.report import trial_line
     from ml.tuning.trial import enqueue_auto_choice
 
     auto_cfg = cfg.replace(model={"name": "auto"}, training={"learning_rate": 0.03})
@@ -146,6 +147,7 @@ def test_auto_choice_is_queued_as_a_trial_of_the_space_reusing_its_run(
     assert trial.params["model.name"] == "deepfm" and trial.params["model.dropout"] == 0.1
     assert trial.user_attrs["result"]["reused"] and trial.user_attrs["auto_choice_of"] == 0
     assert trial.value == pytest.approx(json.loads((run / rd.METRICS_JSON).read_text())["val_auc"])
+    assert trial_line(trial, "val_auc").endswith("(model.name auto's choice in trial 0)")
 
 
 def test_auto_choice_outside_the_space_is_not_queued(home: Path, cfg: Config) -> None:
