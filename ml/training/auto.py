@@ -35,6 +35,7 @@ from ml.config import Config
 from ml.errors import TrainingError
 from ml.fsutil import atomic_write_json
 from ml.training import run_dir as rd
+from ml.training.linear import l2_path, linear_weight_decay
 from ml.training.sizing import SMALL_VAL_ROWS
 
 #: Candidate families, cheapest first (logreg always trains); of the deep ones, FinalMLP
@@ -52,15 +53,6 @@ AUTO_BUDGET_MIN_S = 30.0
 EMBEDDING_MIN = 4
 #: The linear candidate's learning rate is this times ``training.learning_rate``.
 LINEAR_LR_FACTOR = 10.0
-#: The linear candidate's L2 penalty, when ``training.weight_decay`` is null, is chosen on
-#: validation like the gate's scikit-learn baseline chooses its ``C``: weight decay
-#: ``1 / (C * train rows)`` (scikit-learn's ``C * sum of losses + |w|^2 / 2`` per train
-#: row, so ``C`` means the same at every size), ``C = 10 ** (k / 2)``, starting at
-#: ``10 ** (LINEAR_C_START / 2)`` and its two neighbours, then stepping outward while
-#: the end keeps winning, within [LINEAR_C_MIN, LINEAR_C_MAX] (:func:`l2_path`).
-LINEAR_C_START = -2  # C = 0.1
-LINEAR_C_MIN = -6  # C = 0.001
-LINEAR_C_MAX = 2  # C = 10
 
 #: ``(candidate config, its run directory, deadline) -> its metrics`` (metrics.json's
 #: keys: ``val_auc``, ``val_logloss``, ``epochs_run``, ``n_params``, ``rows``...).
@@ -157,8 +149,8 @@ def candidate_config(
     - ``logreg``: the learning rate times :data:`LINEAR_LR_FACTOR` (a convex model has no
       co-adapting layers to destabilise, and the shipped rate, chosen for deep models,
       leaves it still improving at the epoch cap); with ``c``, the weight decay
-      :func:`linear_weight_decay` (the size rule of the deep models shrinks a linear
-      model far more than the baseline's best ``C``: 0.016 on 70k rows);
+      :func:`ml.training.linear.linear_weight_decay` (the deep models' size rule
+      shrinks a linear model far more than the baseline's best ``C``: 0.016 on 70k rows);
     - the factorised families: :func:`auto_embedding_dim`.
     """
     settings: dict[str, Any] = {}
@@ -176,45 +168,6 @@ def candidate_config(
         model["embedding_dim"] = dim
         settings["embedding_dim"] = dim
     return cfg.replace(model=model, training=training), settings
-
-
-def linear_weight_decay(c: float, train_rows: int) -> float:
-    """Adam's (coupled) weight decay that gives the logistic regression scikit-learn's
-    ``LogisticRegression(C=c)`` optimum: the gradient of ``mean loss + wd |w|^2 / 2`` is
-    zero where that of ``c * sum of losses + |w|^2 / 2`` is, for ``wd = 1 / (c * rows)``."""
-    return 1.0 / (c * max(train_rows, 1))
-
-
-def l2_path(
-    fit: Callable[[float], float | None], *, maximize: bool, log: Log | None = None
-) -> tuple[float, dict[float, float | None]]:
-    """Choose ``C`` on validation: ``fit(C)`` trains at ``C`` and returns its validation
-    metric (None: not finite). ``C = 10 ** (k / 2)`` from ``k = LINEAR_C_START`` and its
-    two neighbours, then one step further out while the end of the tried range is the
-    best, within [LINEAR_C_MIN, LINEAR_C_MAX]; returns the best ``C`` (the first tried
-    on a tie) and every ``C``'s metric."""
-    scores: dict[int, float | None] = {}
-
-    def key(k: int) -> tuple[bool, float]:
-        v = scores[k]
-        return (v is not None, (v if maximize else -v) if v is not None else 0.0)
-
-    def tried(k: int) -> None:
-        if k not in scores and LINEAR_C_MIN <= k <= LINEAR_C_MAX:
-            scores[k] = fit(10 ** (k / 2))
-            if log is not None:
-                log(f"      logreg C {10 ** (k / 2):.3g}: {_fmt(scores[k])}")
-
-    for k in (LINEAR_C_START, LINEAR_C_START - 1, LINEAR_C_START + 1):
-        tried(k)
-    while True:
-        best = max(scores, key=key)  # the first of the best on a tie (max keeps it)
-        step = 1 if best == max(scores) else -1 if best == min(scores) else 0
-        if step == 0 or best + step in scores or not LINEAR_C_MIN <= best + step <= LINEAR_C_MAX:
-            break
-        tried(best + step)
-    best = max(scores, key=key)
-    return 10 ** (best / 2), {10 ** (k / 2): v for k, v in sorted(scores.items())}
 
 
 def choose(
@@ -262,8 +215,7 @@ def choose(
     for family in CANDIDATES:
         row = Candidate(family)
         table.append(row)
-        used = clock() - start
-        if family != "logreg" and used >= budget:
+        if family != "logreg" and (used := clock() - start) >= budget:
             row.skipped = f"budget spent ({used:.0f} s of {budget:.0f} s)"
             log(f"   ⏭️  {family}: skipped, {row.skipped}")
             continue
