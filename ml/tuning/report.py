@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ml.fsutil import atomic_write, atomic_write_json, display_path, utc_now
 from ml.tuning import study as st
 from ml.tuning.storage import study_dir
-from ml.tuning.trial import RESULT_ATTR, RUN_DIR_ATTR, WORKER_ATTR
+from ml.tuning.trial import AUTO_CHOICE_ATTR, RESULT_ATTR, RUN_DIR_ATTR, WORKER_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -44,7 +44,9 @@ def trial_line(trial: optuna.trial.FrozenTrial, metric: str) -> str:
         f"trial {trial.number:>3}  {trial.state.name:<8}  {value}  "
         f"{secs if secs is not None else float('nan'):7.1f}s  {_params(trial.params)}"
     )
-    if trial.user_attrs.get(st.DEFAULTS_ATTR):
+    if AUTO_CHOICE_ATTR in trial.user_attrs:
+        line += f"  (model.name auto's choice in trial {trial.user_attrs[AUTO_CHOICE_ATTR]})"
+    elif trial.user_attrs.get(st.DEFAULTS_ATTR):
         line += "  (the config's own values)"
     if st.ERROR_ATTR in trial.user_attrs:
         line += f"  ✗ {trial.user_attrs[st.ERROR_ATTR]}"

@@ -10,7 +10,9 @@ config or new data starts another. ``--new-study`` starts a fresh one beside it
 Trial 0 of a new study is the config as it is (its values enqueued), so the best trial
 by the validation metric is never worse than the shipped defaults on validation; with
 ``model.name: auto`` (the shipped default) trial 0 is the automatic choice itself (its
-candidates train in that trial, ``ml.training.auto``).
+candidates train in that trial, ``ml.training.auto``), and the family it chose, with its
+size-aware settings, is then queued in the space's terms, reusing that candidate's run
+(:func:`ml.tuning.trial.enqueue_auto_choice`).
 """
 
 from __future__ import annotations

@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 WORKER_ATTR = "worker"
 RUN_DIR_ATTR = "run_dir"
 RESULT_ATTR = "result"  # best_epoch, epochs_run, seconds, cpu_seconds, resumed_from_epoch...
+#: A trial queued as ``model.name: auto``'s choice: the auto trial's number, and the
+#: chosen candidate's finished run it reuses.
+AUTO_CHOICE_ATTR = "auto_choice_of"
+REUSE_RUN_ATTR = "reuse_run_dir"
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     locks = study_dir(ctx.study_name) / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     with FlockLock(str(locks / f"{run_key(ctx.study_name, cfg)}.lock")):
-        out = trial_run_dir(ctx.study_name, cfg)
+        out = _reusable(trial, cfg, ctx) or trial_run_dir(ctx.study_name, cfg)
         trial.set_user_attr(RUN_DIR_ATTR, display_path(out))
         result = train(
             cfg,
@@ -117,7 +121,64 @@ def run_trial(trial: optuna.Trial, ctx: TrialContext) -> float:
     trial.set_user_attr(RESULT_ATTR, info)
     if not math.isfinite(value):
         raise TrainingError(f"the trial's {metric} is {value}")
+    if "model_choice" in info:
+        note = enqueue_auto_choice(trial.study, trial.number, ctx.cfg, result.metrics)
+        if note:
+            ctx.log(note)
     return value
+
+
+def enqueue_auto_choice(
+    study: optuna.Study, number: int, cfg: Config, metrics: dict[str, Any]
+) -> str:
+    """After ``model.name: auto``'s trial ``number`` (trial 0): queue the family it chose,
+    with its size-aware settings, as a trial of the search space, so that the sampler
+    learns which family and settings won (trial 0 itself has no ``model.name``
+    parameter: ``auto`` is not in the space). That trial reuses the chosen candidate's
+    finished run (no second training). Queued only when the space can express the
+    candidate's config exactly, and once per study. Returns a line for the log."""
+    from ml.config import load_config
+
+    choice = metrics.get("auto") or {}
+    chosen = choice.get("chosen")
+    row = next((c for c in choice.get("candidates", []) if c.get("family") == chosen), None)
+    if row is None or not row.get("run_dir"):
+        return ""
+    if any(AUTO_CHOICE_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False)):
+        return ""
+    run = Path(row["run_dir"])
+    chosen_cfg = load_config(run / rd.CONFIG_YAML)
+    space = cfg.tuning.space
+    params, outside = space.defaults(chosen_cfg)
+    if apply(cfg, space.values(params)).digest() != chosen_cfg.digest():
+        return (
+            f"auto chose {chosen}, whose settings the search space cannot express "
+            f"({'; '.join(outside) or 'a key outside the space'}): not queued as a trial"
+        )
+    study.enqueue_trial(
+        params,
+        user_attrs={
+            DEFAULTS_ATTR: True,
+            DEFAULT_KEYS_ATTR: sorted(params),
+            AUTO_CHOICE_ATTR: number,
+            REUSE_RUN_ATTR: str(run),
+        },
+    )
+    return (
+        f"queued auto's choice ({chosen}: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(params.items()) if k.startswith("model."))
+        + f") as a trial of the space; it reuses trial {number}'s run of it"
+    )
+
+
+def _reusable(trial: optuna.Trial, cfg: Config, ctx: TrialContext) -> Path | None:
+    """The finished candidate run an auto-choice trial reuses, when it still matches."""
+    reuse = trial.user_attrs.get(REUSE_RUN_ATTR)
+    if not reuse:
+        return None
+    path = Path(reuse)
+    same = rd.mismatch(path, config_digest=cfg.digest(), data_digest=ctx.data.digest) is None
+    return path if rd.is_complete(path) and same else None
 
 
 def pruning_callback(trial: optuna.Trial, metric: str) -> Callable[[int, dict[str, Any]], None]:

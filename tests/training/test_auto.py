@@ -14,7 +14,7 @@ import pytest
 
 from ml.config import Config
 from ml.errors import TrainingError
-from ml.training import auto
+from ml.training import auto, linear
 from ml.training import run_dir as rd
 from ml.training.job import train
 
@@ -209,3 +209,26 @@ def test_an_explicit_family_trains_without_a_choice(cfg: Config) -> None:
     result = train(cfg.replace(training={"epochs": 1}), log=lambda _: None, progress=False)
     assert "auto" not in result.metrics
     assert not (result.run_dir / rd.CANDIDATES_DIR).exists()
+
+
+def test_logreg_candidate_chooses_its_l2_on_validation(cfg: Config, tmp_path: Path) -> None:
+    # weight_decay null: the linear candidate trains at several C, best val_auc kept
+    calls: list[Config] = []
+
+    def fake(ccfg: Config, run_dir: Path, deadline: float | None) -> dict[str, Any]:
+        calls.append(ccfg)
+        c = 1.0 / (ccfg.training.weight_decay * 70_000) if ccfg.model.name == "logreg" else 1.0
+        auc = 0.70 - abs(math.log10(c) + 1.5) * 0.01 if ccfg.model.name == "logreg" else 0.6
+        return {"val_auc": auc, "val_logloss": 0.3, "epochs_run": 3, "n_params": 506}
+
+    cfg = cfg.replace(model={"name": "auto"}, training={"weight_decay": None})
+    choice, chosen = auto.choose(cfg, tmp_path, fake, train_rows=70_000, val_rows=15_000, log=print)
+    fits = [c for c in calls if c.model.name == "logreg"]
+    assert len(fits) == 4  # C 0.1, 0.0316 (best), 0.316, then 0.01 to see it turn
+    assert choice.chosen == "logreg" and chosen == rd.candidate_dir(tmp_path, "logreg-C0.0316")
+    row = choice.candidates[0]
+    assert row.settings["C"] == pytest.approx(10**-1.5)
+    decay = linear.linear_weight_decay(10**-1.5, 70_000)
+    assert row.settings["weight_decay"] == pytest.approx(decay)
+    # the other families keep the size rule (weight_decay null)
+    assert all(c.training.weight_decay is None for c in calls if c.model.name != "logreg")

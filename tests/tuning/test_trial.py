@@ -118,3 +118,50 @@ def test_owner_alive_tells_running_dead_and_foreign_processes() -> None:
     # The same pid, started at another time: a reused pid, not our worker.
     assert owner_alive({**me, "start": int(me["start"]) + 1}) is False
     assert me["pid"] == os.getpid()
+
+
+def test_auto_choice_is_queued_as_a_trial_of_the_space_reusing_its_run(
+    home: Path, cfg: Config
+) -> None:
+    from ml.training.job import train
+    from ml.tuning.report import trial_line
+    from ml.tuning.trial import enqueue_auto_choice
+
+    auto_cfg = cfg.replace(model={"name": "auto"}, training={"learning_rate": 0.03})
+    run = home / "experiments" / "chosen"  # the candidate auto chose, as auto trains it
+    chosen = auto_cfg.replace(model={"name": "deepfm", "dropout": 0.1})
+    train(chosen, run_dir=run, evaluate_test=False, log=lambda _: None)
+    metrics = {
+        "auto": {
+            "chosen": "deepfm",
+            "candidates": [{"family": "dcnv2", "run_dir": "elsewhere"},
+                           {"family": "deepfm", "run_dir": str(run)}],
+        }
+    }  # fmt: skip
+    study = _study()
+    note = enqueue_auto_choice(study, 0, auto_cfg, metrics)
+    assert note.startswith("queued auto's choice (deepfm: model.dropout=0.1, model.name=deepfm)")
+    assert enqueue_auto_choice(study, 0, auto_cfg, metrics) == ""  # once per study
+    study.optimize(lambda t: run_trial(t, _ctx(auto_cfg)), n_trials=1)
+    (trial,) = study.get_trials()
+    assert trial.params["model.name"] == "deepfm" and trial.params["model.dropout"] == 0.1
+    assert trial.user_attrs["result"]["reused"] and trial.user_attrs["auto_choice_of"] == 0
+    assert trial.value == pytest.approx(json.loads((run / rd.METRICS_JSON).read_text())["val_auc"])
+    assert trial_line(trial, "val_auc").endswith("(model.name auto's choice in trial 0)")
+
+
+def test_auto_choice_outside_the_space_is_not_queued(home: Path, cfg: Config) -> None:
+    from ml.training.job import train
+    from ml.tuning.trial import enqueue_auto_choice
+
+    auto_cfg = cfg.replace(model={"name": "auto"})
+    run = home / "experiments" / "chosen"  # hidden units [8]: not a key of the space
+    train(auto_cfg.replace(model={"name": "deepfm", "hidden_units": [8]}), run_dir=run,
+          evaluate_test=False, log=lambda _: None)  # fmt: skip
+    metrics = {
+        "auto": {"chosen": "deepfm", "candidates": [{"family": "deepfm", "run_dir": str(run)}]}
+    }
+    study = _study()
+    note = enqueue_auto_choice(study, 0, auto_cfg, metrics)
+    assert "cannot express" in note and "deepfm" in note
+    assert not study.get_trials()
