@@ -35,7 +35,7 @@ from ml.config import Config
 from ml.errors import TrainingError
 from ml.fsutil import atomic_write_json
 from ml.training import run_dir as rd
-from ml.training.linear import l2_path, linear_weight_decay
+from ml.training.linear import LINEAR_C_START, l2_path, linear_weight_decay
 from ml.training.sizing import SMALL_VAL_ROWS
 
 #: Candidate families, cheapest first (logreg always trains); of the deep ones, FinalMLP
@@ -45,9 +45,9 @@ from ml.training.sizing import SMALL_VAL_ROWS
 CANDIDATES = ("logreg", "fm", "finalmlp", "dcnv2")
 #: ``model.auto_budget: null``: this many seconds per 100,000 train rows, at least
 #: AUTO_BUDGET_MIN_S (a family's training time grows with the rows). At 100k rows (70k
-#: train rows: 42 s) under twice what the former single default (dcnv2) takes to train
-#: there on two CPU cores (docs/training.md, "Automatic model choice").
-AUTO_BUDGET_S_PER_100K = 60.0
+#: train rows: 63 s) under twice what the former single default (dcnv2) takes to train
+#: there on two CPU cores (36 s; docs/training.md, "Automatic model choice").
+AUTO_BUDGET_S_PER_100K = 90.0
 AUTO_BUDGET_MIN_S = 30.0
 #: Embedding sizes for the candidates are powers of two in [EMBEDDING_MIN, model.embedding_dim].
 EMBEDDING_MIN = 4
@@ -212,6 +212,7 @@ def choose(
     )
     table: list[Candidate] = []
     ids = 0
+    linear: tuple[_Linear, Candidate] | None = None
     for family in CANDIDATES:
         row = Candidate(family)
         table.append(row)
@@ -221,9 +222,8 @@ def choose(
             continue
         began = clock()
         if family == "logreg" and cfg.training.weight_decay is None:
-            ccfg, row.settings, run, metrics = _linear_candidate(
-                cfg, out, train_candidate, train_rows, metric, log
-            )
+            linear = (_Linear(cfg, out, train_candidate, train_rows, metric), row)
+            ccfg, row.settings, run, metrics = linear[0].first()
         else:
             run = rd.candidate_dir(out, family)
             ccfg, row.settings = candidate_config(cfg, family, train_rows, ids)
@@ -233,6 +233,11 @@ def choose(
             # one weight per id (+ one per numeric column + the bias): the rows of every
             # embedding table, for auto_embedding_dim
             ids = int(metrics.get("n_params") or 0) - len(cfg.features.numeric) - 1
+    if linear is not None and clock() < deadline:
+        # the rest of logreg's L2 path with the budget the other families left
+        began, (path, row) = clock(), linear
+        _, row.settings, run, metrics = path.path(lambda: clock() < deadline, log)
+        _record(row, metrics, (row.seconds or 0.0) + clock() - began, run, log)
     best = _best(table, metric, val_rows)
     if best is None:
         raise TrainingError(
@@ -252,29 +257,43 @@ def choose(
     return choice, Path(best.run_dir)
 
 
-def _linear_candidate(
-    cfg: Config,
-    out: Path,
-    train_candidate: TrainCandidate,
-    train_rows: int,
-    metric: str,
-    log: Log,
-) -> tuple[Config, dict[str, Any], Path, dict[str, Any]]:
+class _Linear:
     """The logistic regression with its L2 chosen on validation (:func:`l2_path`), each
-    ``C`` in ``candidates/logreg-C<C>/``; returns the best one's config, settings, run
-    directory and metrics (its settings list every ``C`` tried)."""
-    runs: dict[float, tuple[Config, dict[str, Any], Path, dict[str, Any]]] = {}
+    ``C`` in ``candidates/logreg-C<C>/``: :meth:`first` trains the path's first ``C`` (the
+    floor, always), :meth:`path` the rest of the path while the budget lasts (after the
+    other families: a strong family makes the logreg's last 0.00x irrelevant)."""
 
-    def fit(c: float) -> float | None:
-        ccfg, settings = candidate_config(cfg, "logreg", train_rows, 0, c=c)
-        run = rd.candidate_dir(out, f"logreg-C{c:.3g}")
-        runs[c] = (ccfg, settings, run, train_candidate(ccfg, run, None))
-        return _finite(runs[c][3].get(metric))
+    def __init__(
+        self, cfg: Config, out: Path, train: TrainCandidate, train_rows: int, metric: str
+    ) -> None:
+        self.cfg, self.out, self.train, self.rows, self.metric = cfg, out, train, train_rows, metric
+        self.runs: dict[float, tuple[Config, dict[str, Any], Path, dict[str, Any]]] = {}
 
-    c, scores = l2_path(fit, maximize=metric == "val_auc", log=log)
-    ccfg, settings, run, metrics = runs[c]
-    settings = {**settings, "C_tried": ", ".join(f"{k:.3g}: {_fmt(v)}" for k, v in scores.items())}
-    return ccfg, settings, run, metrics
+    def _fit(self, c: float) -> float | None:
+        if c not in self.runs:
+            ccfg, settings = candidate_config(self.cfg, "logreg", self.rows, 0, c=c)
+            run = rd.candidate_dir(self.out, f"logreg-C{c:.3g}")
+            self.runs[c] = (ccfg, settings, run, self.train(ccfg, run, None))
+        return _finite(self.runs[c][3].get(self.metric))
+
+    def first(self) -> tuple[Config, dict[str, Any], Path, dict[str, Any]]:
+        c = 10 ** (LINEAR_C_START / 2)
+        self._fit(c)
+        return self.runs[c]
+
+    def path(
+        self, budget_left: Callable[[], bool], log: Log
+    ) -> tuple[Config, dict[str, Any], Path, dict[str, Any]]:
+        """The best ``C`` of the path (a ``C`` not tried once the budget is spent counts as
+        no result); its config, settings (with every ``C`` tried), run and metrics."""
+
+        def fit(c: float) -> float | None:
+            return self._fit(c) if c in self.runs or budget_left() else None
+
+        c, scores = l2_path(fit, maximize=self.metric == "val_auc", log=log)
+        ccfg, settings, run, metrics = self.runs[c]
+        tried = ", ".join(f"{k:.3g}: {_fmt(v)}" for k, v in scores.items() if k in self.runs)
+        return ccfg, {**settings, "C_tried": tried}, run, metrics
 
 
 def _record(

@@ -156,7 +156,7 @@ def test_auto_embedding_dim_keeps_tables_under_the_train_rows(
 
 
 def test_auto_budget_follows_the_train_rows() -> None:
-    assert auto.auto_budget(None, 70_000) == pytest.approx(42.0)
+    assert auto.auto_budget(None, 70_000) == pytest.approx(63.0)
     assert auto.auto_budget(None, 1_000) == auto.AUTO_BUDGET_MIN_S
     assert auto.auto_budget(12.5, 10**7) == 12.5
 
@@ -232,3 +232,28 @@ def test_logreg_candidate_chooses_its_l2_on_validation(cfg: Config, tmp_path: Pa
     assert row.settings["weight_decay"] == pytest.approx(decay)
     # the other families keep the size rule (weight_decay null)
     assert all(c.training.weight_decay is None for c in calls if c.model.name != "logreg")
+
+
+def test_logreg_trains_one_c_first_and_the_rest_of_its_path_only_with_budget_left(
+    cfg: Config, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    order: list[str] = []
+
+    def fake(ccfg: Config, run_dir: Path, deadline: float | None) -> dict[str, Any]:
+        order.append(run_dir.name)
+        clock.now += 10.0
+        return {"val_auc": 0.7, "val_logloss": 0.3, "epochs_run": 3, "n_params": 506}
+
+    cfg = cfg.replace(model={"name": "auto", "auto_budget": 100.0}, training={"weight_decay": None})
+    auto.choose(cfg, tmp_path, fake, train_rows=70_000, val_rows=15_000, log=print, clock=clock)
+    # the floor first, the other families, then C's neighbours with the budget left
+    assert order == ["logreg-C0.1", "fm", "finalmlp", "dcnv2", "logreg-C0.0316", "logreg-C0.316"]
+    order.clear()
+    clock.now = 1000.0
+    cfg = cfg.replace(model={"auto_budget": 35.0})
+    choice, _ = auto.choose(
+        cfg, tmp_path / "b", fake, train_rows=70_000, val_rows=15_000, log=print, clock=clock
+    )
+    assert order == ["logreg-C0.1", "fm", "finalmlp", "dcnv2"]  # no budget left for the path
+    assert choice.chosen == "logreg"
