@@ -12,7 +12,8 @@
   encode every split, one epoch, val scoring) with the features in the bucket vs on
   local disk, runs directories beside them; paired, target ≤ 1.2×.
 
-Parts (``BENCH_OBJECTSTORE_PARTS``, comma-separated; default all): ``register``,
+Parts (``BENCH_OBJECTSTORE_PARTS``, comma-separated; default all; the epoch's size and
+paired trials: ``BENCH_EPOCH_ROWS``, ``BENCH_EPOCH_TRIALS``): ``register``,
 ``listing``, ``contention``, ``flips``, ``epoch``. ``BENCH_EPOCH_ROWS`` sets the train
 rows of ``epoch`` (default 2,000,000).
 """
@@ -221,7 +222,8 @@ def bench_epoch(url: str, tmp: Path, train_rows: int = 2_000_000, trials: int = 
         if path.is_file():
             store.upload_file(path.relative_to(local).as_posix(), path)
     base = load_config(Path(__file__).resolve().parent.parent / DEFAULT_CONFIG)
-    base = base.replace(training={"epochs": 1})
+    # One family's epoch (model auto would train several candidates).
+    base = base.replace(model={"name": "dcnv2"}, training={"epochs": 1})
 
     def one(features: str, runs: str) -> float:
         cfg = base.replace(data={"features_dir": features}, output={"runs_dir": runs})
@@ -269,7 +271,12 @@ def run(full: bool) -> list[dict]:
         if "flips" in parts:
             rows += bench_flips(url, tmp, rounds=100)
         if "epoch" in parts:
-            rows += bench_epoch(url, tmp, int(os.environ.get("BENCH_EPOCH_ROWS", "2000000")))
+            rows += bench_epoch(
+                url,
+                tmp,
+                int(os.environ.get("BENCH_EPOCH_ROWS", "2000000")),
+                int(os.environ.get("BENCH_EPOCH_TRIALS", "2")),
+            )
         return rows
     finally:
         server.stop()
