@@ -102,6 +102,14 @@ def _checkpoints(home: Path) -> set[Path]:
     return set((home / "experiments" / "runs").glob(f"{CRASH_EXPERIMENT}_*/{CHECKPOINT_LAST}"))
 
 
+def _completed(home: Path) -> set[Path]:
+    from ml.training.run_dir import COMPLETE
+
+    return {
+        p.parent for p in (home / "experiments" / "runs").glob(f"{CRASH_EXPERIMENT}_*/{COMPLETE}")
+    }
+
+
 def _run_dirs(home: Path) -> set[Path]:
     return {p for p in (home / "experiments" / "runs").glob(f"{CRASH_EXPERIMENT}_*") if p.is_dir()}
 
@@ -138,18 +146,26 @@ def worker_crash_trial(
     assert resp.status_code == 200, resp.text
     run_id = str(resp.json()["dag_run_id"])
     deadline = time.monotonic() + timeout
-    next_check = 0.0
-    while not (_checkpoints(stack.home) - before):
-        if time.monotonic() > next_check:
-            stack.raise_if_dead()
-            train = rest.task_instances(DAG_ID, run_id).get("train_model") or {}
-            assert train.get("state") != "success", (
-                f"train_model finished before the kill; raise CRASH_EPOCHS ({CRASH_EPOCHS})"
-            )
-            assert time.monotonic() < deadline, f"no checkpoint of run {run_id} in time"
-            next_check = time.monotonic() + 2
-        time.sleep(0.1)
+    # Which worker runs it is asked (over REST) as soon as the task starts, before its
+    # first epoch: under load a REST call can take seconds, longer than the epochs left
+    # after the first checkpoint. From then on only local files are watched.
+    while True:
+        stack.raise_if_dead()
+        assert time.monotonic() < deadline, f"train_model of run {run_id} did not start in time"
+        train = rest.task_instances(DAG_ID, run_id).get("train_model") or {}
+        assert train.get("state") != "success", (
+            f"train_model finished before the kill; raise CRASH_EPOCHS ({CRASH_EPOCHS})"
+        )
+        if worker is not None or (train.get("state") == "running" and train.get("pid")):
+            break
+        time.sleep(0.5)
     worker = worker or worker_running(stack, rest, run_id, "train_model")
+    while not (_checkpoints(stack.home) - before):
+        assert not (_completed(stack.home) - dirs_before), (
+            f"train_model finished before the kill; raise CRASH_EPOCHS ({CRASH_EPOCHS})"
+        )
+        assert time.monotonic() < deadline, f"no checkpoint of run {run_id} in time"
+        time.sleep(0.1)
     killed = kill_worker(stack, worker)
     killed_at = time.monotonic()
     timeline: list[tuple[float, str]] = []
