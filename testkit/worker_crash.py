@@ -48,12 +48,17 @@ class CrashResult:
 
 
 def write_crash_config(home: Path, epochs: int = CRASH_EPOCHS) -> str:
-    """``config/crash.yaml``: the home's config, its own experiment name, no early stop."""
+    """``config/crash.yaml``: the home's config, its own experiment name, one model family
+    (deepfm), no early stop."""
     from ml.config import load_config, write_config
 
     cfg = load_config(home / "config" / "model_config.yaml")
+    # One family: `model.name: auto` (the shipped default) trains its candidates in
+    # candidates/ under the run, where no top-level checkpoint_last.pt appears.
     cfg = cfg.replace(
-        experiment_name=CRASH_EXPERIMENT, training={"epochs": epochs, "patience": epochs}
+        experiment_name=CRASH_EXPERIMENT,
+        model={"name": "deepfm"},
+        training={"epochs": epochs, "patience": epochs},
     )
     write_config(cfg, home / CRASH_CONFIG)
     return CRASH_CONFIG
