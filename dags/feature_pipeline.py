@@ -5,14 +5,18 @@
 
 `generate_features >> save_features`
 
-`generate_features` writes the default features directory (`data/features/v1`) and
-refuses, without touching anything, when that directory holds data the generator did not
-write. `save_features` validates the new splits and records an Asset event (extra:
-`features_path`, `uri`, `rows`, `digest`). With `CTR_TRAINING_SCHEDULE=asset`,
-`training_pipeline` runs after each event: the Airflow 3 replacement of the spec's
-`ExternalTaskSensor`. A DAG of your own that writes your data can declare the same Asset
-as its outlet (docs/airflow.md). Schedule: `$CTR_FEATURE_SCHEDULE` (default `none`:
-manual), same values as the training schedule except `asset`.
+`generate_features` writes the features directory `features_path` (null, the default:
+`data/features/v1`; a path, or a bucket URL such as `s3://bucket/features/v1`, see
+docs/storage.md) and refuses, without touching anything, when that directory holds data
+the generator did not write. `save_features` validates the new splits and records an
+Asset event (extra: `features_path`, `uri`, `rows`, `digest`). With
+`CTR_TRAINING_SCHEDULE=asset`, `training_pipeline` runs after each event: the Airflow 3
+replacement of the spec's `ExternalTaskSensor`. The event is refused unless the Asset's
+URI (`$CTR_FEATURES_ASSET_URI`, default the `file://` URI of `data/features/v1`) names
+the directory written: for a bucket, set it to the same URL. A DAG of your own that
+writes your data can declare the same Asset as its outlet (docs/airflow.md). Schedule:
+`$CTR_FEATURE_SCHEDULE` (default `none`: manual), same values as the training schedule
+except `asset`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,13 @@ if _schedule.strip().lower() == "asset":
     params={
         "rows": Param(100_000, type="integer", minimum=1_000, maximum=100_000_000),
         "seed": Param(42, type="integer", minimum=0),
+        "features_path": Param(
+            None,
+            type=["null", "string"],
+            minLength=1,
+            description="Where to write: null for data/features/v1, a path (relative: "
+            "against $CTR_PIPELINE_HOME) or a URL such as s3://bucket/features/v1.",
+        ),
         "config_path": Param(paths.DEFAULT_CONFIG, type="string", minLength=1),
     },
     default_args={
@@ -59,7 +70,13 @@ def feature_engineering_pipeline() -> None:
         from ml.pipeline import features
 
         params = get_current_context()["params"]
-        return glue.run_step("generate", features.generate, params["rows"], params["seed"])
+        return glue.run_step(
+            "generate",
+            features.generate,
+            params["rows"],
+            params["seed"],
+            params.get("features_path"),
+        )
 
     @task(outlets=[FEATURES_ASSET])
     def save_features(features_path: str | None) -> None:

@@ -132,6 +132,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         port=args.port,
         host=args.host,
         celery_workers=args.worker_queues or None,
+        worker_env=[{"CTR_PIPELINE_HOME": str(h.resolve())} for h in args.worker_home] or None,
         triggerer=not args.no_triggerer,
         echo=True,
     )
@@ -296,6 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="Q1,Q2",
         help="postgres-celery: start one celery worker per option on these queues",
+    )
+    up.add_argument(
+        "--worker-home",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="postgres-celery: the CTR_PIPELINE_HOME of the Nth worker (the Nth option), as "
+        "on another host; give the workers a config with bucket URLs (docs/deployment.md)",
     )
     up.add_argument("--no-triggerer", action="store_true", help="do not start the triggerer")
     up.add_argument(

@@ -34,6 +34,8 @@ class Service:
 
     name: str
     argv: list[str]
+    #: Its environment when it differs from the deployment's (a worker's own home).
+    env: dict[str, str] | None = None
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     started_at: float = 0.0

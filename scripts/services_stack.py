@@ -81,6 +81,11 @@ class AirflowServices:
         celery_workers: Queue lists, one ``airflow celery worker`` per entry
             (postgres-celery only). Default: one worker on the default queue plus the
             train queue when ``CTR_TRAIN_QUEUE`` is set.
+        worker_env: Variables applied over the deployment's environment for each Celery
+            worker, by position (shorter than the workers: the rest get none). A worker
+            with its own ``CTR_PIPELINE_HOME`` stands for a worker on another host: it
+            shares no project directory with the others (its config is seeded there;
+            features, runs and registry must then be bucket URLs, docs/deployment.md).
         triggerer: Start the triggerer (only deferrable tasks need it).
         echo: Also print supervision events to stdout (``make airflow`` does).
     """
@@ -91,6 +96,7 @@ class AirflowServices:
     host: str = DEFAULT_HOST
     extra_env: Mapping[str, str] = field(default_factory=dict)
     celery_workers: list[str] | None = None
+    worker_env: list[Mapping[str, str]] | None = None
     triggerer: bool = True
     echo: bool = False
     services: list[Service] = field(default_factory=list)
@@ -169,8 +175,18 @@ class AirflowServices:
                 # One log server per host: the first worker serves the task logs.
                 if i > 1:
                     argv.append("--skip-serve-logs")
-                specs.append(Service(f"celery-worker-{i}", argv))
+                specs.append(Service(f"celery-worker-{i}", argv, env=self._worker_env(i)))
         return specs
+
+    def _worker_env(self, i: int) -> dict[str, str] | None:
+        """The environment of Celery worker ``i`` (1-based) when it has overrides."""
+        extra = (self.worker_env or [])[i - 1 : i]
+        return {**self.env, **extra[0]} if extra and extra[0] else None
+
+    def worker_homes(self) -> list[Path]:
+        """The ``CTR_PIPELINE_HOME`` of each worker that has its own."""
+        homes = [e.get(paths.ENV_VAR) for e in self.worker_env or []]
+        return [Path(h) for h in homes if h]
 
     # -- preparing
 
@@ -193,6 +209,9 @@ class AirflowServices:
         private_dir(self.log_dir)
         self.auth.make_private()  # Airflow's generated passwords file, from before 0600
         self.seeded_config = airflow_env.seed_default_config(self.env[paths.ENV_VAR])
+        for home in self.worker_homes():  # a worker of its own home finds a config there
+            home.mkdir(parents=True, exist_ok=True)
+            airflow_env.seed_default_config(home)
         rows = int(self.env.get("CTR_SEED_ROWS") or airflow_env.SEED_ROWS)
         self.seeded_data = airflow_env.seed_default_features(self.env[paths.ENV_VAR], rows)
         if self.metadata_url.startswith("postgresql") and ensure_postgres_database(
@@ -242,7 +261,7 @@ class AirflowServices:
             svc.started_at = time.time()
             svc.proc = subprocess.Popen(
                 svc.argv,
-                env=self.env,
+                env=svc.env if svc.env is not None else self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -326,6 +326,7 @@ def start_stack(
     *,
     env: dict[str, str],
     worker_queues: list[str] | None = None,
+    worker_homes: list[Path] | None = None,
     triggerer: bool = True,
     ignore_sigint: bool = False,
     timeout: float = 300,
@@ -333,6 +334,7 @@ def start_stack(
     """``python -m scripts.airflow_services up`` on ``home``; returns once it is healthy.
 
     Args:
+        worker_homes: ``--worker-home``: the Nth Celery worker's own ``CTR_PIPELINE_HOME``.
         ignore_sigint: Start it with SIGINT ignored, as ``nohup`` or ``cmd &`` in a
             script do; ``up`` must still stop on Ctrl-C.
     """
@@ -344,6 +346,8 @@ def start_stack(
     cmd += ["--home", str(home), "--port", str(port), "--timeout", str(timeout)]
     for queues in worker_queues or []:
         cmd += ["--worker-queues", queues]
+    for worker_home in worker_homes or []:
+        cmd += ["--worker-home", str(worker_home)]
     if not triggerer:
         cmd.append("--no-triggerer")
     full_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
@@ -360,7 +364,13 @@ def start_stack(
         text=True,
     )
     services = AirflowServices(
-        profile=profile, home=home, port=port, extra_env=env, triggerer=triggerer
+        profile=profile,
+        home=home,
+        port=port,
+        extra_env=env,
+        celery_workers=worker_queues,
+        worker_env=[{"CTR_PIPELINE_HOME": str(h)} for h in worker_homes or []] or None,
+        triggerer=triggerer,
     )
     stack = Stack(proc=proc, services=services, home=home)
     assert proc.stdout is not None

@@ -48,14 +48,16 @@ class CrashResult:
 
 
 def write_crash_config(home: Path, epochs: int = CRASH_EPOCHS) -> str:
-    """``config/crash.yaml``: the home's config, its own experiment name, no early stop,
-    one model family (``auto``'s budget would end the training before the kill)."""
+    """``config/crash.yaml``: the home's config, its own experiment name, one model family
+    (deepfm), no early stop."""
     from ml.config import load_config, write_config
 
     cfg = load_config(home / "config" / "model_config.yaml")
+    # One family: `model.name: auto` (the shipped default) trains its candidates in
+    # candidates/ under the run, where no top-level checkpoint_last.pt appears.
     cfg = cfg.replace(
         experiment_name=CRASH_EXPERIMENT,
-        model={"name": "dcnv2"},
+        model={"name": "deepfm"},
         training={"epochs": epochs, "patience": epochs},
     )
     write_config(cfg, home / CRASH_CONFIG)
@@ -105,6 +107,14 @@ def _checkpoints(home: Path) -> set[Path]:
     return set((home / "experiments" / "runs").glob(f"{CRASH_EXPERIMENT}_*/{CHECKPOINT_LAST}"))
 
 
+def _completed(home: Path) -> set[Path]:
+    from ml.training.run_dir import COMPLETE
+
+    return {
+        p.parent for p in (home / "experiments" / "runs").glob(f"{CRASH_EXPERIMENT}_*/{COMPLETE}")
+    }
+
+
 def _run_dirs(home: Path) -> set[Path]:
     return {p for p in (home / "experiments" / "runs").glob(f"{CRASH_EXPERIMENT}_*") if p.is_dir()}
 
@@ -141,18 +151,26 @@ def worker_crash_trial(
     assert resp.status_code == 200, resp.text
     run_id = str(resp.json()["dag_run_id"])
     deadline = time.monotonic() + timeout
-    next_check = 0.0
-    while not (_checkpoints(stack.home) - before):
-        if time.monotonic() > next_check:
-            stack.raise_if_dead()
-            train = rest.task_instances(DAG_ID, run_id).get("train_model") or {}
-            assert train.get("state") != "success", (
-                f"train_model finished before the kill; raise CRASH_EPOCHS ({CRASH_EPOCHS})"
-            )
-            assert time.monotonic() < deadline, f"no checkpoint of run {run_id} in time"
-            next_check = time.monotonic() + 2
-        time.sleep(0.1)
+    # Which worker runs it is asked (over REST) as soon as the task starts, before its
+    # first epoch: under load a REST call can take seconds, longer than the epochs left
+    # after the first checkpoint. From then on only local files are watched.
+    while True:
+        stack.raise_if_dead()
+        assert time.monotonic() < deadline, f"train_model of run {run_id} did not start in time"
+        train = rest.task_instances(DAG_ID, run_id).get("train_model") or {}
+        assert train.get("state") != "success", (
+            f"train_model finished before the kill; raise CRASH_EPOCHS ({CRASH_EPOCHS})"
+        )
+        if worker is not None or (train.get("state") == "running" and train.get("pid")):
+            break
+        time.sleep(0.5)
     worker = worker or worker_running(stack, rest, run_id, "train_model")
+    while not (_checkpoints(stack.home) - before):
+        assert not (_completed(stack.home) - dirs_before), (
+            f"train_model finished before the kill; raise CRASH_EPOCHS ({CRASH_EPOCHS})"
+        )
+        assert time.monotonic() < deadline, f"no checkpoint of run {run_id} in time"
+        time.sleep(0.1)
     killed = kill_worker(stack, worker)
     killed_at = time.monotonic()
     timeline: list[tuple[float, str]] = []

@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from ml import paths
-from ml.cli_common import emit, non_negative_int, table
+from ml.cli_common import add_registry_root, emit, non_negative_int, table
 from ml.errors import ConfigError
 
 #: Bootstrap resamples for the AUC interval (ml.cards.stats.DEFAULT_BOOTSTRAP; not
@@ -145,6 +145,7 @@ def add_run_commands(sub: Any) -> None:
         action="store_true",
         help="also remove runs that registered versions came from",
     )
+    add_registry_root(p)  # whose versions' runs are kept
     p.add_argument("--apply", action="store_true", help="really delete (default: dry run)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_runs_prune)
@@ -250,6 +251,7 @@ def _runs_prune(args: argparse.Namespace) -> int:
         keep_last=args.keep_last,
         older_than_days=args.older_than,
         include_registered=args.include_registered,
+        registry=args.base_dir,
         dry_run=not args.apply,
     )
     verb = "would remove" if report.dry_run else "removed"

@@ -31,15 +31,8 @@ from ml.config import FeatureSpec
 from ml.errors import GateConfigError, UserError
 from ml.fsutil import display_path, sha256_file
 from ml.monitoring import DEFAULT_MAX_PSI, DRIFT_ACTIONS
-from ml.monitoring.profile import (
-    PROFILE_FILE,
-    category_counts,
-    numeric_values,
-    read_column,
-    split_file,
-)
+from ml.monitoring.profile import PROFILE_FILE, SplitColumns, category_counts, numeric_values
 from ml.registry.layout import STAGING
-from ml.storage import transfer
 
 log = logging.getLogger("ml.monitoring")
 #: Shares are floored at this before the logarithm (an empty bin would be infinite).
@@ -190,7 +183,7 @@ def compare_with_profile(
     fields: list[FieldDrift] = []
     unknown: list[str] = []
     rows = 0
-    with transfer.fetched(split_file(features_dir, split)) as path:  # a URL: downloaded
+    with SplitColumns(features_dir, split) as data:  # in place, column-pruned
         for kind, columns, compare in (
             ("categorical", spec.categorical, compare_categorical),
             ("numeric", spec.numeric, compare_numeric),
@@ -200,7 +193,7 @@ def compare_with_profile(
                 if ref is None:
                     unknown.append(column)
                     continue
-                values = read_column(path, column)
+                values = data.column(column)
                 rows = len(values)
                 fields.append(compare(column, ref, values, max_psi))
     return fields, rows, unknown

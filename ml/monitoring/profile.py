@@ -12,7 +12,8 @@ manifest. It holds, per feature column of the training split:
   the share of missing values (null, NaN, inf: what the predictor imputes), plus
   summary quantiles, mean and standard deviation for people.
 
-A few kilobytes whatever the data size. The data is read one column at a time, so memory
+A few kilobytes whatever the data size. The data is read one column at a time
+(:class:`SplitColumns`: in place, column-pruned, from a local file or a bucket), so memory
 stays bounded by one column of the split. :mod:`ml.monitoring.drift` compares new data
 with it bin by bin.
 """
@@ -20,7 +21,6 @@ with it bin by bin.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,10 +29,8 @@ import pandas as pd
 
 from ml import paths
 from ml.config import FeatureSpec
-from ml.errors import DataError
+from ml.errors import DataError, StorageLayerError
 from ml.fsutil import dumps_json, utc_now
-from ml.storage import transfer
-from ml.storage.url import is_url
 
 PROFILE_FILE = "data_profile.json"
 FORMAT_VERSION = 1
@@ -44,32 +42,59 @@ SUMMARY_QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 FloatArray = npt.NDArray[np.float64]
 
 
-def split_file(features_dir: str | os.PathLike[str], split: str) -> Path | str:
-    """``<features_dir>/<split>/data.parquet`` (relative paths against the base directory;
-    a URL stays a URL: read it through :func:`ml.storage.transfer.fetched`)."""
-    from ml.data.layout import DATA_FILE, split_path
+class SplitColumns:
+    """The split ``<features_dir>/<split>/data.parquet``, read one column at a time.
 
-    if is_url(features_dir):
-        return transfer.join(str(features_dir), split, DATA_FILE)
-    return split_path(paths.resolve(features_dir), split)
-
-
-def read_column(path: Path, column: str) -> pd.Series:
-    """One column of a parquet file as a pandas Series (dictionary strings → category).
+    The file is found through :func:`ml.data.layout.split_file`, so it may be local or
+    in a bucket; an object is read through ranged GETs (:class:`ml.storage.files.FileRef`),
+    so only the footer and the columns asked for are fetched, as on disk. Use it as a
+    context manager (a local file is closed at the end).
 
     Raises:
-        DataError: the file or the column cannot be read.
+        DataError: the file is missing or is not a readable parquet file.
+        StorageLayerError: the bucket cannot be read (its own message and exit code).
     """
-    import pyarrow.parquet as pq
 
-    try:
-        table = pq.read_table(path, columns=[column])
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"cannot read column {column!r} of {path}: {exc}") from exc
-    if table.num_columns != 1:
-        raise DataError(f"{path} has no column {column!r}")
-    series: pd.Series = table.column(0).to_pandas()
-    return series
+    def __init__(self, features_dir: str | os.PathLike[str], split: str) -> None:
+        import pyarrow.parquet as pq
+
+        from ml.data.layout import split_file
+
+        ref = split_file(features_dir, split)
+        self.shown = str(ref)
+        try:
+            self._file = pq.ParquetFile(ref.open())
+        except StorageLayerError:
+            raise
+        except Exception as exc:  # pyarrow raises several types for a missing/corrupt file
+            raise DataError(f"cannot read {self.shown}: {exc}") from exc
+
+    def __enter__(self) -> SplitColumns:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+    @property
+    def rows(self) -> int:
+        return int(self._file.metadata.num_rows)
+
+    def column(self, column: str) -> pd.Series:
+        """One column as a pandas Series (dictionary strings → category).
+
+        Raises:
+            DataError: the file has no such column or it cannot be read.
+        """
+        if column not in self._file.schema_arrow.names:
+            raise DataError(f"{self.shown} has no column {column!r}")
+        try:
+            table = self._file.read(columns=[column])
+        except StorageLayerError:
+            raise
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"cannot read column {column!r} of {self.shown}: {exc}") from exc
+        series: pd.Series = table.column(0).to_pandas()
+        return series
 
 
 def _key(value: Any) -> int | str:
@@ -150,23 +175,17 @@ def build_profile(
     Raises:
         DataError: the split file or a column cannot be read.
     """
-    import pyarrow.parquet as pq
-
-    with transfer.fetched(split_file(features_dir, split)) as path:
-        try:
-            rows = pq.ParquetFile(path).metadata.num_rows
-        except OSError as exc:
-            raise DataError(f"cannot profile {path}: {exc}") from exc
+    with SplitColumns(features_dir, split) as data:
         return {
             "format_version": FORMAT_VERSION,
             "created_at": utc_now(),
-            "source": {"features_dir": str(features_dir), "split": split, "rows": rows},
+            "source": {"features_dir": str(features_dir), "split": split, "rows": data.rows},
             "top_k": top_k,
             "bins": bins,
             "categorical": {
-                c: profile_categorical(read_column(path, c), top_k) for c in spec.categorical
+                c: profile_categorical(data.column(c), top_k) for c in spec.categorical
             },
-            "numeric": {c: profile_numeric(read_column(path, c), bins) for c in spec.numeric},
+            "numeric": {c: profile_numeric(data.column(c), bins) for c in spec.numeric},
         }
 
 

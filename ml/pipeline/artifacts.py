@@ -29,11 +29,19 @@ def prepare_card(model_name: str, run_dir: Path, registry: Any, metrics: dict[st
     return try_prepare_run_card(run_dir, model_name, registry=registry, evaluation=metrics)
 
 
-def card_path(version_dir: Path) -> str | None:
+def card_path(version_dir: str | Path) -> str | None:
+    """Where the version's model card is (a path shown relative to the base directory, or
+    a URL for a registry in a bucket); None when it has none."""
+    from ml import paths
     from ml.cards.files import CARD_HTML
+    from ml.storage import transfer
+    from ml.storage.url import is_url
 
-    card = version_dir / CARD_HTML
-    if not card.is_file():
+    if is_url(version_dir):
+        card: str | Path = transfer.join(str(version_dir), CARD_HTML)
+    else:
+        card = paths.resolve(version_dir) / CARD_HTML
+    if not transfer.exists(card):
         return None
     log.info("🪪 Model card: %s", display_path(card))
     return display_path(card)

@@ -1,8 +1,10 @@
 """The feature pipeline's steps: (re)generate the synthetic features, then publish them.
 
-``generate`` writes only the default synthetic directory, and the generator itself
-refuses a directory holding data it did not write, so a user's own files there are never
-replaced. ``publish`` validates what was written and returns the Asset event's extra.
+``generate`` writes the default synthetic directory, or the location it is given (a path
+or a bucket URL such as ``s3://bucket/features/v1``); the generator itself refuses a
+directory or prefix holding data it did not write, so a user's own files there are never
+replaced. ``publish`` validates what was written (in place, also in a bucket) and returns
+the Asset event's extra.
 """
 
 from __future__ import annotations
@@ -10,15 +12,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ml import paths
 from ml.config import load_config
+from ml.data.layout import features_location
 from ml.fsutil import display_path
 
 log = logging.getLogger("ml.pipeline")
 
 
-def generate(rows: int, seed: int) -> dict[str, Any]:
-    """(Re)generate the default features directory atomically.
+def generate(rows: int, seed: int, out: str | None = None) -> dict[str, Any]:
+    """(Re)generate a features directory atomically.
+
+    Args:
+        out: where: a path (relative: against the base directory) or a URL
+            (``s3://bucket/features/v1``: the splits are uploaded, ``schema.json`` last);
+            None: the default ``data/features/v1``.
 
     Returns:
         ``{"features_path", "rows"}``.
@@ -29,7 +36,7 @@ def generate(rows: int, seed: int) -> dict[str, Any]:
     """
     from ml.data.generate.writer import describe, generate_features
 
-    target = paths.resolve(paths.FEATURES_DIR)
+    target = features_location(out)
     log.info("🏭 Generating %d rows (seed %d) into %s", rows, seed, display_path(target))
     report = generate_features(target, rows=rows, seed=seed, overwrite=True)
     for line in describe(report):
@@ -47,12 +54,13 @@ def publish(features_path: str | None, config_path: str) -> dict[str, Any]:
     from ml.data.validate import validate_features
 
     cfg = load_config(config_path)
-    shown = features_path or display_path(paths.resolve(paths.FEATURES_DIR))
-    target = paths.resolve(shown)
+    target = features_location(features_path)
+    shown = display_path(target)
     report = validate_features(target, cfg.features, numeric_nan=cfg.data.numeric_nan)
     for line in report.lines():
         log.info(line)
     digest = str(fingerprint(target, cfg.features)["digest"])
     rows = sum(s.rows for s in report.splits.values())
     log.info("📦 Features saved: %s (digest %s)", shown, digest[:12])
-    return {"features_path": shown, "uri": target.as_uri(), "rows": rows, "digest": digest}
+    uri = target if isinstance(target, str) else target.as_uri()  # a URL is its own URI
+    return {"features_path": shown, "uri": uri, "rows": rows, "digest": digest}

@@ -301,7 +301,7 @@ def register(
         update_summary(
             run.dag_id,
             run.run_id,
-            card_path=artifacts.card_path(paths.resolve(same["registered_path"])),
+            card_path=artifacts.card_path(same["registered_path"]),
         )
         return unchanged.skip(
             run, "register", model_version=same["version"], registered_path=same["registered_path"]

@@ -177,12 +177,15 @@ class ModelRegistry:
         ``torch.load(weights_only=True)`` and has the checkpoint keys), ``config.yaml``
         and ``metrics.json``, adds ``extra_files``, writes ``metadata.json`` (lineage) and
         ``MANIFEST.json`` (sha256 of every file), and publishes the version atomically.
-        Registering the same run again (same resolved run directory and same model
-        digest) returns the existing version with ``created=False`` unless ``force``;
-        a retry after a crash never creates a second version.
+        Registering the same run again (same resolved run directory, or the same URL
+        for a run in a bucket, even from another host's working copy of it, and same
+        model digest) returns the existing version with ``created=False`` unless
+        ``force``; a retry after a crash never creates a second version.
 
         Args:
-            run_dir: training run directory (relative → against the base directory).
+            run_dir: training run directory (relative → against the base directory),
+                or the URL of a run in a bucket (``s3://bucket/runs/<run>``: downloaded
+                into this host's working copy first).
             name: model name.
             dag_id: Airflow DAG id for the lineage (default: the run's ``run.json``).
             run_id: Airflow run id for the lineage (default: the run's ``run.json``).

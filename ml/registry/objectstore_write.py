@@ -87,7 +87,7 @@ def register(
         metadata = build_metadata(
             name=name,
             created_by=created_by or default_user(),
-            run_dir=str(run.path),
+            run_dir=run.location,
             model_sha256=str(files[MODEL_FILE]["sha256"]),
             dag_id=dag_id,
             run_id=run_id,
@@ -96,7 +96,7 @@ def register(
             config=run.config,
             config_sha256=str(files[CONFIG_YAML]["sha256"]),
         )
-        key = source_key(str(run.path), str(files[MODEL_FILE]["sha256"]))
+        key = source_key(run.location, str(files[MODEL_FILE]["sha256"]))
         index = read_index(store, keys, name)
         existing = index["sources"].get(short(key))
         visible = published(store, keys, name, STAGING) if existing is not None else []

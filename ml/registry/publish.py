@@ -157,7 +157,7 @@ def _prepare(
     metadata = build_metadata(
         name=name,
         created_by=created_by or default_user(),
-        run_dir=str(run.path),
+        run_dir=run.location,
         model_sha256=model_sha,
         dag_id=dag_id,
         run_id=run_id,
@@ -167,7 +167,7 @@ def _prepare(
         config_sha256=str(files[CONFIG_YAML]["sha256"]),
     )
     mode = file_mode if file_mode is not None else 0o644
-    return _Prepared(tmp, files, metadata, source_key(str(run.path), model_sha), mode)
+    return _Prepared(tmp, files, metadata, source_key(run.location, model_sha), mode)
 
 
 def _copy_error(exc: OSError, run: Path, tmp: Path) -> Exception:

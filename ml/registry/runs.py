@@ -5,6 +5,11 @@ be reached through a link (``runs/latest``); the files in it may not: a linked
 ``model_best.pt`` would copy whatever it points at (a private key, ``/etc/passwd``) into
 the registry. Each failure says which file and which of missing, a link, unreadable, not
 UTF-8 or not valid JSON/YAML it was.
+
+A run in a bucket (``s3://bucket/runs/<run>``, :mod:`ml.training.remote_run`) is
+downloaded into this host's working copy and read there; its identity (``location``: what
+the registry records as the version's source and recognises a retried registration by)
+is its URL, the same on every host, not the local copy's path.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import errno
 import json
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,22 +35,47 @@ from ml.training.run_dir import COMPLETE, CONFIG_YAML, METRICS_JSON, RUN_JSON
 
 @dataclass(frozen=True)
 class RunSource:
-    """A complete run directory, read: ``path`` is its resolved (real) location."""
+    """A complete run directory, read: ``path`` is its resolved (real) local directory,
+    ``location`` what identifies the run: its URL when it lives in a bucket, else
+    ``path``."""
 
     path: Path
     run_info: dict[str, Any]
     metrics: dict[str, Any]
     config: dict[str, Any]
+    location: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.location:
+            object.__setattr__(self, "location", str(self.path))
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> RunSource:
-    """Check that ``run_dir`` is complete and read its small files.
+    """Check that ``run_dir`` (a path, or the URL of a run in a bucket) is complete and
+    read its small files.
 
     Raises:
         InvalidRunError: missing, not COMPLETE, a file missing, empty, a link, unreadable
             or malformed.
         RegistryStorageError: an I/O error while reading.
+        StorageLayerError: the bucket of a run URL cannot be read (named in the message).
     """
+    from ml.storage.url import ObjectUrl, is_url
+    from ml.training import remote_run
+
+    if is_url(run_dir):
+        url = ObjectUrl.parse(str(run_dir)).url()  # one spelling: the run's identity
+        try:
+            local = remote_run.complete_run(url)
+        except ml_errors.TrainingError as exc:
+            raise InvalidRunError(str(exc)) from exc
+        return replace(_read_local(local), location=url)
+    source = _read_local(run_dir)
+    origin = remote_run.origin_url(source.path)
+    return replace(source, location=origin) if origin else source
+
+
+def _read_local(run_dir: str | os.PathLike[str]) -> RunSource:
     given = paths.resolve(run_dir)
     run = Path(os.path.realpath(given))
     if not _fs.is_real_dir(run):

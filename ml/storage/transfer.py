@@ -7,9 +7,9 @@
   its upload completes; nothing is uploaded after an error);
 - :func:`list_files`: the files under a location with given suffixes, as locations.
 
-Used by batch scoring and the drift check (``predict --input/--output``, ``data drift
---features-dir``) for files that are read whole anyway; column-pruned reads of features
-from a bucket go through the data layer instead.
+Used by batch scoring (``predict --input/--output``) for files that are read whole
+anyway; column-pruned reads of features from a bucket (loading, validation, the data
+profile and the drift check) go through :mod:`ml.storage.files` instead.
 """
 
 from __future__ import annotations

@@ -40,6 +40,26 @@ def working_copy(url: str) -> Path:
     return paths.base_dir() / CACHE_DIR / parsed.scheme / parsed.bucket / parsed.prefix
 
 
+def origin_url(path: str | Path) -> str | None:
+    """The URL of the run whose working copy ``path`` is (the inverse of
+    :func:`working_copy`), or None for a directory that is not one: a run's identity is
+    its place in the bucket, not the cache path, which differs from host to host."""
+    from ml.errors import BaseDirError
+
+    try:
+        cache = (paths.base_dir() / CACHE_DIR).resolve()
+    except BaseDirError:
+        return None
+    try:
+        rel = Path(path).resolve().relative_to(cache)
+    except ValueError:
+        return None
+    if len(rel.parts) < 3:
+        return None
+    scheme, bucket, *key = rel.parts
+    return ObjectUrl(scheme, bucket, "/".join(key)).url()
+
+
 def runs_for_key(runs_url: str, experiment_name: str, key: str) -> list[str]:
     """The run URLs of one pipeline run under ``runs_url``, oldest first."""
     store, prefix = store_and_key(runs_url)

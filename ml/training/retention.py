@@ -52,11 +52,17 @@ def _age_s(path: Path, now: float) -> float:
 
 
 def registered_sources(models_dir: str | None = None) -> dict[Path, str]:
-    """Run directories that registered versions came from -> ``"name vN"``."""
+    """Local run directories that registered versions came from -> ``"name vN"``.
+
+    Args:
+        models_dir: the registry root, a path or a URL; default
+            ``$CTR_PIPELINE_REGISTRY``, else ``models`` (:func:`ml.paths.registry_root`).
+    """
     from ml.errors import CtrPipelineError
     from ml.registry.model_registry import ModelRegistry
+    from ml.storage.url import is_url
 
-    registry = ModelRegistry(models_dir or paths.MODELS_DIR)
+    registry = ModelRegistry(models_dir or paths.registry_root())
     out: dict[Path, str] = {}
     for name, versions in registry.list_models(STAGING).items():
         for version in versions:
@@ -64,8 +70,9 @@ def registered_sources(models_dir: str | None = None) -> dict[Path, str]:
                 source = registry.show(name, version, STAGING)["metadata"]["source"]
             except (CtrPipelineError, KeyError, TypeError):
                 continue
-            if source.get("run_dir"):
-                out[Path(source["run_dir"]).resolve()] = f"{name} {version}"
+            run_dir = source.get("run_dir")
+            if run_dir and not is_url(run_dir):  # a run in a bucket is not pruned here
+                out[Path(run_dir).resolve()] = f"{name} {version}"
     return out
 
 
@@ -76,6 +83,7 @@ def prune_runs(
     older_than_days: float,
     protected: dict[Path, str] | None = None,
     include_registered: bool = False,
+    registry: str | None = None,
     dry_run: bool = True,
     now: float | None = None,
 ) -> PruneReport:
@@ -87,6 +95,8 @@ def prune_runs(
         older_than_days: only runs not changed for this many days may go.
         protected: run directory -> why it must stay (default: registered versions' runs).
         include_registered: allow removing runs that registered versions came from.
+        registry: the registry whose versions' runs are protected (a path or a URL;
+            default ``$CTR_PIPELINE_REGISTRY``, else ``models``).
         dry_run: only report.
         now: the current time (tests).
     """
@@ -96,7 +106,7 @@ def prune_runs(
     if not root.is_dir():
         return report
     if protected is None:
-        protected = {} if include_registered else registered_sources()
+        protected = {} if include_registered else registered_sources(registry)
     runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     complete = [p for p in runs if rd.is_complete(p)]
     newest = set(complete[-keep_last:]) if keep_last > 0 else set()

@@ -94,6 +94,14 @@ def test_seed_default_features_never_touches_a_users_features(tmp_path: Path) ->
     assert not (tmp_path / "data").exists()
 
 
+def test_seed_default_features_leaves_features_in_a_bucket_alone(tmp_path: Path) -> None:
+    config = tmp_path / paths.DEFAULT_CONFIG
+    airflow_env.seed_default_config(tmp_path)
+    config.write_text(config.read_text().replace("data/features/v1", "s3://bucket/features/v1"))
+    assert airflow_env.seed_default_features(tmp_path, rows=2000) == []  # no network either
+    assert not (tmp_path / "data").exists()
+
+
 def test_db_check_stamp_notices_another_airflow_database_or_file(tmp_path: Path) -> None:
     env = airflow_env.airflow_env(tmp_path)
     home = Path(env["AIRFLOW_HOME"])

@@ -93,6 +93,38 @@ def test_postgres_celery_profile_env_auth_storage_and_workers(tmp_path: Path) ->
     assert workers[0].argv[workers[0].argv.index("--queues") + 1] == "default,gpu"
 
 
+def test_a_celery_worker_with_a_home_of_its_own_runs_with_it(tmp_path: Path) -> None:
+    from scripts.airflow_services import build_parser
+
+    other = tmp_path / "host-b"
+    args = build_parser().parse_args(["up", "--worker-home", str(other)])
+    assert args.worker_home == [other]
+    svc = AirflowServices(
+        profile="postgres-celery",
+        home=tmp_path / "services",
+        celery_workers=["default", "gpu"],
+        worker_env=[{}, {"CTR_PIPELINE_HOME": str(other)}],
+        triggerer=False,
+    )
+    assert svc.worker_homes() == [other]
+    first, second = (s for s in svc.service_specs() if s.name.startswith("celery-worker"))
+    assert first.env is None  # the deployment's environment
+    assert second.env is not None and second.env["CTR_PIPELINE_HOME"] == str(other)
+    # Airflow's own settings stay the deployment's (its database, broker, AIRFLOW_HOME).
+    assert {k: v for k, v in second.env.items() if k != "CTR_PIPELINE_HOME"} == {
+        k: v for k, v in svc.env.items() if k != "CTR_PIPELINE_HOME"
+    }
+    probe = Service(
+        second.name,
+        [sys.executable, "-c", "import os; print(os.environ['CTR_PIPELINE_HOME'])"],
+        env=second.env,
+    )
+    svc.services = [probe]
+    svc._spawn(probe)
+    assert probe.proc is not None and probe.proc.wait(timeout=30) == 0
+    assert (svc.log_dir / f"{second.name}.log").read_text().strip() == str(other)
+
+
 def test_restart_kills_the_leftovers_of_the_dead_service_first(tmp_path: Path) -> None:
     svc = AirflowServices(home=tmp_path)
     svc.log_dir.mkdir(parents=True)

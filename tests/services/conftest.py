@@ -10,6 +10,11 @@
   --profile postgres-celery`` on a fresh database of its own; both run in background
   threads once the e2e run is done, so that the trial's minutes of waiting (heartbeat
   timeout, retry delay) overlap the other tests.
+- ``hosts_trial``: PostgreSQL + Celery with two workers that share no directory, and
+  the data, runs and registry in a bucket of its own (``testkit.celery_hosts``). It
+  starts once the stacks launched before it are up, and runs its whole trial (a run
+  whose training worker hangs and is killed, then serving) in its launch thread, so
+  its minutes of waiting overlap the other tests too.
 
 Every stack the selected tests need is launched right after collection, each in a
 thread of its own, so that their start-ups overlap each other and the tests that run
@@ -32,7 +37,7 @@ from testkit import services as kit
 from testkit.worker_crash import CrashResult, worker_crash_trial
 from testkit.xdist import SERVICES_WORKER
 
-SHARED_FIXTURES = ("sqlite_stack", "pg_stack")
+SHARED_FIXTURES = ("sqlite_stack", "pg_stack", "hosts_trial")
 _NEEDED: list[str] = []
 _LAST_USER: dict[str, str] = {}
 _SHARED: dict[str, contextlib.ExitStack] = {}
@@ -56,6 +61,11 @@ class Background:
             self._out["result"] = self._fn()
         except BaseException as exc:  # re-raised in result()
             self._out["error"] = exc
+
+    def wait(self, timeout: float) -> None:
+        """Join it (whatever its outcome) if it was started."""
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def result(self, timeout: float) -> Any:
         self.start()
@@ -113,7 +123,36 @@ def _launch_postgres(factory: pytest.TempPathFactory, exits: contextlib.ExitStac
     return Background(start)
 
 
-_LAUNCHERS = {"sqlite_stack": _launch_sqlite, "pg_stack": _launch_postgres}
+def _launch_hosts(factory: pytest.TempPathFactory, exits: contextlib.ExitStack) -> Background:
+    from testkit import celery_hosts as hosts
+    from testkit.s3 import S3Server
+
+    root = factory.mktemp("hosts-stack")
+    # Started after the stacks launched before it are up: three start-ups at once on a
+    # small machine would slow each other down.
+    before = list(_LAUNCHES.values())
+
+    def trial() -> hosts.Result:
+        for launch in before:
+            launch.wait(timeout=900)
+        s3 = S3Server(root / "s3")
+        exits.callback(s3.stop)
+        s3.start()
+        deployment = hosts.prepare(root, s3, kit.new_token())
+        if os.environ.get("CTR_KEEP_TEST_DB") != "1":
+            exits.callback(kit.drop_postgres_resources, deployment.env)
+        stack = hosts.start(deployment)
+        exits.callback(_stop_cleanly, stack)
+        return hosts.crash_trial(deployment, stack)
+
+    return Background(trial)
+
+
+_LAUNCHERS = {
+    "sqlite_stack": _launch_sqlite,
+    "pg_stack": _launch_postgres,
+    "hosts_trial": _launch_hosts,
+}
 _LAUNCHES: dict[str, Background] = {}
 
 
@@ -122,7 +161,7 @@ def _launch_all(factory: pytest.TempPathFactory) -> None:
     for name in _NEEDED:
         if name in _LAUNCHES:
             continue
-        if name == "pg_stack" and not (
+        if name in ("pg_stack", "hosts_trial") and not (
             kit.reachable("127.0.0.1", 5432) and kit.reachable("127.0.0.1", 6379)
         ):
             continue  # the fixture skips (or fails under CI) with the reason
@@ -168,6 +207,13 @@ def sqlite_run(sqlite_stack: kit.Stack) -> str:
 def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kit.Stack]:
     kit.require_backing_services(("PostgreSQL", "127.0.0.1", 5432), ("Redis", "127.0.0.1", 6379))
     yield from _shared_stack("pg_stack", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def hosts_trial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The two-hosts trial's :class:`testkit.celery_hosts.Result` (its stack still up)."""
+    kit.require_backing_services(("PostgreSQL", "127.0.0.1", 5432), ("Redis", "127.0.0.1", 6379))
+    yield from _shared_stack("hosts_trial", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

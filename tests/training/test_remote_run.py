@@ -12,7 +12,7 @@ from ml.data.generate.writer import generate_features
 from ml.storage.files import store_and_key
 from ml.training import run_dir as rd
 from ml.training.job import train
-from ml.training.remote_run import complete_run, runs_for_key
+from ml.training.remote_run import complete_run, origin_url, runs_for_key, working_copy
 
 KEY = "0123456789"
 
@@ -60,3 +60,18 @@ def test_a_run_in_a_bucket_resumes_on_another_home_from_the_last_checkpoint(
     local = complete_run(url)
     assert rd.is_complete(local) and rd.read_metrics(local)["epochs_run"] == 3
     assert train(cfg, run_key=KEY, log=lambda _: None).reused
+
+
+def test_a_working_copy_is_known_by_its_runs_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTR_PIPELINE_HOME", str(tmp_path))
+    url = "s3://bucket/team/runs/ctr_model_20261207_120000"
+    copy = working_copy(url)
+    assert (
+        copy
+        == tmp_path / ".cache" / "runs" / "s3" / "bucket" / "team/runs/ctr_model_20261207_120000"
+    )
+    assert origin_url(copy) == url
+    assert origin_url(tmp_path / "experiments" / "runs" / "ctr_model_x") is None
+    assert origin_url(tmp_path / ".cache" / "runs" / "s3") is None  # not a run

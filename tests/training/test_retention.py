@@ -6,6 +6,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from ml.cli import main
 from ml.training import run_dir as rd
 from ml.training.retention import DAY_S, prune_runs
@@ -57,3 +59,28 @@ def test_cli_prune_is_a_dry_run_by_default(project_home: Path, capsys: object) -
     assert "pass --apply" in out and victim.exists()
     assert main(["runs", "prune", "--keep-last", "1", "--older-than", "30", "--apply"]) == 0
     assert not victim.exists()
+
+
+def test_prune_keeps_runs_registered_where_ctr_pipeline_registry_points(
+    project_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml.registry.model_registry import ModelRegistry
+    from testkit.registry import make_run_dir
+
+    runs = project_home / "experiments" / "runs"
+    registered = make_run_dir(runs / "ctr_model_20240101_000000", b"weights")
+    stamp = NOW - 90 * DAY_S
+    for p in (*registered.iterdir(), registered):
+        os.utime(p, (stamp, stamp))
+    shared = project_home / "shared-models"  # not models/: only the variable says where
+    ModelRegistry(shared).register(registered, "ctr_model")
+    args = ["runs", "prune", "--keep-last", "0", "--older-than", "30"]
+    assert main(args) == 0
+    assert "would remove: experiments/runs/ctr_model_20240101_000000" in capsys.readouterr().out
+    kept = "kept: experiments/runs/ctr_model_20240101_000000 (registered as ctr_model v1)"
+    monkeypatch.setenv("CTR_PIPELINE_REGISTRY", str(shared))
+    assert main(args) == 0
+    assert kept in capsys.readouterr().out
+    monkeypatch.delenv("CTR_PIPELINE_REGISTRY")
+    assert main([*args, "--base-dir", "shared-models"]) == 0
+    assert kept in capsys.readouterr().out

@@ -19,6 +19,7 @@ from ml.data import layout
 from ml.data.generate.catalog import DEFAULT_WORLD
 from ml.data.generate.writer import DEFAULT_ROWS, DEFAULT_SEED, describe, generate_features
 from ml.fsutil import display_path
+from ml.storage.url import is_url
 
 GENERATED = "generated"
 PRESENT = "present"
@@ -36,7 +37,7 @@ class EnsureResult:
     holds files the generator did not write: left as they are).
     """
 
-    features_dir: Path
+    features_dir: Path | str  # a URL (a bucket) is never the default directory
     action: str
     report: dict[str, Any] | None = None
 
@@ -51,7 +52,8 @@ class EnsureResult:
             rows = sum(self.report["rows"].values())
             return [f"📦 No features at {shown}: generated {rows:,} rows", *describe(self.report)]
         if self.action == NOT_DEFAULT:
-            what = "" if self.features_dir.exists() else " (it does not exist)"
+            gone = isinstance(self.features_dir, Path) and not self.features_dir.exists()
+            what = " (it does not exist)" if gone else ""
             return [f"📦 Using the configured features in {shown}{what}; never generated"]
         if self.action == USER_DATA:
             return [
@@ -84,6 +86,8 @@ def ensure_default_features(
         GenerationError: bad ``rows``/``seed``/``world``, or the directory changed under us
             (the generator refuses to touch data it did not write).
     """
+    if is_url(features_dir):
+        return EnsureResult(str(features_dir), NOT_DEFAULT)
     root = layout.features_root(features_dir)
     if not layout.is_default_dir(root):
         return EnsureResult(root, NOT_DEFAULT)
