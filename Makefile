@@ -23,10 +23,10 @@ run: $(STAMP) ## the main job: generate data if missing, run the training_pipeli
 	@$(BIN)/python -m scripts.run_pipeline $(ARGS)
 
 # Both tiers run on every core (pytest-xdist; TEST_WORKERS=0 runs in one process): the
-# service tests as one group on one worker, every other module wherever a worker is free
+# service tests as one unit on one worker, every other module wherever a worker is free
 # (testkit/xdist.py).
 TEST_WORKERS ?= auto
-XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test: $(STAMP) ## the test suite (what CI runs)
 	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)

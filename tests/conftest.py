@@ -23,27 +23,15 @@ if str(CHECKOUT) not in sys.path:
     sys.path.insert(0, str(CHECKOUT))
 from testkit.s3 import s3_env, s3_server  # noqa: E402,F401  (fixtures)
 
-# Under pytest-xdist (`make test` runs `-n auto --dist loadgroup`): the service tests
-# share the Airflow stacks that tests/services/conftest.py starts once per process, so
-# they form one group, always run by worker gw0 (which starts the stacks right after
-# collection); every other module is a group of its own, so that its module- and
-# session-scoped fixtures are built once, handed out to whichever worker is free.
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    from testkit.xdist import xdist_group_of
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group_of(item, CHECKOUT)))
-
-
+# Under pytest-xdist (`make test` runs `-n auto --dist loadscope --no-loadscope-reorder`):
+# one module per unit of work, the service tests as one unit on worker gw0, the only
+# worker that starts the shared Airflow stacks (testkit/xdist.py).
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    from testkit.xdist import ServicesFirstScheduling
+    from testkit.xdist import make_scheduler
 
-    if config.getoption("dist") != "loadgroup":
-        return None
-    return ServicesFirstScheduling(config, log)
+    return make_scheduler(config, log)
 
 
 TINY_ROWS = 3000
