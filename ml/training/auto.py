@@ -201,15 +201,7 @@ def choose(
     metric = selection_metric(val_rows)
     start = clock()
     deadline = start + budget
-    log(
-        f"🧭 Choosing the model family (model.name auto): {', '.join(CANDIDATES)}, cheapest "
-        f"first, best {metric} kept; budget {budget:.0f} s"
-        + (
-            " (model.auto_budget)"
-            if cfg.model.auto_budget is not None
-            else f" ({AUTO_BUDGET_S_PER_100K:.0f} s per 100k train rows: {train_rows:,})"
-        )
-    )
+    log(_announcement(cfg, budget, metric, train_rows))
     table: list[Candidate] = []
     ids = 0
     linear: tuple[_Linear, Candidate] | None = None
@@ -255,6 +247,18 @@ def choose(
     choice = AutoChoice(best.family, metric, budget, seconds, table, reason)
     assert best.run_dir is not None
     return choice, Path(best.run_dir)
+
+
+def _announcement(cfg: Config, budget: float, metric: str, train_rows: int) -> str:
+    return (
+        f"🧭 Choosing the model family (model.name auto): {', '.join(CANDIDATES)}, cheapest "
+        f"first, best {metric} kept; budget {budget:.0f} s"
+        + (
+            " (model.auto_budget)"
+            if cfg.model.auto_budget is not None
+            else f" ({AUTO_BUDGET_S_PER_100K:.0f} s per 100k train rows: {train_rows:,})"
+        )
+    )
 
 
 class _Linear:
