@@ -93,12 +93,15 @@ def fit_field(values: pd.Series, name: str, min_frequency: int, buckets: int = 0
     if buckets:
         return Field(name, kind, (), buckets)
     counts = coerce(values, kind).value_counts(dropna=True)
+    return Field(name, kind, vocabulary(counts, kind, min_frequency))
+
+
+def vocabulary(counts: pd.Series, kind: str, min_frequency: int) -> tuple[Any, ...]:
+    """The sorted values of ``counts`` (value -> count) seen at least ``min_frequency`` times."""
     kept = counts.index[counts.to_numpy() >= min_frequency]
     if kind == "int":
-        vocab: tuple[Any, ...] = tuple(sorted(int(v) for v in kept))
-    else:
-        vocab = tuple(sorted(str(v) for v in kept))
-    return Field(name, kind, vocab)
+        return tuple(sorted(int(v) for v in kept))
+    return tuple(sorted(str(v) for v in kept))
 
 
 def coerce(values: pd.Series, kind: str) -> pd.Series:

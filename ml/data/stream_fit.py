@@ -25,7 +25,6 @@ The result is the same :class:`~ml.data.preprocessing.Preprocessor` that
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +32,15 @@ import pandas as pd
 
 from ml.choices import NUMERIC_NAN_POLICIES
 from ml.config import FeatureSpec
-from ml.data.columns import Field, Numeric, as_float, coerce, fit_numeric, raise_nonfinite
+from ml.data.columns import (
+    Field,
+    Numeric,
+    as_float,
+    coerce,
+    fit_numeric,
+    raise_nonfinite,
+    vocabulary,
+)
 from ml.data.preprocessing import Preprocessor
 from ml.data.row_groups import BATCH_ROWS, iter_split, split_kinds
 from ml.errors import PreprocessingError
@@ -97,11 +104,7 @@ class _Counts:
         keys = coerce(pd.Series(index, dtype=index.dtype), kind).reset_index(drop=True)
         table = pd.DataFrame({"k": keys, "n": merged.to_numpy()}).dropna(subset=["k"])
         counts = table.groupby("k", sort=False)["n"].sum()
-        kept = counts.index[counts.to_numpy() >= min_frequency]
-        if kind == "int":
-            vocab: tuple[Any, ...] = tuple(sorted(int(v) for v in kept))
-        else:
-            vocab = tuple(sorted(str(v) for v in kept))
+        vocab = vocabulary(counts, kind, min_frequency)
         return Field(name, kind, vocab)
 
 
