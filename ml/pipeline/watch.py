@@ -43,21 +43,13 @@ BY = "watch_production (automatic)"
 
 
 @dataclass(frozen=True)
-class WatchSettings:
-    """What one check judges: the model, its logs, and the thresholds (the config's
-    ``watch`` section, :class:`ml.config.WatchConfig`, with the DAG's params over it)."""
+class WatchSettings(WatchConfig):
+    """What one check judges: the thresholds (the config's ``watch`` section,
+    :class:`ml.config.WatchConfig`, with the DAG's params over it), the model and its logs."""
 
     model_name: str = "ctr_model"
     log_dir: str | None = None
-    window_s: float = 3600.0
-    min_outcomes: int = 500
-    max_logloss: float | None = None
-    max_logloss_increase: float = 0.05
-    max_calibration_error: float = 0.25
-    cooldown_s: float = 3600.0
-    alpha: float = 0.05
     dry_run: bool = False
-    max_psi: float = 0.25
 
     @classmethod
     def from_config(cls, cfg: WatchConfig, params: Mapping[str, Any]) -> WatchSettings:
@@ -67,11 +59,10 @@ class WatchSettings:
         given = {k: v for k, v in params.items() if k in names and v is not None}
         return cls(**{**asdict(cfg), **given})
 
-    def check(self) -> WatchSettings:
-        """Raise :class:`ConfigError` naming the first bad threshold; return self."""
-        names = {f.name for f in fields(WatchConfig)}
-        WatchConfig(**{k: v for k, v in asdict(self).items() if k in names}).check(where="")
-        return self
+    def check(self, where: str = "") -> None:
+        """Raise :class:`ConfigError` naming the first bad threshold (its bare name: these
+        are the DAG's params here, not the config's ``watch.`` keys)."""
+        super().check(where=where)
 
     def log_path(self) -> Path:
         from ml.serving.service.settings import ServeSettings
@@ -186,7 +177,7 @@ def watch(s: WatchSettings, registry: Any, *, run: str = "watch_production") -> 
         ``none``, ``too_few_outcomes``, ``rolled_back``, ``dry_run``, ``cooldown`` or
         ``no_previous``.
     """
-    s = s.check()
+    s.check()
     current = registry.current_version(s.model_name)
     if current is None:
         return {"current": None, "action": "none", "text": f"{s.model_name}: no production version"}
