@@ -16,6 +16,14 @@ Batch ``b`` of an epoch starts at row ``b * batch_size`` of that stream; resumin
 skips the buffers before it without reading them. The next buffer is read on a
 background thread while the current one trains.
 
+Under torchrun each rank trains on its own view (:meth:`ShardedSplit.for_rank`): the
+epoch's permuted chunk sequence (step 1, the same on every rank) is cut into ``world``
+contiguous ranges of exactly ``rows // world`` rows, the chunks at a range's edges
+trimmed to it (at most ``world - 1`` rows of the epoch go unused); rank ``r`` reads only
+the chunks of rows ``[r * n, (r + 1) * n)`` and takes them through steps 2-3 as above.
+Every rank has the same ``len()`` in every epoch, so every rank runs the same number of
+steps. A view's labels, statistics and evaluation are the whole split's.
+
 Evaluation (:meth:`eval_chunks`) reads the shards in file order. Memory: two buffers
 (``chunk_rows * buffer_chunks`` rows of ``width`` int32 each, 2 x 84 MB at the defaults
 and 40 columns) plus, for a scored split, its labels and scores.
@@ -23,6 +31,7 @@ and 40 columns) plus, for a scored split, its labels and scores.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -61,9 +70,24 @@ class ShardedSplit:
         self.n_num = int(cache.manifest["n_num"])
         self.chunk_rows, self.buffer_chunks = chunk_rows, buffer_chunks
         self._y: torch.Tensor | None = None
+        #: ``(rank, world)`` of a per-rank view (:meth:`for_rank`), None for the whole split
+        self.part: tuple[int, int] | None = None
 
     def __len__(self) -> int:
-        return self.rows
+        """The rows an epoch trains on: the split's, or a view's ``rows // world``."""
+        return self.rows if self.part is None else self.rows // self.part[1]
+
+    def for_rank(self, rank: int, world: int) -> ShardedSplit:
+        """Rank ``rank`` of ``world``'s view: each epoch, its own contiguous range of
+        ``rows // world`` rows of the permuted chunk sequence (module doc); the split
+        itself when ``world`` is 1."""
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} is not in a group of {world}")
+        if world == 1:
+            return self
+        view = copy.copy(self)
+        view.part = (rank, world)
+        return view
 
     def unpack(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(cat ids, numerics, labels)`` views of packed ``rows`` (no copy)."""
@@ -102,20 +126,38 @@ class ShardedSplit:
             yield torch.from_numpy(c).to(self.device)
 
     def _chunks(self, seed: int, epoch: int) -> list[tuple[int, int, int]]:
-        """``(shard, lo, hi)`` of every chunk, permuted for ``(seed, epoch)``."""
+        """``(shard, lo, hi)`` of every chunk, permuted for ``(seed, epoch)`` (a view's:
+        those of its range, trimmed to it)."""
         chunks = [
             (i, lo, min(lo + self.chunk_rows, s.rows))
             for i, s in enumerate(self.shards)
             for lo in range(0, s.rows, self.chunk_rows)
         ]
         order = np.random.default_rng([seed, epoch, 1]).permutation(len(chunks))
-        return [chunks[k] for k in order]
+        permuted = [chunks[k] for k in order]
+        if self.part is None:
+            return permuted
+        rank, world = self.part
+        n = self.rows // world
+        first, end = rank * n, (rank + 1) * n  # this rank's rows of the permuted sequence
+        mine: list[tuple[int, int, int]] = []
+        at = 0
+        for i, lo, hi in permuted:
+            a, b = max(first - at, 0), min(end - at, hi - lo)
+            if a < b:
+                mine.append((i, lo + a, lo + b))  # trimmed at the range's edges
+            at += hi - lo
+            if at >= end:
+                break
+        return mine
 
     def _buffer(
         self, chunks: list[tuple[int, int, int]], seed: int, epoch: int, index: int
     ) -> npt.NDArray[np.int32]:
         rows = np.concatenate([self.shards[i].read(lo, hi) for i, lo, hi in chunks])
-        perm = np.random.default_rng([seed, epoch, 2, index]).permutation(len(rows))
+        # a view's rank joins the seed: the ranks' buffers are shuffled independently
+        key = [seed, epoch, 2, index] + ([] if self.part is None else [self.part[0]])
+        perm = np.random.default_rng(key).permutation(len(rows))
         shuffled: npt.NDArray[np.int32] = rows[perm]
         return shuffled
 

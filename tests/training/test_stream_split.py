@@ -13,7 +13,7 @@ import torch
 from ml.config import Config
 from ml.data.loading import load_split
 from ml.data.preprocessing import Preprocessor
-from ml.data.shard_cache import ShardCache, open_or_build
+from ml.data.shard_cache import ShardCache, ShardFile, open_or_build
 from ml.models import build_model
 from ml.training.run_dir import CHECKPOINT_LAST
 from ml.training.stream_split import ShardedSplit
@@ -148,3 +148,106 @@ def test_the_trainer_resumes_a_streamed_epoch_at_its_recorded_batch(
     a, b = straight.early.history[-1], resumed.early.history[-1]
     assert a["val_auc"] == b["val_auc"]
     assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-6)
+
+
+def _chunk_sequence(split: ShardedSplit, seed: int, epoch: int) -> np.ndarray:
+    """The epoch's permuted chunks' rows, in order (before the buffers' shuffling)."""
+    return np.concatenate(
+        [split.shards[i].read(lo, hi) for i, lo, hi in split._chunks(seed, epoch)]
+    )
+
+
+@pytest.mark.parametrize("world", [2, 8])  # 2100 rows: none left over, 4 left over
+def test_each_rank_reads_only_its_own_range_of_the_epochs_chunk_order(
+    cache: ShardCache, monkeypatch: pytest.MonkeyPatch, world: int
+) -> None:
+    split = _split(cache)
+    n = len(split) // world
+    assert n % split.chunk_rows  # the ranges' edges cut chunks
+    sequence = _chunk_sequence(split, 4, 2)
+    read = 0
+    real_read = ShardFile.read
+
+    def counted(shard: ShardFile, lo: int, hi: int) -> np.ndarray:
+        nonlocal read
+        read += hi - lo
+        return real_read(shard, lo, hi)
+
+    monkeypatch.setattr(ShardFile, "read", counted)
+    ranks = []
+    for r in range(world):
+        view = split.for_rank(r, world)
+        assert len(view) == n and len(split) == split.rows  # the split itself is untouched
+        read = 0
+        rows = _rows(view.train_batches(50, seed=4, epoch=2))
+        assert read == n  # its own chunks only, trimmed at the range's edges
+        np.testing.assert_array_equal(_sorted(rows), _sorted(sequence[r * n : (r + 1) * n]))
+        ranks.append(rows)
+    # disjoint ranges that together cover world * n rows of the epoch's stream
+    np.testing.assert_array_equal(_sorted(np.concatenate(ranks)), _sorted(sequence[: world * n]))
+
+
+def test_a_ranks_view_is_seeded_and_resumes_at_a_batch(cache: ShardCache) -> None:
+    split = _split(cache)
+    view = split.for_rank(1, 2)
+    whole = _rows(view.train_batches(100, seed=3, epoch=2))
+    np.testing.assert_array_equal(whole, _rows(view.train_batches(100, seed=3, epoch=2)))
+    assert not np.array_equal(whole, _rows(view.train_batches(100, seed=3, epoch=3)))
+    assert not np.array_equal(
+        whole, _rows(split.for_rank(0, 2).train_batches(100, seed=3, epoch=2))
+    )
+    sizes = [len(y) for _, _, y in view.train_batches(100, seed=3, epoch=2)]
+    assert sizes[:-1] == [100] * (len(sizes) - 1) and sum(sizes) == len(view)
+    for start in (1, 4, 9):  # inside and at the edges of the buffers
+        rest = _rows(view.train_batches(100, seed=3, epoch=2, start_batch=start))
+        np.testing.assert_array_equal(rest, whole[start * 100 :])
+
+
+def test_one_rank_of_one_is_the_split_itself(cache: ShardCache) -> None:
+    split = _split(cache)
+    assert split.for_rank(0, 1) is split
+    with pytest.raises(ValueError, match="rank 2 is not in a group of 2"):
+        split.for_rank(2, 2)
+
+
+def test_a_streamed_epoch_checkpointed_by_another_process_count_starts_over(
+    cache: ShardCache, tmp_path: Path
+) -> None:
+    train, val = _split(cache), _split(cache, "val")
+    first = _trainer(cache, tmp_path)
+    real_step = first.train_step
+    steps = 0
+
+    def dies_at_batch_3(*args: Any) -> torch.Tensor:
+        nonlocal steps
+        steps += 1
+        if steps == 3:
+            raise Killed
+        return real_step(*args)
+
+    first.train_step = dies_at_batch_3  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        first.fit(train, val)
+    state = torch.load(tmp_path / CHECKPOINT_LAST, weights_only=True)
+    position = state["trainer"]["position"]
+    assert (position["epoch"], position["batch"], position["world"]) == (1, 2, 1)
+    position["world"] = 2  # as if 2 torchrun ranks had written it
+    resumed = _trainer(cache, tmp_path, checkpoint_every_s=1e9)
+    resumed.load_resume_state(state, None)
+    lines: list[str] = []
+    resumed.log, resumed.epochs = lines.append, 1
+    steps = 0
+    real_step = resumed.train_step
+
+    def counted(*args: Any) -> torch.Tensor:
+        nonlocal steps
+        steps += 1
+        return real_step(*args)
+
+    resumed.train_step = counted  # type: ignore[method-assign]
+    resumed.fit(train, val)
+    assert steps == -(-len(train) // 256)  # the whole epoch, from its first batch
+    assert any(
+        line.startswith("Restarting epoch 1 from its first batch") and "by 2 process" in line
+        for line in lines
+    ), lines
