@@ -13,6 +13,10 @@ and compares it with the memory available: ``MemAvailable`` of ``/proc/meminfo``
 ``memory.current``, or the v1 files), and on CUDA the device's free memory. Streaming
 is chosen when the need exceeds :data:`HEADROOM` of what is available. The choice and
 its reason are logged.
+
+Under torchrun (``copies``: the processes on this machine, ``LOCAL_WORLD_SIZE``) every
+process decodes and holds its own encoded train split at the same time, so the host
+need counts ``copies`` of train's (each GPU holds one copy: the GPU need is unchanged).
 """
 
 from __future__ import annotations
@@ -84,35 +88,63 @@ def _footer_sizes(feats: Location, split: str, columns: tuple[str, ...]) -> tupl
     return int(md.num_rows), size
 
 
-def in_memory_need(cfg: Config, feats: Location, splits: tuple[str, ...]) -> tuple[int, int]:
-    """``(bytes of the encoded splits, peak bytes of decoding the largest split)``."""
+def _split_needs(
+    cfg: Config, feats: Location, splits: tuple[str, ...]
+) -> dict[str, tuple[int, int]]:
+    """Per split: ``(bytes encoded, peak bytes decoding it)``."""
     spec = cfg.features
     width = len(spec.categorical) + len(spec.numeric) * (2 if cfg.data.numeric_bins > 1 else 1)
-    encoded = decode = 0
+    needs: dict[str, tuple[int, int]] = {}
     for name in splits:
         rows, raw = _footer_sizes(feats, name, spec.all_columns)
-        encoded += rows * (width + 1) * 4
-        decode = max(decode, 2 * raw)
+        needs[name] = (rows * (width + 1) * 4, 2 * raw)
+    return needs
+
+
+def _combined(needs: dict[str, tuple[int, int]], copies: int) -> tuple[int, int]:
+    """``(bytes encoded, peak bytes decoding)`` with ``copies`` processes holding train."""
+    encoded = sum(e * (copies if name == "train" else 1) for name, (e, _) in needs.items())
+    decode = max(
+        (d * (copies if name == "train" else 1) for name, (_, d) in needs.items()), default=0
+    )
     return encoded, decode
 
 
-def choose(cfg: Config, feats: Location, splits: tuple[str, ...], device: torch.device) -> DataMode:
-    """The path ``data.streaming`` asks for, with the reason for the log."""
+def in_memory_need(
+    cfg: Config, feats: Location, splits: tuple[str, ...], copies: int = 1
+) -> tuple[int, int]:
+    """``(bytes of the encoded splits, peak bytes of decoding the largest split)``, with
+    ``copies`` processes each decoding and holding the train split (module doc)."""
+    return _combined(_split_needs(cfg, feats, splits), copies)
+
+
+def choose(
+    cfg: Config,
+    feats: Location,
+    splits: tuple[str, ...],
+    device: torch.device,
+    copies: int = 1,
+) -> DataMode:
+    """The path ``data.streaming`` asks for, with the reason for the log (``copies``:
+    the processes on this machine that each load the train split, torchrun's)."""
     setting = str(cfg.data.streaming)
     if setting == "true":
         return DataMode(True, "data.streaming: true")
     if setting == "false":
         return DataMode(False, "data.streaming: false")
-    encoded, decode = in_memory_need(cfg, feats, splits)
+    needs = _split_needs(cfg, feats, splits)
+    encoded, decode = _combined(needs, copies)
     host_need = decode + (encoded if device.type == "cpu" else 0)
     host = available_memory()
+    each = f" ({copies} processes each holding train)" if copies > 1 else ""
     if host_need > HEADROOM * host:
         return DataMode(
             True,
-            f"data.streaming auto: in memory would need ~{_gb(host_need)} of host memory, "
-            f"{_gb(host)} available",
+            f"data.streaming auto: in memory would need ~{_gb(host_need)} of host memory"
+            f"{each}, {_gb(host)} available",
         )
     if device.type == "cuda":
+        encoded, _ = _combined(needs, 1)  # each process's GPU holds one copy
         free, _ = torch.cuda.mem_get_info(device)
         if encoded > HEADROOM * free:
             return DataMode(
@@ -122,7 +154,7 @@ def choose(cfg: Config, feats: Location, splits: tuple[str, ...], device: torch.
             )
     return DataMode(
         False,
-        f"data.streaming auto: in memory needs ~{_gb(max(host_need, encoded))}, "
+        f"data.streaming auto: in memory needs ~{_gb(max(host_need, encoded))}{each}, "
         f"{_gb(host)} available",
     )
 

@@ -11,9 +11,12 @@ uploaded checkpoint by checkpoint (:mod:`ml.training.remote_run`).
 
 ``training.distributed.nproc`` > 1: :func:`train` launches torchrun
 (:mod:`ml.training.launch`), whose every process (:mod:`ml.training.worker`) calls
-:func:`train` again; there rank 0
-validates, chooses the run directory and writes it, and hands its decisions to the other
-ranks (:mod:`ml.training.distributed`).
+:func:`train` again; there rank 0 validates, chooses the run directory and writes it,
+decides in memory or streaming (:func:`_streaming`) and hands its decisions to the other
+ranks (:mod:`ml.training.distributed`). In memory every rank encodes train and keeps its
+share of the rows; streamed, rank 0 opens or builds the shard cache first, then the
+other ranks open the same cache with rank 0's preprocessing (never fitting their own) and
+each reads only its range of every epoch (:func:`_stream_ranked`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from ml.data.layout import features_location
 from ml.data.lineage import ValidatedData
 from ml.data.loading import check_features_dir
 from ml.data.preprocessing import Preprocessor
-from ml.errors import ConfigError, CtrPipelineError, TrainingError
+from ml.errors import CtrPipelineError, TrainingError
 from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.storage.files import Location
@@ -57,7 +60,6 @@ from ml.training.sizing import (
     patience_reason,
     steps_per_epoch,
 )
-from ml.training.tensors import EncodedSplit
 from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Split, Trainer
 
 
@@ -360,8 +362,10 @@ def _train(job: TrainingJob) -> TrainResult:
     )
     seed_everything(cfg.seed)
     split_names = ("train", "val", "test") if job.evaluate_test else ("train", "val")
-    # Under torchrun only rank 0 evaluates: the other ranks read train alone.
-    streaming, pre, splits = _load(job, split_names if main else ("train",))
+    loaded = _load(job, split_names)  # under torchrun the ranks but 0 read train alone
+    if loaded is None:  # rank 0 failed to load the data and reports it
+        return TrainResult(Path(), {}, None)
+    streaming, pre, splits = loaded
     vocab = vocabulary_report(pre, splits, cfg.data.max_oov_share, log) if main else {}
     model, model_args = build(cfg, pre, device, base_rate=label_mean(splits["train"]))
     n_params = sum(p.numel() for p in model.parameters())
@@ -376,10 +380,7 @@ def _train(job: TrainingJob) -> TrainResult:
     sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log) if main else None
     if rank is not None:  # rank 0's run directory and sizes; each rank its own train rows
         out, sizes = rank.broadcast((str(out), sizes))
-        out = Path(out)
-        train = splits["train"]
-        assert isinstance(train, EncodedSplit)  # several processes never stream (_streaming)
-        splits["train"] = rank.shard(train)
+        out, splits["train"] = Path(out), rank.shard(splits["train"])
     assert out is not None and sizes is not None
     trainer = _make_trainer(
         cfg,
@@ -488,11 +489,21 @@ def _run_info(job: TrainingJob, started: str, resumed_from: int | None) -> dict[
     }
 
 
-def _load(job: TrainingJob, names: tuple[str, ...]) -> tuple[bool, Preprocessor, dict[str, Any]]:
+def _load(
+    job: TrainingJob, names: tuple[str, ...]
+) -> tuple[bool, Preprocessor, dict[str, Any]] | None:
     """``(streaming, preprocessor, splits)``: the splits encoded in memory, or their shard
-    cache (see :func:`_streaming`)."""
-    cfg, feats, device, state = job.cfg, job.feats, job.device, job.run.resume_state
-    streaming = _streaming(cfg, feats, names, device, state, job.rank, job.log)
+    cache (see :func:`_streaming`). ``names``: the splits rank 0 (or the one process)
+    reads; under torchrun the other ranks read train alone. ``None`` on the ranks but 0
+    when rank 0 failed (it raises and reports the error)."""
+    cfg, feats, device, state, rank = job.cfg, job.feats, job.device, job.run.resume_state, job.rank
+    streaming = _streaming(job, names)
+    if streaming is None:
+        return None
+    if rank is not None and streaming:
+        return _stream_ranked(job, names, rank)
+    if rank is not None and not rank.is_main:
+        names = ("train",)
     if streaming:
         pre, splits = stream_splits(cfg, feats, job.data.digest, device, state, names, job.log)
     else:
@@ -500,37 +511,62 @@ def _load(job: TrainingJob, names: tuple[str, ...]) -> tuple[bool, Preprocessor,
     return streaming, pre, dict(splits)
 
 
-def _streaming(
-    cfg: Config,
-    feats: Location,
-    splits: tuple[str, ...],
-    device: torch.device,
-    state: dict[str, Any] | None,
-    rank: Rank | None,
-    log: LogFn,
-) -> bool:
+def _streaming(job: TrainingJob, names: tuple[str, ...]) -> bool | None:
     """Stream or load into memory: as the resumed run did (its checkpoint's position
-    means a place in the streamed order), else as ``data.streaming`` decides (logged).
-    Several processes (torchrun) load into memory: each keeps its share of the rows.
-
-    Raises:
-        ConfigError: ``data.streaming: true`` with ``training.distributed.nproc`` > 1.
-    """
-    if rank is not None:
-        if str(cfg.data.streaming) == "true":
-            raise ConfigError(
-                "data.streaming: true cannot be combined with training.distributed.nproc > 1 "
-                "yet: set data.streaming to auto or false, or nproc to 1"
-            )
-        log("Data loading: in memory (each of the processes keeps its share of the rows)")
-        return False
-    if state is not None and "streaming" in state:
-        streaming = bool(state["streaming"])
-        log(f"Data loading: {'streaming' if streaming else 'in memory'} (as the resumed run)")
+    means a place in the streamed order), else as ``data.streaming`` decides (logged;
+    under torchrun counting a train split per process on this machine). Under torchrun
+    rank 0 decides and the other ranks receive its choice (``None`` when it failed)."""
+    rank, state = job.rank, job.run.resume_state
+    streaming = None
+    if rank is None or rank.is_main:
+        try:
+            if state is not None and "streaming" in state:
+                streaming = bool(state["streaming"])
+                how = "streaming" if streaming else "in memory"
+                job.log(f"Data loading: {how} (as the resumed run)")
+            else:
+                copies = rank.local_world if rank is not None else 1
+                mode = data_mode.choose(job.cfg, job.feats, names, job.device, copies)
+                job.log(data_mode.describe(mode))
+                streaming = mode.streaming
+        except CtrPipelineError:
+            if rank is not None:
+                rank.broadcast(None)  # the other ranks stop quietly; this one reports
+            raise
+    if rank is None:
         return streaming
-    mode = data_mode.choose(cfg, feats, splits, device)
-    log(data_mode.describe(mode))
-    return mode.streaming
+    got: bool | None = rank.broadcast(streaming)
+    return got
+
+
+def _stream_ranked(
+    job: TrainingJob, names: tuple[str, ...], rank: Rank
+) -> tuple[bool, Preprocessor, dict[str, Any]] | None:
+    """Streaming under torchrun: rank 0 opens or builds the shard cache of ``names``
+    and sends its preprocessing; then the other ranks open that cache for train (the
+    first rank of each other machine first: where the cache is not on a disk it shares
+    with rank 0, it builds the same one, once per machine, with rank 0's preprocessing)."""
+    cfg, feats, device, state, log = job.cfg, job.feats, job.device, job.run.resume_state, job.log
+    digest = job.data.digest
+    if rank.is_main:
+        try:
+            pre, splits = stream_splits(cfg, feats, digest, device, state, names, log)
+        except CtrPipelineError:
+            rank.broadcast(None)
+            raise
+        rank.broadcast(pre.state_dict())
+        rank.barrier()  # the other machines' first ranks have their cache
+        return True, pre, dict(splits)
+    got = rank.broadcast(None)
+    if got is None:
+        return None
+    pre = Preprocessor.from_state(got)
+    if rank.local_rank == 0:
+        _, splits = stream_splits(cfg, feats, digest, device, state, names, log, pre=pre)
+    rank.barrier()
+    if rank.local_rank != 0:
+        _, splits = stream_splits(cfg, feats, digest, device, state, names, log, pre=pre)
+    return True, pre, {"train": splits["train"]}
 
 
 def _make_run_dir(

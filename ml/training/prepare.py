@@ -61,13 +61,17 @@ def stream_splits(
     state: dict[str, Any] | None,
     splits: tuple[str, ...],
     log: LogFn,
+    *,
+    pre: Preprocessor | None = None,
 ) -> tuple[Preprocessor, dict[str, Split]]:
     """The streaming path: the preprocessing fitted in one pass over train's row groups
     (or the resumed run's, or the reused cache's), every split encoded once into the
-    shard cache (:mod:`ml.data.shard_cache`) and read back batch by batch."""
+    shard cache (:mod:`ml.data.shard_cache`) and read back batch by batch. ``pre``: the
+    preprocessing to use, never refitted (under torchrun rank 0's: the other ranks open
+    the cache rank 0 opened or built, or build the same one where they do not find it)."""
 
     def fit() -> Preprocessor:
-        pre, rows = fit_streaming(
+        fitted, rows = fit_streaming(
             feats,
             cfg.features,
             min_frequency=cfg.data.min_frequency,
@@ -76,13 +80,12 @@ def stream_splits(
             seed=cfg.seed,
         )
         log(f"Preprocessing fitted in one pass over {rows:,} train rows")
-        return pre
+        return fitted
 
-    resumed = Preprocessor.from_state(state["preprocessor"]) if state is not None else None
-    cache = open_or_build(
-        feats, data_digest, preprocessing_config(cfg), splits, fit, log, pre=resumed
-    )
-    pre = resumed or cache.preprocessor
+    if pre is None and state is not None:
+        pre = Preprocessor.from_state(state["preprocessor"])
+    cache = open_or_build(feats, data_digest, preprocessing_config(cfg), splits, fit, log, pre=pre)
+    pre = pre or cache.preprocessor
     return pre, {name: ShardedSplit(cache, name, device) for name in splits}
 
 

@@ -10,10 +10,13 @@ an improvement must exceed ``min_delta``) and writes the resume state
 so a killed run resumed from it ends with the same metrics as an uninterrupted one.
 
 Under torchrun (``rank`` given, :mod:`ml.training.distributed`) the training step runs
-through a ``DistributedDataParallel`` wrapper on this rank's rows, each epoch's mean loss
-is averaged over the ranks, rank 0 alone evaluates (and hands the metrics to the others,
+through a ``DistributedDataParallel`` wrapper on this rank's rows (in memory or its view
+of the streamed split) in batches of ``batch_size // world``, each epoch's mean loss is
+averaged over the ranks, rank 0 alone evaluates (and hands the metrics to the others,
 so every rank takes the same early-stopping decision) and writes the checkpoints, which
-hold the plain module's weights.
+hold the plain module's weights, mid-epoch ones included (by rank 0's clock: no
+collective; the position records the process count, and a run resumed with another
+count starts that epoch over, since its streamed order differs).
 
 The job around the loop (data, preprocessing, run directory, metrics) is
 :func:`ml.training.job.train`.
@@ -329,14 +332,16 @@ class Trainer:
         )
 
     def _train_epoch_streamed(self, data: ShardedSplit, epoch: int) -> float:
-        """One epoch over a streamed split from the recorded position (batch 0 unless a
-        resumed run stopped mid-epoch), with a resume checkpoint every
-        ``checkpoint_every_s`` seconds."""
-        pos = self.position if self.position and self.position["epoch"] == epoch else None
+        """One epoch over a streamed split (under torchrun this rank's view, in batches of
+        ``local_batch``) from the recorded position (batch 0 unless a resumed run stopped
+        mid-epoch with as many processes), with a resume checkpoint every
+        ``checkpoint_every_s`` seconds (rank 0's clock; only rank 0 writes)."""
+        pos = self._resume_position(epoch)
         start_batch = int(pos["batch"]) if pos else 0
+        # under torchrun the recorded sum is rank 0's: it stands in for every rank's
         loss_sum = float(pos["loss_sum"]) if pos else 0.0
-        n = len(data)
-        batches = -(-n // self.batch_size)
+        n, batch = len(data), self.local_batch
+        batches = -(-n // batch)
         every = 0.0 if self.progress.enabled else self.progress_s
         alive = ProgressLog(
             self.log, every, epoch=epoch, epochs=self.epochs, samples=n, batches=batches
@@ -344,31 +349,55 @@ class Trainer:
         if start_batch:
             self.log(f"Resuming epoch {epoch} at batch {start_batch:,} of {batches:,}")
         losses: list[torch.Tensor] = []
-        sizes: list[int] = []
+        writes = self.rank is None or self.rank.is_main
         start = last_save = time.perf_counter()
         done = start_batch
-        stream = data.train_batches(
-            self.batch_size, seed=self.seed, epoch=epoch, start_batch=start_batch
-        )
+        stream = data.train_batches(batch, seed=self.seed, epoch=epoch, start_batch=start_batch)
         for cat, num, y in stream:
             losses.append(self.train_step(cat, num, y) * len(y))
-            sizes.append(len(y))
             done += 1
-            seen = min(done * self.batch_size, n)
+            seen = min(done * batch, n)
             alive.tick(done, seen)
             if self.progress.enabled:
                 self.progress.update(f"epoch {epoch}/{self.epochs}", seen, n, start)
-            if done < batches and time.perf_counter() - last_save >= self.checkpoint_every_s:
+            if (
+                writes
+                and done < batches
+                and time.perf_counter() - last_save >= self.checkpoint_every_s
+            ):
                 loss_sum += float(torch.stack(losses).sum().item())
                 losses = []
-                self.position = {"epoch": epoch, "batch": done, "loss_sum": loss_sum}
+                self.position = {
+                    "epoch": epoch,
+                    "batch": done,
+                    "loss_sum": loss_sum,
+                    "world": self.world,
+                }
                 ck.save_checkpoint(self.run_dir / CHECKPOINT_LAST, self.resume_state())
                 last_save = time.perf_counter()
         self.progress.clear()
         self.position = None
         if losses:
             loss_sum += float(torch.stack(losses).sum().item())
-        return loss_sum / n if done else float("nan")
+        if not done:
+            return float("nan")
+        if self.rank is None:
+            return loss_sum / n
+        # every rank has n rows: the mean of the means
+        return float(self.rank.mean(torch.tensor(loss_sum / n, device=self.device)).item())
+
+    def _resume_position(self, epoch: int) -> dict[str, Any] | None:
+        """The recorded position inside ``epoch``, if the run stopped there with as many
+        processes as now (another count streams another order: the epoch starts over)."""
+        pos = self.position if self.position and self.position["epoch"] == epoch else None
+        if pos is not None and int(pos.get("world", 1)) != self.world:
+            self.log(
+                f"Restarting epoch {epoch} from its first batch: its checkpoint at batch "
+                f"{int(pos['batch']):,} was written by {int(pos.get('world', 1))} process(es) "
+                f"and this run has {self.world}, which streams the epoch in another order"
+            )
+            return None
+        return pos
 
     @torch.no_grad()
     def predict_logits(self, data: Split) -> torch.Tensor:

@@ -59,3 +59,19 @@ def test_the_config_key_takes_booleans_and_strings() -> None:
     assert cfg(False).replace(seed=1).data.streaming == "false"  # survives the recorded form
     with pytest.raises(ConfigError, match=r"data\.streaming must be auto, true or false"):
         cfg("sometimes")
+
+
+def test_auto_counts_a_train_split_per_process_on_the_machine(
+    cfg: Config, features_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = data_mode.in_memory_need(cfg, features_dir, SPLITS)
+    two = data_mode.in_memory_need(cfg, features_dir, SPLITS, copies=2)
+    train = data_mode.in_memory_need(cfg, features_dir, ("train",))
+    assert two[0] == one[0] + train[0]  # a second encoded train split
+    assert two[1] == max(one[1], 2 * train[1])  # both processes decode train at once
+    # room for one process's splits, not for two processes' train splits
+    room = (sum(one) + sum(two)) / 2 / data_mode.HEADROOM
+    monkeypatch.setattr(data_mode, "available_memory", lambda: int(room))
+    assert not data_mode.choose(cfg, features_dir, SPLITS, CPU).streaming
+    mode = data_mode.choose(cfg, features_dir, SPLITS, CPU, copies=2)
+    assert mode.streaming and "(2 processes each holding train)" in mode.reason

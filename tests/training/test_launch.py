@@ -1,5 +1,6 @@
 """ml.training.launch: torchrun's command, results and errors back from the ranks, and
-two-rank DDP training on the CPU (gloo) that is killed and resumes on one process."""
+two-rank DDP training on the CPU (gloo), in memory and streamed, that is killed and
+resumes on one process."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -117,3 +119,71 @@ def test_two_ranks_train_checkpoint_and_resume_on_one_process(cfg: Config, home:
     assert [h["epoch"] for h in resumed.metrics["history"]] == list(
         range(1, resumed.metrics["epochs_run"] + 1)
     )
+
+
+def _position(path: Path) -> Any:
+    try:
+        return torch.load(path, weights_only=True)["trainer"].get("position")
+    except Exception:  # not there yet, or being written
+        return None
+
+
+@pytest.mark.slow
+def test_two_ranks_stream_their_own_rows_and_one_process_finishes(
+    cfg: Config, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One torchrun launch: 2 gloo ranks stream from the shard cache (each its own range
+    of every epoch), are killed mid-epoch, and one process finishes the run, starting
+    that epoch over (one process streams another order)."""
+    monkeypatch.setenv("CTR_TRAIN_CHECKPOINT_S", "0")  # the ranks inherit it: every batch
+    cfg = cfg.replace(
+        model={"name": "logreg"},
+        data={"streaming": True},
+        training={"epochs": 4, "patience": 4, "batch_size": 32},
+    )
+    run, lines = home / "two", []
+    failed: list[BaseException] = []
+
+    def two_ranks() -> None:
+        try:
+            train(
+                cfg.replace(training={"distributed": {"nproc": 2}}), run_dir=run, log=lines.append
+            )
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=two_ranks)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while True:  # kill inside epoch 2 or later, early in it
+        assert thread.is_alive() and time.monotonic() < deadline, (failed, lines[-5:])
+        position = _position(run / rd.CHECKPOINT_LAST)
+        if position and position["epoch"] >= 2 and position["batch"] <= 20:
+            break
+        time.sleep(0.01)
+    for proc in psutil.Process().children(recursive=True):  # torchrun and its 2 ranks only
+        with contextlib.suppress(psutil.NoSuchProcess):
+            command = " ".join(proc.cmdline())
+            if "torch.distributed.run" in command or "ml.training.worker" in command:
+                proc.kill()
+    thread.join(60)
+    assert len(failed) == 1 and isinstance(failed[0], WorkerFailedError), failed
+    assert "Data loading: streaming from a shard cache (data.streaming: true)" in lines
+    assert any("on 2 processes (gloo)" in line for line in lines)
+    state = torch.load(run / rd.CHECKPOINT_LAST, weights_only=True)
+    position = state["trainer"]["position"]
+    assert position["world"] == 2, position
+    epoch = state["trainer"]["epoch"]
+
+    monkeypatch.delenv("CTR_TRAIN_CHECKPOINT_S")
+    resumed_lines: list[str] = []
+    resumed = train(cfg, run_dir=run, log=resumed_lines.append, progress=False)
+    assert resumed.resumed_from_epoch == epoch and rd.is_complete(run)
+    assert f"Restarting epoch {epoch + 1} from its first batch" in "\n".join(resumed_lines)
+    assert "Data loading: streaming (as the resumed run)" in resumed_lines
+    metrics = resumed.metrics
+    assert metrics["data_loading"] == "streaming" and metrics["epochs_run"] == 4
+    rows = metrics["rows"]["train"]
+    samples = [h["train_samples"] for h in metrics["history"]]
+    # the 2 ranks' epochs: rows // 2 each; the one process's: every row
+    assert samples == [2 * (rows // 2)] * epoch + [rows] * (4 - epoch)
