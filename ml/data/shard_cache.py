@@ -299,13 +299,9 @@ def _build(
             "splits": info,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, default=str))
-        try:
-            tmp.rename(base / key)
-        except OSError:
-            if not (base / key / MANIFEST).is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # another process finished it first
-            manifest = json.loads((base / key / MANIFEST).read_text())
+        other = _publish(tmp, base / key, data_digest, pre_config, splits, pre, log)
+        if other is not None:  # another process finished the same cache first
+            return other
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -316,6 +312,35 @@ def _build(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ShardCache(base / key, json.loads(json.dumps(manifest, default=str)))
+
+
+def _publish(
+    tmp: Path,
+    root: Path,
+    data_digest: str,
+    pre_config: dict[str, Any],
+    splits: tuple[str, ...],
+    pre: Preprocessor,
+    log: LogFn,
+) -> ShardCache | None:
+    """Rename the finished ``tmp`` to ``root``; ``None`` when it took that place, else the
+    cache another process published there first when it holds what this one needs (``tmp``
+    dropped). A cache found there that lacks a split asked for (built for a run that did
+    not score test) is moved aside and replaced."""
+    for _ in range(2):
+        try:
+            tmp.rename(root)
+            return None
+        except OSError:
+            if not (root / MANIFEST).is_file():
+                raise
+        found = _open(root, data_digest, pre_config, splits, pre, log)
+        if found is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+            return found
+        _discard(root)
+    tmp.rename(root)  # raises if a third process published in between
+    return None
 
 
 def _write_split(

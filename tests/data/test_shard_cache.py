@@ -39,7 +39,7 @@ def _build(features: Path, spec: FeatureSpec, root: Path, fits: Fits, **kw: Any)
         features,
         args["digest"],
         args["pre_config"],
-        ("train", "val"),
+        args.get("splits", ("train", "val")),
         fits,
         args["lines"].append,
         pre=args["pre"],
@@ -87,6 +87,23 @@ def test_reused_for_the_same_data_and_config_only(
     )
     own = _build(mixed_features, mixed_spec, root, fits, pre=mine)
     assert own.root != first.root and own.manifest["preprocessor"] == mine.state_dict()
+
+
+def test_a_cache_lacking_a_split_is_replaced_by_one_that_has_it(
+    mixed_features: Path, mixed_spec: FeatureSpec, tmp_path: Path
+) -> None:
+    """A tuning trial caches train and val only; a later run that scores test too gets a
+    cache with test (the old one is moved aside, not returned without it)."""
+    fits, root = Fits(mixed_features, mixed_spec), tmp_path / "cache"
+    first = _build(mixed_features, mixed_spec, root, fits)
+    assert "test" not in first.manifest["splits"]
+    full = _build(mixed_features, mixed_spec, root, fits, splits=("train", "val", "test"))
+    assert full.root == first.root and fits.calls == 2
+    assert full.split("test")["rows"] == len(load_split(mixed_features, "test", mixed_spec))
+    assert full.shards("test")[0].read(0, 5).shape == (5, 8)
+    again = _build(mixed_features, mixed_spec, root, fits)  # train and val: reused
+    assert fits.calls == 2 and "test" in again.manifest["splits"]
+    assert not [p for p in root.iterdir() if p.name.startswith(".tmp")]
 
 
 def test_a_truncated_shard_is_named_and_the_cache_rebuilt(
