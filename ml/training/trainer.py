@@ -287,7 +287,12 @@ class Trainer:
         n = len(data)
         batch = self.local_batch
         perm = torch.randperm(n, generator=self.generator).to(self.device)
-        losses: list[torch.Tensor] = []
+        # The batches' losses times their rows, summed on the device: no host sync per
+        # batch, and no list of per-batch scalars (each a small allocation kept between
+        # the step's large temporaries: the heap then grows by ~1 MB a step, unbounded in
+        # a long streamed epoch).
+        total = self._loss_total()
+        steps = 0
         start = time.perf_counter()
         batches = -(-n // batch)
         every = 0.0 if self.progress.enabled else self.progress_s  # a bar on a TTY says it
@@ -296,18 +301,15 @@ class Trainer:
         )
         for lo in range(0, n, batch):
             cat, num, y = data.batch(perm[lo : lo + batch])
-            # summed once per epoch: no host sync per batch
-            losses.append(self.train_step(cat, num, y))
-            alive.tick(len(losses), lo + len(y))
+            total.add_(self.train_step(cat, num, y), alpha=len(y))
+            steps += 1
+            alive.tick(steps, lo + len(y))
             if self.progress.enabled:
                 self.progress.update(f"epoch {epoch}/{self.epochs}", lo + len(y), n, start)
         self.progress.clear()
-        if not losses:
+        if not steps:
             return float("nan")
-        # Every batch is full except maybe the last: weight the means by batch size.
-        sizes = torch.full((len(losses),), float(batch), device=self.device)
-        sizes[-1] = n - batch * (len(losses) - 1)
-        mean = (torch.stack(losses) * sizes).sum() / n
+        mean = total / n
         if self.rank is not None:  # every rank has n rows: the mean of the means
             mean = self.rank.mean(mean)
         return float(mean.item())
@@ -348,13 +350,13 @@ class Trainer:
         )
         if start_batch:
             self.log(f"Resuming epoch {epoch} at batch {start_batch:,} of {batches:,}")
-        losses: list[torch.Tensor] = []
+        total = self._loss_total()  # as in train_epoch: one running sum
         writes = self.rank is None or self.rank.is_main
         start = last_save = time.perf_counter()
         done = start_batch
         stream = data.train_batches(batch, seed=self.seed, epoch=epoch, start_batch=start_batch)
         for cat, num, y in stream:
-            losses.append(self.train_step(cat, num, y) * len(y))
+            total.add_(self.train_step(cat, num, y), alpha=len(y))
             done += 1
             seen = min(done * batch, n)
             alive.tick(done, seen)
@@ -365,8 +367,8 @@ class Trainer:
                 and done < batches
                 and time.perf_counter() - last_save >= self.checkpoint_every_s
             ):
-                loss_sum += float(torch.stack(losses).sum().item())
-                losses = []
+                loss_sum += float(total.item())
+                total.zero_()
                 self.position = {
                     "epoch": epoch,
                     "batch": done,
@@ -377,14 +379,19 @@ class Trainer:
                 last_save = time.perf_counter()
         self.progress.clear()
         self.position = None
-        if losses:
-            loss_sum += float(torch.stack(losses).sum().item())
+        loss_sum += float(total.item())
         if not done:
             return float("nan")
         if self.rank is None:
             return loss_sum / n
         # every rank has n rows: the mean of the means
         return float(self.rank.mean(torch.tensor(loss_sum / n, device=self.device)).item())
+
+    def _loss_total(self) -> torch.Tensor:
+        """A zero to sum an epoch's losses into (float64: tens of millions of rows' losses
+        add up without float32's rounding; MPS has no float64)."""
+        dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        return torch.zeros((), dtype=dtype, device=self.device)
 
     def _resume_position(self, epoch: int) -> dict[str, Any] | None:
         """The recorded position inside ``epoch``, if the run stopped there with as many
