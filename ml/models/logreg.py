@@ -1,4 +1,7 @@
-"""Logistic regression: the baseline every deep model must beat."""
+"""Logistic regression: the baseline every deep model must beat.
+
+Training fits it to the optimum of its L2-penalised log loss when the train split is in
+memory (``ml.training.linear``), in mini-batches like every family otherwise."""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 validation.
 
 The candidates run cheapest first (:data:`CANDIDATES`): the logistic regression (always
-trained, whatever the budget: it is the floor every other family must beat), then a
-factorization machine, then the deep families. Each is the config with ``model.name``
+trained, whatever the budget: it is the floor every other family must beat; fitted to
+its optimum with its L2 chosen on validation, :mod:`ml.training.linear`, in seconds),
+then a factorization machine, then the deep families. Each is the config with ``model.name``
 set and size-aware settings (:func:`candidate_config`, rules in its docstring); each
 trains through the ordinary training job into ``<run>/candidates/<family>/`` (so an
 interrupted choice resumes and a finished candidate is reused like any run). The one
@@ -35,7 +36,6 @@ from ml.config import Config
 from ml.errors import TrainingError
 from ml.fsutil import atomic_write_json
 from ml.training import run_dir as rd
-from ml.training.linear import LINEAR_C_START, l2_path, linear_weight_decay
 from ml.training.sizing import SMALL_VAL_ROWS
 
 #: Candidate families, cheapest first (logreg always trains); of the deep ones, FinalMLP
@@ -51,7 +51,8 @@ AUTO_BUDGET_S_PER_100K = 90.0
 AUTO_BUDGET_MIN_S = 30.0
 #: Embedding sizes for the candidates are powers of two in [EMBEDDING_MIN, model.embedding_dim].
 EMBEDDING_MIN = 4
-#: The linear candidate's learning rate is this times ``training.learning_rate``.
+#: The linear candidate's learning rate is this times ``training.learning_rate`` (used only
+#: where it trains in mini-batches: ``ml.training.linear``).
 LINEAR_LR_FACTOR = 10.0
 
 #: ``(candidate config, its run directory, deadline) -> its metrics`` (metrics.json's
@@ -140,17 +141,19 @@ def auto_embedding_dim(configured: int, train_rows: int, ids: int) -> int:
 
 
 def candidate_config(
-    cfg: Config, family: str, train_rows: int, ids: int, c: float | None = None
+    cfg: Config, family: str, train_rows: int, ids: int
 ) -> tuple[Config, dict[str, Any]]:
     """``cfg`` for one candidate, and the settings that differ from it (for the table).
 
     - every family keeps the config's training settings, including the size-aware batch
       size, weight decay, patience and stopping rule (``null``/``auto``);
-    - ``logreg``: the learning rate times :data:`LINEAR_LR_FACTOR` (a convex model has no
-      co-adapting layers to destabilise, and the shipped rate, chosen for deep models,
-      leaves it still improving at the epoch cap); with ``c``, the weight decay
-      :func:`ml.training.linear.linear_weight_decay` (the deep models' size rule
-      shrinks a linear model far more than the baseline's best ``C``: 0.016 on 70k rows);
+    - ``logreg``: fitted exactly, its L2 chosen on validation for ``training.weight_decay:
+      null`` (:mod:`ml.training.linear`), in one process whatever
+      ``training.distributed.nproc`` (the exact fit needs every row in one process, and
+      takes seconds); where it trains in mini-batches instead (streaming), the learning
+      rate times :data:`LINEAR_LR_FACTOR` (a convex model has no co-adapting layers to
+      destabilise, and the shipped rate, chosen for deep models, leaves it still
+      improving at the epoch cap);
     - the factorised families: :func:`auto_embedding_dim`.
     """
     settings: dict[str, Any] = {}
@@ -158,11 +161,7 @@ def candidate_config(
     training: dict[str, Any] = {}
     if family == "logreg":
         training["learning_rate"] = cfg.training.learning_rate * LINEAR_LR_FACTOR
-        settings["learning_rate"] = training["learning_rate"]
-        if c is not None:
-            training["weight_decay"] = linear_weight_decay(c, train_rows)
-            settings["C"] = c
-            settings["weight_decay"] = training["weight_decay"]
+        training["distributed"] = {"nproc": 1}
     else:
         dim = auto_embedding_dim(cfg.model.embedding_dim, train_rows, ids)
         model["embedding_dim"] = dim
@@ -204,7 +203,6 @@ def choose(
     log(_announcement(cfg, budget, metric, train_rows))
     table: list[Candidate] = []
     ids = 0
-    linear: tuple[_Linear, Candidate] | None = None
     for family in CANDIDATES:
         row = Candidate(family)
         table.append(row)
@@ -213,23 +211,16 @@ def choose(
             log(f"   ⏭️  {family}: skipped, {row.skipped}")
             continue
         began = clock()
-        if family == "logreg" and cfg.training.weight_decay is None:
-            linear = (_Linear(cfg, out, train_candidate, train_rows, metric), row)
-            ccfg, row.settings, run, metrics = linear[0].first()
-        else:
-            run = rd.candidate_dir(out, family)
-            ccfg, row.settings = candidate_config(cfg, family, train_rows, ids)
-            metrics = train_candidate(ccfg, run, None if family == "logreg" else deadline)
+        run = rd.candidate_dir(out, family)
+        ccfg, row.settings = candidate_config(cfg, family, train_rows, ids)
+        metrics = train_candidate(ccfg, run, None if family == "logreg" else deadline)
+        if family == "logreg":
+            row.settings.update(_linear_settings(ccfg, metrics))
         _record(row, metrics, clock() - began, run, log)
         if family == "logreg":
             # one weight per id (+ one per numeric column + the bias): the rows of every
             # embedding table, for auto_embedding_dim
             ids = int(metrics.get("n_params") or 0) - len(cfg.features.numeric) - 1
-    if linear is not None and clock() < deadline:
-        # the rest of logreg's L2 path with the budget the other families left
-        began, (path, row) = clock(), linear
-        _, row.settings, run, metrics = path.path(lambda: clock() < deadline, log)
-        _record(row, metrics, (row.seconds or 0.0) + clock() - began, run, log)
     best = _best(table, metric, val_rows)
     if best is None:
         raise TrainingError(
@@ -261,43 +252,16 @@ def _announcement(cfg: Config, budget: float, metric: str, train_rows: int) -> s
     )
 
 
-class _Linear:
-    """The logistic regression with its L2 chosen on validation (:func:`l2_path`), each
-    ``C`` in ``candidates/logreg-C<C>/``: :meth:`first` trains the path's first ``C`` (the
-    floor, always), :meth:`path` the rest of the path while the budget lasts (after the
-    other families: a strong family makes the logreg's last 0.00x irrelevant)."""
-
-    def __init__(
-        self, cfg: Config, out: Path, train: TrainCandidate, train_rows: int, metric: str
-    ) -> None:
-        self.cfg, self.out, self.train, self.rows, self.metric = cfg, out, train, train_rows, metric
-        self.runs: dict[float, tuple[Config, dict[str, Any], Path, dict[str, Any]]] = {}
-
-    def _fit(self, c: float) -> float | None:
-        if c not in self.runs:
-            ccfg, settings = candidate_config(self.cfg, "logreg", self.rows, 0, c=c)
-            run = rd.candidate_dir(self.out, f"logreg-C{c:.3g}")
-            self.runs[c] = (ccfg, settings, run, self.train(ccfg, run, None))
-        return _finite(self.runs[c][3].get(self.metric))
-
-    def first(self) -> tuple[Config, dict[str, Any], Path, dict[str, Any]]:
-        c = 10 ** (LINEAR_C_START / 2)
-        self._fit(c)
-        return self.runs[c]
-
-    def path(
-        self, budget_left: Callable[[], bool], log: Log
-    ) -> tuple[Config, dict[str, Any], Path, dict[str, Any]]:
-        """The best ``C`` of the path (a ``C`` not tried once the budget is spent counts as
-        no result); its config, settings (with every ``C`` tried), run and metrics."""
-
-        def fit(c: float) -> float | None:
-            return self._fit(c) if c in self.runs or budget_left() else None
-
-        c, scores = l2_path(fit, maximize=self.metric == "val_auc", log=log)
-        ccfg, settings, run, metrics = self.runs[c]
-        tried = ", ".join(f"{k:.3g}: {_fmt(v)}" for k, v in scores.items() if k in self.runs)
-        return ccfg, {**settings, "C_tried": tried}, run, metrics
+def _linear_settings(ccfg: Config, metrics: dict[str, Any]) -> dict[str, Any]:
+    """How the logreg was fitted, for the table: exactly (the kept ``C`` and every ``C``
+    tried), or in mini-batches (its learning rate)."""
+    fit = metrics.get("linear_fit")
+    if fit is None:
+        return {"fit": "mini-batch", "learning_rate": ccfg.training.learning_rate}
+    if "path" not in fit:
+        return {"fit": "exact"}
+    tried = ", ".join(f"{c}: {_fmt(_finite(v))}" for c, v in fit["path"].items())
+    return {"fit": "exact", "C": fit["C"], "C_tried": tried}
 
 
 def _record(

@@ -4,7 +4,8 @@ In small named steps: validate and fingerprint the features, choose the run dire
 (reuse a finished run of the same config and data, resume an interrupted one, or start a
 new one), fit the preprocessing on train and encode every split once onto the device,
 report each field's vocabulary and out-of-vocabulary share, build the model, run the
-:class:`~ml.training.trainer.Trainer`, score the best checkpoint on val (and test), and
+:class:`~ml.training.trainer.Trainer` (a logreg in memory: its exact fit along the L2
+path, :mod:`ml.training.linear`), score the best checkpoint on val (and test), and
 write ``metrics.json``, ``run.json`` and ``COMPLETE`` last (see
 :mod:`ml.training.run_dir`). Features and runs may be in a bucket: the run is then
 uploaded checkpoint by checkpoint (:mod:`ml.training.remote_run`).
@@ -44,7 +45,7 @@ from ml.errors import CtrPipelineError, TrainingError
 from ml.fsutil import atomic_write_json, atomic_write_text, utc_now
 from ml.provenance import code_version
 from ml.storage.files import Location
-from ml.training import auto, data_mode
+from ml.training import auto, data_mode, linear
 from ml.training import checkpoint as ck
 from ml.training import run_dir as rd
 from ml.training.calibration import calibrate_run
@@ -377,7 +378,8 @@ def _train(job: TrainingJob) -> TrainResult:
     train_seen = (len(splits["train"]), label_mean(splits["train"]))  # before sharding
     out = _make_run_dir(cfg, run, job.run_key, job.started_at, log) if main else run.out
     meta = _checkpoint_meta(cfg, model_args, pre)
-    sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log) if main else None
+    exact = linear.use_exact_fit(cfg, splits["train"], log, streaming, rank is not None, state)
+    sizes = _sizes(cfg, len(splits["train"]), len(splits["val"]), log, exact) if main else None
     if rank is not None:  # rank 0's run directory and sizes; each rank its own train rows
         out, sizes = rank.broadcast((str(out), sizes))
         out, splits["train"] = Path(out), rank.shard(splits["train"])
@@ -403,14 +405,10 @@ def _train(job: TrainingJob) -> TrainResult:
         return TrainResult(out, {}, int(state["trainer"]["epoch"]) if state else None)
     started, resumed_from = _start(trainer, cfg, out, state, pre, job.data.fingerprint)
     trainer.resume_meta["streaming"] = streaming
-    trainer.fit(splits["train"], splits["val"])
-    if trainer.best_state is None:
-        raise TrainingError(
-            f"no epoch produced a finite {cfg.training.monitor}; check the data and the config"
-        )
-    model.load_state_dict(trainer.best_state)
+    fitted = _fit(trainer, cfg, splits, exact)
     calibration = calibrate_run(trainer, splits, out / rd.MODEL_BEST, log)
     metrics = _final_metrics(cfg, trainer, splits, vocab, n_params, device, job.wall_start)
+    metrics.update(fitted)
     metrics["rows"]["train"], metrics["base_ctr"]["train"] = train_seen
     if rank is not None:
         metrics["distributed"] = {"nproc": rank.world, "backend": rank.backend}
@@ -429,6 +427,26 @@ def _train(job: TrainingJob) -> TrainResult:
     )
     url = run.remote.url if run.remote else None
     return TrainResult(out, metrics, resumed_from, reused=False, url=url)
+
+
+def _fit(trainer: Trainer, cfg: Config, splits: dict[str, Split], exact: bool) -> dict[str, Any]:
+    """Train (the loop; a logreg's exact fit, :mod:`ml.training.linear`) and load the kept
+    weights into the model; returns what the fit adds to the metrics."""
+    fitted: dict[str, Any] = {}
+    if exact:
+        train = splits["train"]
+        assert isinstance(train, EncodedSplit)  # use_exact_fit: never streamed
+        fitted["linear_fit"] = linear.fit_path(
+            trainer, train, splits["val"], cfg.training.weight_decay
+        )
+    else:
+        trainer.fit(splits["train"], splits["val"])
+    if trainer.best_state is None:
+        raise TrainingError(
+            f"no epoch produced a finite {cfg.training.monitor}; check the data and the config"
+        )
+    trainer.model.load_state_dict(trainer.best_state)
+    return fitted
 
 
 def _train_auto(job: TrainingJob) -> TrainResult:
@@ -611,11 +629,17 @@ def _checkpoint_meta(cfg: Config, model_args: dict[str, Any], pre: Preprocessor)
     }
 
 
-def _sizes(cfg: Config, train_rows: int, val_rows: int, log: LogFn) -> dict[str, Any]:
+def _sizes(
+    cfg: Config, train_rows: int, val_rows: int, log: LogFn, exact: bool = False
+) -> dict[str, Any]:
     """``training.batch_size``, ``weight_decay``, ``patience`` and ``monitor``, the
-    automatic ones for ``null`` (``auto``)."""
+    automatic ones for ``null`` (``auto``); a logreg's weight decay for ``null`` is
+    :func:`ml.training.linear.start_weight_decay` (``exact``: a logreg fitted exactly,
+    which uses only the monitor)."""
     t = cfg.training
     batch, decay = batch_and_decay(t.batch_size, t.weight_decay, train_rows)
+    if cfg.model.name == "logreg" and t.weight_decay is None:
+        decay = linear.start_weight_decay(train_rows)
     patience = t.patience if t.patience is not None else auto_patience(val_rows)
     monitor = t.monitor if t.monitor != "auto" else auto_monitor(val_rows)
     if t.monitor == "auto":
@@ -624,7 +648,7 @@ def _sizes(cfg: Config, train_rows: int, val_rows: int, log: LogFn) -> dict[str,
             "from 10,000, where it is steady; the kept epoch is calibrated afterwards)"
         )
     auto = [k for k in ("batch_size", "weight_decay", "patience") if getattr(t, k) is None]
-    if auto:
+    if auto and not exact:
         log(
             f"Batch size {batch}, weight decay {decay:.2g}, patience {patience} "
             f"({', '.join(auto)} automatic: {train_rows:,} train rows, "

@@ -14,7 +14,7 @@ import pytest
 
 from ml.config import Config
 from ml.errors import TrainingError
-from ml.training import auto, linear
+from ml.training import auto
 from ml.training import run_dir as rd
 from ml.training.job import train
 
@@ -134,15 +134,20 @@ def test_choose_fails_when_no_candidate_has_a_finite_metric(cfg: Config, tmp_pat
 
 def test_candidates_get_size_aware_settings(cfg: Config, tmp_path: Path) -> None:
     fake, calls = _fake_trainer(SCORES)
-    cfg = cfg.replace(model={"name": "auto", "embedding_dim": 16})
+    cfg = cfg.replace(
+        model={"name": "auto", "embedding_dim": 16}, training={"distributed": {"nproc": 2}}
+    )
     auto.choose(cfg, tmp_path, fake, train_rows=4_000, val_rows=1_000, log=print)
     by_family = {name: c for name, _, _, c in calls}
     assert by_family["logreg"].training.learning_rate == pytest.approx(
         cfg.training.learning_rate * auto.LINEAR_LR_FACTOR
     )
+    # the exact fit runs in one process; the other families on the configured count
+    assert by_family["logreg"].training.distributed.nproc == 1
     # 500 ids (the fake logreg's weights) on 4,000 train rows: 8 dims (500 * 8 <= 4,000)
     assert {by_family[f].model.embedding_dim for f in ("fm", "finalmlp", "dcnv2")} == {8}
     assert all(c.model.auto_budget is None for c in by_family.values())
+    assert {by_family[f].training.distributed.nproc for f in ("fm", "finalmlp", "dcnv2")} == {2}
 
 
 @pytest.mark.parametrize(
@@ -211,49 +216,37 @@ def test_an_explicit_family_trains_without_a_choice(cfg: Config) -> None:
     assert not (result.run_dir / rd.CANDIDATES_DIR).exists()
 
 
-def test_logreg_candidate_chooses_its_l2_on_validation(cfg: Config, tmp_path: Path) -> None:
-    # weight_decay null: the linear candidate trains at several C, best val_auc kept
-    calls: list[Config] = []
+def test_logreg_candidate_trains_once_its_l2_path_inside(cfg: Config, tmp_path: Path) -> None:
+    # weight_decay null: the logreg candidate is one run whose exact fit walks the C path
+    # (ml.training.linear); the table shows the C it kept and every C tried
+    calls: list[tuple[str, Path, float | None, Config]] = []
+    fit = {
+        "method": "exact",
+        "C": 0.1,
+        "weight_decay": 1.4e-4,
+        "path": {"0.0316": 0.69, "0.1": 0.7},
+    }
 
     def fake(ccfg: Config, run_dir: Path, deadline: float | None) -> dict[str, Any]:
-        calls.append(ccfg)
-        c = 1.0 / (ccfg.training.weight_decay * 70_000) if ccfg.model.name == "logreg" else 1.0
-        auc = 0.70 - abs(math.log10(c) + 1.5) * 0.01 if ccfg.model.name == "logreg" else 0.6
-        return {"val_auc": auc, "val_logloss": 0.3, "epochs_run": 3, "n_params": 506}
+        calls.append((ccfg.model.name, run_dir, deadline, ccfg))
+        auc = 0.70 if ccfg.model.name == "logreg" else 0.6
+        extra = {"linear_fit": fit} if ccfg.model.name == "logreg" else {}
+        return {"val_auc": auc, "val_logloss": 0.3, "epochs_run": 3, "n_params": 506, **extra}
 
     cfg = cfg.replace(model={"name": "auto"}, training={"weight_decay": None})
     choice, chosen = auto.choose(cfg, tmp_path, fake, train_rows=70_000, val_rows=15_000, log=print)
-    fits = [c for c in calls if c.model.name == "logreg"]
-    assert len(fits) == 4  # C 0.1, 0.0316 (best), 0.316, then 0.01 to see it turn
-    assert choice.chosen == "logreg" and chosen == rd.candidate_dir(tmp_path, "logreg-C0.0316")
+    assert [(c[0], c[1].name) for c in calls] == [(f, f) for f in auto.CANDIDATES]
+    assert choice.chosen == "logreg" and chosen == rd.candidate_dir(tmp_path, "logreg")
+    assert calls[0][2] is None  # the floor trains whatever the budget
+    assert all(c[3].training.weight_decay is None for c in calls)  # the path, the size rule
     row = choice.candidates[0]
-    assert row.settings["C"] == pytest.approx(10**-1.5)
-    decay = linear.linear_weight_decay(10**-1.5, 70_000)
-    assert row.settings["weight_decay"] == pytest.approx(decay)
-    # the other families keep the size rule (weight_decay null)
-    assert all(c.training.weight_decay is None for c in calls if c.model.name != "logreg")
+    assert row.settings == {"fit": "exact", "C": 0.1, "C_tried": "0.0316: 0.6900, 0.1: 0.7000"}
 
 
-def test_logreg_trains_one_c_first_and_the_rest_of_its_path_only_with_budget_left(
+def test_a_logreg_candidate_in_mini_batches_shows_its_learning_rate(
     cfg: Config, tmp_path: Path
 ) -> None:
-    clock = FakeClock()
-    order: list[str] = []
-
-    def fake(ccfg: Config, run_dir: Path, deadline: float | None) -> dict[str, Any]:
-        order.append(run_dir.name)
-        clock.now += 10.0
-        return {"val_auc": 0.7, "val_logloss": 0.3, "epochs_run": 3, "n_params": 506}
-
-    cfg = cfg.replace(model={"name": "auto", "auto_budget": 100.0}, training={"weight_decay": None})
-    auto.choose(cfg, tmp_path, fake, train_rows=70_000, val_rows=15_000, log=print, clock=clock)
-    # the floor first, the other families, then C's neighbours with the budget left
-    assert order == ["logreg-C0.1", "fm", "finalmlp", "dcnv2", "logreg-C0.0316", "logreg-C0.316"]
-    order.clear()
-    clock.now = 1000.0
-    cfg = cfg.replace(model={"auto_budget": 35.0})
-    choice, _ = auto.choose(
-        cfg, tmp_path / "b", fake, train_rows=70_000, val_rows=15_000, log=print, clock=clock
-    )
-    assert order == ["logreg-C0.1", "fm", "finalmlp", "dcnv2"]  # no budget left for the path
-    assert choice.chosen == "logreg"
+    fake, _ = _fake_trainer(SCORES)  # no linear_fit in its metrics: mini-batches (streaming)
+    choice, _ = auto.choose(cfg, tmp_path, fake, train_rows=70_000, val_rows=15_000, log=print)
+    rate = cfg.training.learning_rate * auto.LINEAR_LR_FACTOR
+    assert choice.candidates[0].settings == {"fit": "mini-batch", "learning_rate": rate}
