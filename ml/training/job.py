@@ -61,6 +61,7 @@ from ml.training.sizing import (
     patience_reason,
     steps_per_epoch,
 )
+from ml.training.tensors import EncodedSplit
 from ml.training.trainer import EarlyStopping, EpochCallback, LogFn, Split, Trainer
 
 

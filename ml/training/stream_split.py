@@ -106,11 +106,12 @@ class ShardedSplit:
     def y(self) -> torch.Tensor:
         """The labels (float32, on the host), read once."""
         if self._y is None:
-            parts = [
-                torch.from_numpy(c[:, -1].copy().view(np.float32))
-                for c in self._file_order(1 << 16)
-            ]
-            self._y = torch.cat(parts) if parts else torch.empty(0)
+            y = np.empty(self.rows, dtype=np.float32)  # filled in place: no list of parts
+            lo = 0
+            for c in self._file_order(1 << 16):
+                y[lo : lo + len(c)] = c[:, -1].view(np.float32)
+                lo += len(c)
+            self._y = torch.from_numpy(y)
         return self._y
 
     # --- reading ----------------------------------------------------------------------
