@@ -192,12 +192,16 @@ class Preprocessor:
         (0: missing) into ``bins_out`` (rows, binned numerics); returns the scaled block.
 
         The one numeric encoding: :meth:`transform` and the scoring service's fast path
-        both call it.
+        both call it. Values are taken at float32 precision, as training loads them, so a
+        float64 column at serving encodes exactly as its training copy did.
         """
         n = len(raw[0]) if raw else bins_out.shape[0]
         num = np.empty((n, len(self.numerics)), dtype=np.float32)
         k = 0
         for j, (x, s) in enumerate(zip(raw, self.numerics, strict=True)):
+            # at float32 precision, as training read them (ml.data.loading): a float64
+            # value a hair below a bin edge would otherwise fall in another bin at serving
+            x = np.asarray(x, dtype=np.float32).astype(np.float64)
             finite = np.isfinite(x)
             scaled, bins = s.encode(np.where(finite, x, s.mean))
             num[:, j] = scaled

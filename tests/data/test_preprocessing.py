@@ -69,6 +69,32 @@ def test_preprocessor_standardizes_numerics_with_train_statistics() -> None:
     assert other[0, 0] == pytest.approx(0.0, abs=1e-6)  # 3.5 is the train mean
 
 
+def test_a_float64_value_is_binned_as_its_float32_training_copy() -> None:
+    """Training reads numerics as float32 (ml.data.loading), the scoring service and batch
+    scoring read parquet's float64: a value just below a bin edge in float64 that rounds
+    to the edge in float32 falls in the same bin either way (no train/serve skew)."""
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame(
+        {
+            "site": ["a"] * 200,
+            "user": [10] * 200,
+            "price": rng.lognormal(0.0, 1.0, 200).astype(np.float32),
+            "click": [0, 1] * 100,
+        }
+    )
+    pre = Preprocessor.fit(train, SPEC, numeric_bins=4)
+    edge = pre.numerics[0].edges[1]
+    below = np.nextafter(edge, -np.inf)  # float64 below the edge, float32 equal to it
+    assert np.float32(below) == np.float32(edge) and below < edge
+    rows = {"site": ["a"], "user": [10]}
+    cat64, num64 = pre.transform(pd.DataFrame(rows | {"price": np.array([below])}))
+    cat32, num32 = pre.transform(
+        pd.DataFrame(rows | {"price": np.array([below], dtype=np.float32)})
+    )
+    np.testing.assert_array_equal(cat64, cat32)
+    np.testing.assert_array_equal(num64, num32)
+
+
 def test_preprocessor_imputes_nan_and_inf_with_train_mean() -> None:
     train = _train()
     train.loc[0, "price"] = np.nan
