@@ -26,6 +26,15 @@ def _quiet(_: str) -> None:
     pass
 
 
+def _kill_torchrun() -> None:
+    """SIGKILL torchrun and its ranks (this process's children of that kind only)."""
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            command = " ".join(proc.cmdline())
+            if "torch.distributed.run" in command or "ml.training.worker" in command:
+                proc.kill()
+
+
 def test_torchrun_command_runs_this_module_on_n_processes(tmp_path: Path) -> None:
     cmd = torchrun_command(4, tmp_path / "spec.json")
     assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4"]
@@ -93,11 +102,7 @@ def test_two_ranks_train_checkpoint_and_resume_on_one_process(cfg: Config, home:
     while not (run / rd.CHECKPOINT_LAST).is_file():
         assert thread.is_alive() and time.monotonic() < deadline, (failed, lines[-5:])
         time.sleep(0.01)
-    for proc in psutil.Process().children(recursive=True):  # torchrun and its 2 ranks only
-        with contextlib.suppress(psutil.NoSuchProcess):
-            command = " ".join(proc.cmdline())
-            if "torch.distributed.run" in command or "ml.training.worker" in command:
-                proc.kill()
+    _kill_torchrun()
     thread.join(60)
     assert lines[0] == "🚀 Launching 2 training processes with torchrun (gloo)"
     assert any("on 2 processes (gloo)" in line for line in lines)
@@ -161,11 +166,7 @@ def test_two_ranks_stream_their_own_rows_and_one_process_finishes(
         if position and position["epoch"] >= 2 and position["batch"] <= 20:
             break
         time.sleep(0.01)
-    for proc in psutil.Process().children(recursive=True):  # torchrun and its 2 ranks only
-        with contextlib.suppress(psutil.NoSuchProcess):
-            command = " ".join(proc.cmdline())
-            if "torch.distributed.run" in command or "ml.training.worker" in command:
-                proc.kill()
+    _kill_torchrun()
     thread.join(60)
     assert len(failed) == 1 and isinstance(failed[0], WorkerFailedError), failed
     assert "Data loading: streaming from a shard cache (data.streaming: true)" in lines
