@@ -414,10 +414,11 @@ class Trainer:
         allocations kept between each forward pass's temporaries grow the heap without
         bound (a 7.5M-row streamed split took 4 GB that way, 0.05 GB this way)."""
         self.model.eval()
-        logits = torch.empty(len(data), device=self.device)
-        if isinstance(data, ShardedSplit):
+        if isinstance(data, ShardedSplit):  # a per-rank view scores the whole split too
+            logits = torch.empty(data.rows, device=self.device)
             chunks: Iterator[torch.Tensor] = data.eval_chunks(EVAL_BATCH_SIZE)
         else:
+            logits = torch.empty(len(data), device=self.device)
             chunks = (
                 data.data[lo : lo + EVAL_BATCH_SIZE] for lo in range(0, len(data), EVAL_BATCH_SIZE)
             )
